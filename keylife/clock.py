@@ -1,0 +1,50 @@
+"""Time as a parameter: the core never calls ``datetime.now()``; a :class:`Clock` is passed in."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> dt.datetime: ...
+
+
+class SystemClock:
+    """The wall clock, in UTC."""
+
+    def now(self) -> dt.datetime:
+        return dt.datetime.now(dt.UTC)
+
+
+class FixedClock:
+    """A clock that only moves when told to (tests, ``--as-of``)."""
+
+    def __init__(self, at: dt.datetime) -> None:
+        self._at = as_utc(at)
+
+    def now(self) -> dt.datetime:
+        return self._at
+
+    def advance(self, delta: dt.timedelta) -> None:
+        self._at += delta
+
+    def set(self, at: dt.datetime) -> None:
+        self._at = as_utc(at)
+
+
+def as_utc(value: dt.datetime) -> dt.datetime:
+    """Naive datetimes are taken as UTC; aware ones are converted."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC)
+
+
+def parse_time(text: str) -> dt.datetime:
+    """Parse an ISO 8601 timestamp or date (``2031-01-01``, ``2031-01-01T12:00:00Z``)."""
+    try:
+        return as_utc(dt.datetime.fromisoformat(text.strip().replace("z", "Z")))
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not an ISO 8601 date or time (e.g. 2031-01-01 or 2031-01-01T12:00:00Z)"
+        ) from None

@@ -1,0 +1,93 @@
+"""Key generation, loading and fingerprints, through ``cryptography``."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+from typing import TypeAlias
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa, x25519
+
+from .material import KeyMaterial
+from .specs import KeyKind, KeySpec
+
+PrivateKey: TypeAlias = (
+    rsa.RSAPrivateKey
+    | ec.EllipticCurvePrivateKey
+    | ed25519.Ed25519PrivateKey
+    | ed448.Ed448PrivateKey
+    | x25519.X25519PrivateKey
+)
+
+_CURVES: dict[str, type[ec.EllipticCurve]] = {
+    "secp256r1": ec.SECP256R1,
+    "secp384r1": ec.SECP384R1,
+    "secp521r1": ec.SECP521R1,
+}
+
+
+def generate_private_key(spec: KeySpec) -> PrivateKey:
+    """A new private key object for an asymmetric spec."""
+    if spec.kind is KeyKind.RSA:
+        return rsa.generate_private_key(public_exponent=65537, key_size=spec.key_bits)
+    if spec.kind is KeyKind.EC:
+        assert spec.curve is not None
+        return ec.generate_private_key(_CURVES[spec.curve]())
+    if spec.kind is KeyKind.ED25519:
+        return ed25519.Ed25519PrivateKey.generate()
+    if spec.kind is KeyKind.ED448:
+        return ed448.Ed448PrivateKey.generate()
+    if spec.kind is KeyKind.X25519:
+        return x25519.X25519PrivateKey.generate()
+    raise ValueError(f"{spec.name} is a secret-key spec, not a private key")
+
+
+def private_key_material(key: PrivateKey, spec: KeySpec) -> KeyMaterial:
+    der = key.private_bytes(
+        serialization.Encoding.DER,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return KeyMaterial(der, spec)
+
+
+def generate(spec: KeySpec) -> KeyMaterial:
+    """Generate key material for ``spec`` (policy checks happen before, in the manager)."""
+    if spec.symmetric:
+        return KeyMaterial(os.urandom(spec.key_bits // 8), spec)
+    return private_key_material(generate_private_key(spec), spec)
+
+
+def load_private_key(material: KeyMaterial) -> PrivateKey:
+    """The ``cryptography`` private key object held by ``material``."""
+    key = serialization.load_der_private_key(material.reveal(), password=None)
+    if not isinstance(
+        key,
+        rsa.RSAPrivateKey
+        | ec.EllipticCurvePrivateKey
+        | ed25519.Ed25519PrivateKey
+        | ed448.Ed448PrivateKey
+        | x25519.X25519PrivateKey,
+    ):
+        raise TypeError(f"unsupported private key type {type(key).__name__}")
+    return key
+
+
+def fingerprint(material: KeyMaterial) -> str:
+    """Public identifier of a key version.
+
+    Asymmetric keys: ``sha256:`` + hex SHA-256 of the DER SubjectPublicKeyInfo.
+    Secret keys: ``kcv:`` + a key check value, the first 8 bytes of HMAC-SHA-256 under the key
+    of a fixed label; it identifies the key without revealing it.
+    """
+    if material.spec.symmetric:
+        mac = hmac.new(material.reveal(), b"keylife key check value", hashlib.sha256)
+        return "kcv:" + mac.hexdigest()[:16]
+    spki = (
+        load_private_key(material)
+        .public_key()
+        .public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    return "sha256:" + hashlib.sha256(spki).hexdigest()

@@ -1,0 +1,71 @@
+"""The storage contract every backend implements (embedded SQLite, Vault)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from ..audit import AuditEntry, AuditRecord
+from ..lifecycle import Ring
+from ..material import KeyMaterial
+from ..specs import KeySpec
+
+
+@dataclass(frozen=True)
+class Lease:
+    name: str
+    holder: str
+    expires: dt.datetime
+
+
+@runtime_checkable
+class KeyStore(Protocol):
+    """Where rings, sealed material and the audit log live.
+
+    Writes go through :meth:`commit`, a check-and-set on the ring's revision: it stores new
+    material, the ring document, erases destroyed material and appends audit records, as
+    atomically as the backend allows (the embedded store does all of it in one transaction).
+    """
+
+    url: str
+
+    def list_ring_names(self) -> list[str]: ...
+
+    def load_ring(self, name: str) -> Ring | None: ...
+
+    def load_rings(self) -> list[Ring]: ...
+
+    def commit(
+        self,
+        ring: Ring,
+        *,
+        expected_revision: int,
+        materials: Mapping[int, KeyMaterial] | None = None,
+        destroy: Sequence[int] = (),
+        audit: Sequence[AuditEntry] = (),
+    ) -> Ring:
+        """Write ``ring`` if its stored revision is ``expected_revision`` (0: must not exist).
+
+        Returns the ring with its new revision; raises ConflictError when another writer won.
+        """
+        ...
+
+    def get_material(self, ring: str, version: int, spec: KeySpec) -> KeyMaterial: ...
+
+    def has_material(self, ring: str, version: int) -> bool: ...
+
+    def append_audit(self, entries: Sequence[AuditEntry]) -> None: ...
+
+    def read_audit(self) -> list[AuditRecord]: ...
+
+    def acquire_lease(
+        self, name: str, holder: str, ttl: dt.timedelta, now: dt.datetime
+    ) -> Lease | None:
+        """Take the named lease unless another holder has it unexpired; None if held."""
+        ...
+
+    def release_lease(self, name: str, holder: str) -> None: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,371 @@
+"""The embedded store: one SQLite file, material sealed under a master key kept elsewhere.
+
+Every write is one ``BEGIN IMMEDIATE`` transaction (WAL journal), so concurrent writers from
+several processes are serialised by SQLite and a torn write is impossible: a writer killed at
+any point leaves either the old or the new state.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from ..audit import GENESIS, AuditEntry, AuditRecord, chain
+from ..errors import (
+    ConflictError,
+    IntegrityError,
+    NotFoundError,
+    StoreError,
+    StoreUnavailableError,
+)
+from ..lifecycle import Ring, ring_from_dict, ring_to_dict
+from ..material import KeyMaterial
+from ..sealing import MasterKey, associated_data, write_secret_file
+from ..specs import KeySpec
+from .base import Lease
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS rings (
+    name TEXT PRIMARY KEY, revision INTEGER NOT NULL, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS material (
+    ring TEXT NOT NULL, version INTEGER NOT NULL, blob BLOB NOT NULL,
+    PRIMARY KEY (ring, version));
+CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS leases (
+    name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires TEXT NOT NULL);
+"""
+
+
+class MasterKeyFile:
+    """Where the master key lives: a 0600 file, or the ``KEYLIFE_MASTER_KEY`` variable."""
+
+    def __init__(self, path: Path, env_value: str | None = None) -> None:
+        self.path = path
+        self.env_value = env_value
+
+    @property
+    def pending(self) -> Path:
+        return self.path.with_name(self.path.name + ".new")
+
+    def load(self) -> MasterKey:
+        if self.env_value:
+            return MasterKey.decode(self.env_value.encode(), source="KEYLIFE_MASTER_KEY")
+        try:
+            return MasterKey.decode(self.path.read_bytes(), source=str(self.path))
+        except FileNotFoundError:
+            raise StoreUnavailableError(
+                f"master key file {self.path} not found; run `keylife init` or set "
+                "KEYLIFE_MASTER_KEY_FILE"
+            ) from None
+
+    def load_pending(self) -> MasterKey | None:
+        try:
+            return MasterKey.decode(self.pending.read_bytes(), source=str(self.pending))
+        except FileNotFoundError:
+            return None
+
+    def write(self, key: MasterKey, *, pending: bool = False) -> None:
+        if self.env_value and not pending:
+            raise StoreError("the master key comes from KEYLIFE_MASTER_KEY; it cannot be written")
+        write_secret_file(self.pending if pending else self.path, key.encode())
+
+
+class SqliteStore:
+    """The embedded :class:`~keylife.store.base.KeyStore`."""
+
+    def __init__(self, db_path: Path, key_file: MasterKeyFile) -> None:
+        self.db_path = Path(db_path)
+        self.url = f"sqlite://{self.db_path}"
+        self._key_file = key_file
+        self._lock = threading.RLock()
+        if not self.db_path.exists():
+            raise StoreUnavailableError(
+                f"no keylife store at {self.db_path}; run `keylife init` first"
+            )
+        self._db = self._connect(self.db_path)
+        self._master = self._resolve_master_key()
+
+    # ---- lifecycle --------------------------------------------------------------------------
+
+    @staticmethod
+    def _connect(path: Path) -> sqlite3.Connection:
+        try:
+            db = sqlite3.connect(path, timeout=60.0, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.execute("PRAGMA busy_timeout=60000")
+        except sqlite3.Error as exc:
+            raise StoreUnavailableError(f"cannot open {path}: {exc}") from exc
+        return db
+
+    @classmethod
+    def init(cls, db_path: Path, key_file: MasterKeyFile) -> SqliteStore:
+        """Create the database and, if absent, the master key. Idempotent."""
+        db_path = Path(db_path)
+        db_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if key_file.env_value is None and not key_file.path.exists():
+            if db_path.exists() and cls._has_key_id(db_path):
+                raise StoreError(
+                    f"{db_path} exists but its master key {key_file.path} is missing; "
+                    "restore the key file or set KEYLIFE_MASTER_KEY_FILE"
+                )
+            key_file.write(MasterKey.generate())
+        key = key_file.load()
+        if not db_path.exists():
+            fd = os.open(db_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.close(fd)
+        db = cls._connect(db_path)
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            for stmt in SCHEMA.strip().split(";"):
+                if stmt.strip():
+                    db.execute(stmt)
+            db.execute(
+                "INSERT OR IGNORE INTO meta VALUES ('master_key_id', ?)", (key.check_value,)
+            )
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('audit_count', '0')")
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('audit_head', ?)", (GENESIS,))
+            db.execute("COMMIT")
+        finally:
+            db.close()
+        for suffix in ("-wal", "-shm"):
+            side = db_path.with_name(db_path.name + suffix)
+            if side.exists():
+                os.chmod(side, 0o600)
+        return cls(db_path, key_file)
+
+    @staticmethod
+    def _has_key_id(db_path: Path) -> bool:
+        db = sqlite3.connect(db_path)
+        try:
+            row = db.execute("SELECT value FROM meta WHERE key='master_key_id'").fetchone()
+        except sqlite3.Error:
+            return False
+        finally:
+            db.close()
+        return row is not None
+
+    def _meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def _resolve_master_key(self) -> MasterKey:
+        try:
+            expected = self._meta("master_key_id")
+        except sqlite3.Error as exc:
+            raise StoreUnavailableError(f"{self.db_path} is not a keylife store: {exc}") from exc
+        key = self._key_file.load()
+        if expected is None or key.check_value == expected:
+            stale = self._key_file.load_pending()
+            if stale is not None and self._key_file.env_value is None:
+                # A rekey that never committed: the new key was written but not used.
+                self._key_file.pending.unlink()
+            return key
+        pending = self._key_file.load_pending()
+        if pending is not None and pending.check_value == expected:
+            # A rekey committed but the key file was not yet swapped: finish it.
+            os.replace(self._key_file.pending, self._key_file.path)
+            return pending
+        raise IntegrityError(
+            f"the master key does not match {self.db_path} (key check value differs); "
+            "point KEYLIFE_MASTER_KEY_FILE at the right key"
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise StoreUnavailableError(f"cannot lock {self.db_path}: {exc}") from exc
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            try:
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise StoreError(f"commit to {self.db_path} failed: {exc}") from exc
+
+    # ---- rings ------------------------------------------------------------------------------
+
+    def list_ring_names(self) -> list[str]:
+        with self._lock:
+            return [r[0] for r in self._db.execute("SELECT name FROM rings ORDER BY name")]
+
+    def load_ring(self, name: str) -> Ring | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT doc, revision FROM rings WHERE name=?", (name,)
+            ).fetchone()
+        return None if row is None else ring_from_dict(json.loads(row[0]), int(row[1]))
+
+    def load_rings(self) -> list[Ring]:
+        with self._lock:
+            rows = self._db.execute("SELECT doc, revision FROM rings ORDER BY name").fetchall()
+        return [ring_from_dict(json.loads(doc), int(rev)) for doc, rev in rows]
+
+    def commit(
+        self,
+        ring: Ring,
+        *,
+        expected_revision: int,
+        materials: Mapping[int, KeyMaterial] | None = None,
+        destroy: Sequence[int] = (),
+        audit: Sequence[AuditEntry] = (),
+    ) -> Ring:
+        doc = json.dumps(ring_to_dict(ring), separators=(",", ":"))
+        new_revision = expected_revision + 1
+        with self._write() as db:
+            row = db.execute("SELECT revision FROM rings WHERE name=?", (ring.name,)).fetchone()
+            current = 0 if row is None else int(row[0])
+            if current != expected_revision:
+                raise ConflictError(
+                    f"ring {ring.name} changed underneath (revision {current}, expected "
+                    f"{expected_revision})"
+                )
+            for number, material in (materials or {}).items():
+                blob = self._master.seal(material.reveal(), associated_data(ring.name, number))
+                db.execute(
+                    "INSERT OR REPLACE INTO material VALUES (?, ?, ?)", (ring.name, number, blob)
+                )
+            for number in destroy:
+                db.execute(
+                    "DELETE FROM material WHERE ring=? AND version=?", (ring.name, number)
+                )
+            if row is None:
+                db.execute("INSERT INTO rings VALUES (?, ?, ?)", (ring.name, new_revision, doc))
+            else:
+                db.execute(
+                    "UPDATE rings SET revision=?, doc=? WHERE name=?",
+                    (new_revision, doc, ring.name),
+                )
+            self._append_locked(db, audit)
+        from dataclasses import replace
+
+        return replace(ring, revision=new_revision)
+
+    # ---- material ---------------------------------------------------------------------------
+
+    def get_material(self, ring: str, version: int, spec: KeySpec) -> KeyMaterial:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT blob FROM material WHERE ring=? AND version=?", (ring, version)
+            ).fetchone()
+        if row is None:
+            raise NotFoundError(f"no material for {ring} v{version} (destroyed or never stored)")
+        plain = self._master.open(
+            bytes(row[0]), associated_data(ring, version), what=f"{ring} v{version}"
+        )
+        return KeyMaterial(plain, spec)
+
+    def has_material(self, ring: str, version: int) -> bool:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT 1 FROM material WHERE ring=? AND version=?", (ring, version)
+            ).fetchone()
+        return row is not None
+
+    def material_items(self) -> list[tuple[str, int, bytes]]:
+        """Every (ring, version, plaintext) — for backup and migration only."""
+        with self._lock:
+            rows = self._db.execute("SELECT ring, version, blob FROM material").fetchall()
+        return [
+            (r, v, self._master.open(bytes(b), associated_data(r, v), what=f"{r} v{v}"))
+            for r, v, b in rows
+        ]
+
+    # ---- audit ------------------------------------------------------------------------------
+
+    def _append_locked(self, db: sqlite3.Connection, entries: Sequence[AuditEntry]) -> None:
+        if not entries:
+            return
+        count = int(db.execute("SELECT value FROM meta WHERE key='audit_count'").fetchone()[0])
+        head = str(db.execute("SELECT value FROM meta WHERE key='audit_head'").fetchone()[0])
+        for entry in entries:
+            count += 1
+            record = chain(head, count, entry)
+            db.execute(
+                "INSERT INTO audit VALUES (?, ?)",
+                (count, json.dumps(record.to_dict(), separators=(",", ":"))),
+            )
+            head = record.hash
+        db.execute("UPDATE meta SET value=? WHERE key='audit_count'", (str(count),))
+        db.execute("UPDATE meta SET value=? WHERE key='audit_head'", (head,))
+
+    def append_audit(self, entries: Sequence[AuditEntry]) -> None:
+        with self._write() as db:
+            self._append_locked(db, entries)
+
+    def read_audit(self) -> list[AuditRecord]:
+        with self._lock:
+            rows = self._db.execute("SELECT doc FROM audit ORDER BY rowid").fetchall()
+        return [AuditRecord.from_dict(json.loads(r[0])) for r in rows]
+
+    def audit_head(self) -> tuple[int, str]:
+        with self._lock:
+            return int(self._meta("audit_count") or 0), self._meta("audit_head") or GENESIS
+
+    # ---- leases -----------------------------------------------------------------------------
+
+    def acquire_lease(
+        self, name: str, holder: str, ttl: dt.timedelta, now: dt.datetime
+    ) -> Lease | None:
+        expires = now + ttl
+        with self._write() as db:
+            row = db.execute("SELECT holder, expires FROM leases WHERE name=?", (name,)).fetchone()
+            if row is not None and row[0] != holder and dt.datetime.fromisoformat(row[1]) > now:
+                return None
+            db.execute(
+                "INSERT OR REPLACE INTO leases VALUES (?, ?, ?)",
+                (name, holder, expires.isoformat()),
+            )
+        return Lease(name, holder, expires)
+
+    def release_lease(self, name: str, holder: str) -> None:
+        with self._write() as db:
+            db.execute("DELETE FROM leases WHERE name=? AND holder=?", (name, holder))
+
+    # ---- master key rotation ----------------------------------------------------------------
+
+    def rekey(self) -> str:
+        """Replace the master key and re-seal every blob in one transaction.
+
+        Crash-safe: the new key is written to ``<key>.new`` first; the transaction records its
+        check value; only then is the key file swapped. Opening the store after a crash at any
+        point finds the key that matches the database. Returns the new key check value.
+        """
+        if self._key_file.env_value:
+            raise StoreError(
+                "the master key comes from KEYLIFE_MASTER_KEY; rekey needs a key file "
+                "(KEYLIFE_MASTER_KEY_FILE)"
+            )
+        new = MasterKey.generate()
+        self._key_file.write(new, pending=True)
+        with self._write() as db:
+            rows = db.execute("SELECT ring, version, blob FROM material").fetchall()
+            for ring, version, blob in rows:
+                ad = associated_data(ring, version)
+                plain = self._master.open(bytes(blob), ad, what=f"{ring} v{version}")
+                db.execute(
+                    "UPDATE material SET blob=? WHERE ring=? AND version=?",
+                    (new.seal(plain, ad), ring, version),
+                )
+            db.execute(
+                "UPDATE meta SET value=? WHERE key='master_key_id'", (new.check_value,)
+            )
+        os.replace(self._key_file.pending, self._key_file.path)
+        self._master = new
+        return new.check_value
