@@ -1,0 +1,121 @@
+"""Turn what the ACME stack raises (acme, josepy, requests) into keylife errors.
+
+Every public function of :mod:`keylife.acme` runs its network work inside :func:`translated`, so
+no third-party exception crosses the public API: the original is kept as ``__cause__``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import josepy
+import requests
+from acme import errors as acme_errors
+from acme import messages
+
+from keylife.errors import AcmeError, ChallengeFailedError, KeylifeError, RateLimitedError
+
+
+class ChallengeFailures(ChallengeFailedError):
+    """Validation failed; ``failures`` maps each failed identifier to the CA's reason."""
+
+    def __init__(self, failures: Mapping[str, str]) -> None:
+        self.failures = dict(failures)
+        lines = "; ".join(f"{ident}: {reason}" for ident, reason in self.failures.items())
+        super().__init__(f"validation failed for {len(self.failures)} identifier(s): {lines}")
+
+
+def parse_retry_after(value: str | None, now: dt.datetime) -> dt.datetime | None:
+    """Parse a Retry-After header (seconds or an HTTP date) into an absolute UTC time."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return now + dt.timedelta(seconds=int(value))
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return when.astimezone(dt.UTC)
+
+
+def describe_problem(problem: messages.Error) -> str:
+    """One line for a problem document: type, detail and each subproblem's identifier."""
+    code = problem.code or str(problem.typ)
+    text = f"{code}: {problem.detail or problem.title or problem.description or 'no detail'}"
+    if problem.identifier is not None:
+        text = f"{problem.identifier.value}: {text}"
+    for sub in problem.subproblems or ():
+        ident = sub.identifier.value if sub.identifier is not None else "?"
+        text += f"; {ident}: {sub.code or sub.typ}: {sub.detail or ''}"
+    return text
+
+
+def from_problem(problem: messages.Error, action: str) -> AcmeError:
+    """The keylife error for a problem document the CA answered ``action`` with."""
+    text = f"{action}: the ACME server answered {describe_problem(problem)}"
+    if problem.code == "rateLimited":
+        retry_at: dt.datetime | None = getattr(problem, "keylife_retry_after", None)
+        when = f" (retry after {retry_at.isoformat()})" if retry_at else ""
+        return RateLimitedError(text + when, retry_after=retry_at)
+    return AcmeError(text)
+
+
+def problem_code(exc: BaseException) -> str | None:
+    """The ACME error code (``badNonce``, ``alreadyRevoked``...) behind a wrapped error."""
+    cause: Any = exc
+    while cause is not None:
+        if isinstance(cause, messages.Error):
+            code: str | None = cause.code
+            return code
+        cause = cause.__cause__
+    return None
+
+
+@contextmanager
+def translated(action: str, url: str | None = None) -> Iterator[None]:
+    """Wrap any acme/josepy/requests failure inside the block as a keylife ``AcmeError``."""
+    where = f" at {url}" if url else ""
+    try:
+        yield
+    except KeylifeError:
+        raise
+    except messages.Error as exc:
+        raise from_problem(exc, action) from exc
+    except requests.exceptions.SSLError as exc:
+        raise AcmeError(
+            f"{action}: TLS verification of the ACME server{where} failed; if it uses a private "
+            "CA, pass that CA's certificates as the CA bundle (verification stays on)"
+        ) from exc
+    except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+        raise AcmeError(
+            f"{action}: cannot reach the ACME server{where}: {type(exc).__name__}"
+        ) from exc
+    except requests.exceptions.RequestException as exc:
+        raise AcmeError(f"{action}: HTTP request to the ACME server{where} failed: {exc}") from exc
+    except acme_errors.TimeoutError as exc:
+        raise AcmeError(f"{action}: timed out") from exc
+    except acme_errors.Error as exc:
+        raise AcmeError(f"{action}: ACME protocol error: {type(exc).__name__}: {exc}") from exc
+    except josepy.errors.Error as exc:
+        raise AcmeError(f"{action}: malformed answer from the ACME server: {exc}") from exc
+    except (ValueError, KeyError, TypeError) as exc:
+        raise AcmeError(
+            f"{action}: unexpected answer from the ACME server{where} ({type(exc).__name__}: {exc})"
+        ) from exc
+
+
+__all__ = [
+    "ChallengeFailures",
+    "describe_problem",
+    "from_problem",
+    "parse_retry_after",
+    "problem_code",
+    "translated",
+]
