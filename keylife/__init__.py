@@ -1,44 +1,62 @@
 """keylife: key and TLS certificate lifecycle management.
 
->>> import keylife
->>> manager = keylife.open()                      # doctest: +SKIP
->>> key = manager.ring("payments-signing").primary()  # doctest: +SKIP
+A service opens the store and uses its ring's primary version::
+
+    import keylife
+    manager = keylife.open()
+    signing_key = manager.ring("payments-signing").primary().key
+
+Attributes are imported lazily, so ``import keylife`` (and ``keylife --version``) stay fast.
 """
 
 from __future__ import annotations
 
-from .clock import Clock, FixedClock, SystemClock
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ._version import __version__
 from .errors import *  # noqa: F403
 from .errors import __all__ as _errors_all
-from .lifecycle import KeyVersion, RevocationReason, Ring, State
-from .manager import CompromiseResult, KeyManager, KeyRing, LoadedKey, init, open
-from .material import KeyMaterial
-from .policy import Policy, Purpose, default_policy, load_policy
-from .specs import KeySpec, parse_spec
 
-__version__ = "0.1.0"
+if TYPE_CHECKING:
+    from .clock import Clock, FixedClock, SystemClock
+    from .lifecycle import KeyVersion, RevocationReason, Ring, State
+    from .manager import CompromiseResult, KeyManager, KeyRing, LoadedKey, init, open
+    from .material import KeyMaterial
+    from .policy import Policy, Purpose, default_policy, load_policy
+    from .specs import KeySpec, parse_spec
 
-__all__ = [  # noqa: PLE0604
-    "Clock",
-    "CompromiseResult",
-    "FixedClock",
-    "KeyManager",
-    "KeyMaterial",
-    "KeyRing",
-    "KeySpec",
-    "KeyVersion",
-    "LoadedKey",
-    "Policy",
-    "Purpose",
-    "RevocationReason",
-    "Ring",
-    "State",
-    "SystemClock",
-    "__version__",
-    "default_policy",
-    "init",
-    "load_policy",
-    "open",
-    "parse_spec",
-    *_errors_all,
-]
+_LAZY = {
+    "Clock": "clock",
+    "FixedClock": "clock",
+    "SystemClock": "clock",
+    "KeyVersion": "lifecycle",
+    "RevocationReason": "lifecycle",
+    "Ring": "lifecycle",
+    "State": "lifecycle",
+    "CompromiseResult": "manager",
+    "KeyManager": "manager",
+    "KeyRing": "manager",
+    "LoadedKey": "manager",
+    "init": "manager",
+    "open": "manager",
+    "KeyMaterial": "material",
+    "Policy": "policy",
+    "Purpose": "policy",
+    "default_policy": "policy",
+    "load_policy": "policy",
+    "KeySpec": "specs",
+    "parse_spec": "specs",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'keylife' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+__all__ = [*sorted(_LAZY), "__version__", *_errors_all]

@@ -743,7 +743,6 @@ def init(
         actor=actor,
         clock=clock,
     )
-    manager.store.append_audit([manager._entry("init", None, None, manager.store.url)])
     return manager
 
 

@@ -1,0 +1,1 @@
+"""The ``keylife`` command line: a thin click layer over the keylife library."""

@@ -1,0 +1,89 @@
+"""``keylife backup`` and ``keylife restore``."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from .context import Obj, emit, errors, fail, pass_obj
+
+
+def _secret(obj: Obj, passphrase_file: str | None, key_file: str | None, *, confirm: bool) -> object:
+    from keylife.backup import BackupSecret
+
+    if key_file:
+        with errors(obj):
+            return BackupSecret.from_key_file(key_file)
+    if passphrase_file:
+        with open(passphrase_file, encoding="utf-8") as fh:
+            return BackupSecret(passphrase=fh.read().rstrip("\n"))
+    env = os.environ.get("KEYLIFE_BACKUP_PASSPHRASE")
+    if env:
+        return BackupSecret(passphrase=env)
+    if sys.stdin.isatty():
+        text = click.prompt("Backup passphrase", hide_input=True, confirmation_prompt=confirm)
+        return BackupSecret(passphrase=text)
+    fail(
+        obj,
+        "a backup needs a secret: --passphrase-file, --key-file or KEYLIFE_BACKUP_PASSPHRASE "
+        "(it must not be the master key)",
+        2,
+    )
+
+
+_OPTIONS = [
+    click.option("--passphrase-file", type=click.Path(exists=True, dir_okay=False)),
+    click.option("--key-file", type=click.Path(exists=True, dir_okay=False), help="32-byte key."),
+]
+
+
+@click.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@_OPTIONS[0]
+@_OPTIONS[1]
+@pass_obj
+def backup(obj: Obj, file: str, passphrase_file: str | None, key_file: str | None) -> None:
+    """Write an encrypted archive of every ring, its material and the audit log to FILE."""
+    from keylife.backup import BackupSecret, write_backup
+
+    secret = _secret(obj, passphrase_file, key_file, confirm=True)
+    assert isinstance(secret, BackupSecret)
+    with errors(obj), obj.manager() as m:
+        if key_file and secret.key is not None:
+            master_kcv = getattr(getattr(m.store, "_master", None), "check_value", None)
+            from keylife.sealing import MasterKey
+
+            if master_kcv == MasterKey(secret.key).check_value:
+                fail(obj, "the backup key must not be the master key", 2)
+        summary = write_backup(m.store, file, secret)
+    emit(
+        obj,
+        {"file": file, **summary.__dict__},
+        f"backup written to {file}: {summary.rings} rings, {summary.versions_with_material} "
+        f"versions with material, {summary.audit_records} audit records",
+    )
+
+
+@click.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@_OPTIONS[0]
+@_OPTIONS[1]
+@pass_obj
+def restore(obj: Obj, file: str, passphrase_file: str | None, key_file: str | None) -> None:
+    """Restore FILE into an empty store (created if missing) and verify the result."""
+    from keylife.backup import BackupSecret, read_backup, restore_snapshot
+
+    secret = _secret(obj, passphrase_file, key_file, confirm=False)
+    assert isinstance(secret, BackupSecret)
+    with errors(obj):
+        data = read_backup(file, secret)  # refuse a bad archive before touching any store
+        with obj.manager(create=True) as m:
+            summary = restore_snapshot(m.store, data)
+    emit(
+        obj,
+        {"file": file, "verified": True, **summary.__dict__},
+        f"restored {summary.rings} rings, {summary.versions_with_material} versions with "
+        f"material and {summary.audit_records} audit records; verified",
+    )

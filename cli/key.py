@@ -1,0 +1,199 @@
+"""``keylife key ...``"""
+
+from __future__ import annotations
+
+import click
+
+from .context import Obj, emit, errors, parse_when, pass_obj
+from .render import print_history, print_ring_table, print_version, ring_summary, version_dict
+
+TYPES = (
+    "rsa-2048, rsa-3072, rsa-4096, ec-p256, ec-p384, ec-p521, ed25519, ed448, x25519, "
+    "aes-128, aes-192, aes-256, hmac-sha256, hmac-sha384, hmac-sha512, chacha20"
+)
+PURPOSES = (
+    "signing",
+    "data-encryption",
+    "key-wrapping",
+    "key-agreement",
+    "tls-server",
+    "tls-client",
+    "authentication",
+)
+REASONS = (
+    "unspecified",
+    "key-compromise",
+    "ca-compromise",
+    "affiliation-changed",
+    "superseded",
+    "cessation-of-operation",
+    "privilege-withdrawn",
+)
+
+
+@click.group()
+def key() -> None:
+    """Create, inspect and change keys."""
+
+
+@key.command()
+@click.argument("name")
+@click.option("--type", "type_", help=f"Key type ({TYPES}). Default: the policy's for the purpose.")
+@click.option("--purpose", type=click.Choice(PURPOSES), required=True)
+@click.option("--size", type=int, help="Key size in bits (HMAC keys only).")
+@click.option("--activate-at", help="ISO 8601 activation date (default: now).")
+@click.option("--deactivate-at", help="ISO 8601 deactivation date (default: + cryptoperiod).")
+@pass_obj
+def create(
+    obj: Obj,
+    name: str,
+    type_: str | None,
+    purpose: str,
+    size: int | None,
+    activate_at: str | None,
+    deactivate_at: str | None,
+) -> None:
+    """Create ring NAME with its first version, under the policy."""
+    act = parse_when(activate_at, "--activate-at")
+    deact = parse_when(deactivate_at, "--deactivate-at")
+    with errors(obj), obj.manager() as m:
+        v = m.create_ring(
+            name, type_, purpose, activate_at=act, deactivate_at=deact, key_bits=size
+        )
+    emit(obj, version_dict(v), lambda: print_version(v))
+
+
+@key.command("list")
+@pass_obj
+def list_(obj: Obj) -> None:
+    """Every ring, its type, purpose and primary version."""
+    with errors(obj), obj.manager() as m:
+        now = m.now()
+        rings = m.rings()
+    emit(obj, {"rings": [ring_summary(r, now) for r in rings]}, lambda: print_ring_table(rings, now))
+
+
+@key.command()
+@click.argument("name")
+@click.option("--version", "number", type=int, help="One version (default: all).")
+@pass_obj
+def show(obj: Obj, name: str, number: int | None) -> None:
+    """Metadata of ring NAME's versions (never material)."""
+    with errors(obj), obj.manager() as m:
+        ring = m.load(name)
+        now = m.now()
+    versions = [v for v in ring.versions if number is None or v.number == number]
+    if number is not None and not versions:
+        with errors(obj):
+            from keylife.errors import NotFoundError
+
+            raise NotFoundError(f"ring {name} has no version {number}")
+
+    def text() -> None:
+        p = ring.primary(now)
+        click.echo(
+            f"ring {ring.name}: {ring.spec.name} for {ring.purpose}, primary "
+            f"{'v' + str(p.number) if p else 'none'}"
+        )
+        for v in versions:
+            print_version(v)
+
+    emit(obj, {**ring_summary(ring, now), "details": [version_dict(v) for v in versions]}, text)
+
+
+@key.command()
+@click.argument("name")
+@pass_obj
+def history(obj: Obj, name: str) -> None:
+    """Every state change of every version of ring NAME."""
+    with errors(obj), obj.manager() as m:
+        versions = m.load(name).versions
+    emit(obj, {"ring": name, "versions": [version_dict(v) for v in versions]}, lambda: print_history(list(versions)))
+
+
+def _transition(verb: str, help_text: str) -> click.Command:
+    @click.command(verb, help=help_text)
+    @click.argument("name")
+    @click.argument("version", type=int)
+    @click.option("--reason", default="", help="Why (recorded in history and audit log).")
+    @pass_obj
+    def command(obj: Obj, name: str, version: int, reason: str) -> None:
+        with errors(obj), obj.manager() as m:
+            v = getattr(m, verb)(name, version, reason=reason)
+        emit(obj, version_dict(v), f"{name} v{version} is now {v.state.value}")
+
+    return command
+
+
+for _verb, _help in (
+    ("activate", "Activate VERSION of ring NAME now."),
+    ("deactivate", "Deactivate VERSION of ring NAME now (it still processes in the grace period)."),
+    ("suspend", "Suspend VERSION of ring NAME (it neither protects nor processes)."),
+    ("resume", "Resume a suspended VERSION of ring NAME."),
+    ("destroy", "Erase the material of VERSION of ring NAME; keep its metadata."),
+):
+    key.add_command(_transition(_verb, _help))
+
+
+@key.command()
+@click.argument("name")
+@click.argument("version", type=int)
+@click.option("--reason", type=click.Choice(REASONS), required=True)
+@click.option("--occurred-at", help="ISO 8601 date the compromise occurred.")
+@click.option("--message", default="", help="Free text kept with the revocation.")
+@pass_obj
+def revoke(
+    obj: Obj, name: str, version: int, reason: str, occurred_at: str | None, message: str
+) -> None:
+    """Revoke VERSION of ring NAME with a KMIP / RFC 5280 reason."""
+    occurred = parse_when(occurred_at, "--occurred-at")
+    with errors(obj), obj.manager() as m:
+        v = m.revoke(name, version, reason, occurred_at=occurred, message=message)
+    emit(obj, version_dict(v), f"{name} v{version} revoked ({reason}); now {v.state.value}")
+
+
+@key.command()
+@click.argument("name")
+@pass_obj
+def rotate(obj: Obj, name: str) -> None:
+    """Rotate ring NAME now: new primary, old one deactivated."""
+    with errors(obj), obj.manager() as m:
+        v = m.rotate(name)
+    emit(obj, version_dict(v), f"{name}: v{v.number} is the new primary")
+
+
+@key.command()
+@click.argument("name")
+@click.option("--version", "number", type=int, help="Compromised version (default: the primary).")
+@click.option(
+    "--reason", type=click.Choice(("key-compromise", "ca-compromise")), default="key-compromise"
+)
+@click.option("--occurred-at", required=True, help="ISO 8601 date the compromise occurred.")
+@click.option("--message", default="", help="Free text kept with the revocation notice.")
+@pass_obj
+def compromise(
+    obj: Obj, name: str, number: int | None, reason: str, occurred_at: str, message: str
+) -> None:
+    """Revoke a compromised version and replace it at once."""
+    occurred = parse_when(occurred_at, "--occurred-at")
+    with errors(obj), obj.manager() as m:
+        result = m.compromise(
+            name, version=number, reason=reason, occurred_at=occurred, message=message
+        )
+
+    def text() -> None:
+        c, r = result.compromised, result.replacement
+        click.echo(f"{name} v{c.number} compromised (occurred {occurred.isoformat()})")
+        click.echo(f"{name} v{r.number} is the new primary")
+        for dep in result.dependents:
+            click.echo(f"  still depends on v{c.number}: {dep}")
+
+    emit(
+        obj,
+        {
+            "compromised": version_dict(result.compromised),
+            "replacement": version_dict(result.replacement),
+            "dependents": list(result.dependents),
+        },
+        text,
+    )

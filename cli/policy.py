@@ -1,0 +1,66 @@
+"""``keylife policy show|check``"""
+
+from __future__ import annotations
+
+import click
+
+from .context import Obj, emit, errors, pass_obj
+
+
+def _print_policy(d: dict[str, object]) -> None:
+    click.echo(f"source       {d['source']}")
+    click.echo(f"profile      {d['profile']}")
+    click.echo(f"min strength {d['min_strength']} bits (128 for every key from 2031-01-01)")
+    purposes = d["purposes"]
+    assert isinstance(purposes, dict)
+    click.echo(f"{'PURPOSE':<16} {'DEFAULT':<12} {'PERIOD':>7} {'LEAD':>6} {'GRACE':>6}  ALLOWED NOW")
+    for name, p in purposes.items():
+        click.echo(
+            f"{name:<16} {p['default_type']:<12} {p['cryptoperiod']:>7} {p['lead_time']:>6} "
+            f"{p['grace_period']:>6}  {', '.join(p['allowed_now'])}"
+        )
+
+
+def _view(policy: object, at: object) -> dict[str, object]:
+    from keylife.policy import Policy, Purpose
+
+    assert isinstance(policy, Policy)
+    d = policy.to_dict()
+    purposes = d["purposes"]
+    for p in Purpose:
+        purposes[p.value]["allowed_now"] = [s.name for s in policy.allowed_specs(p, at)]  # type: ignore[arg-type]
+    return d
+
+
+@click.group()
+def policy() -> None:
+    """Show or check the key policy."""
+
+
+@policy.command()
+@click.option("--as-of", help="Show what is allowed on this ISO 8601 date (default: now).")
+@pass_obj
+def show(obj: Obj, as_of: str | None) -> None:
+    """Print the effective policy."""
+    from .context import parse_when
+
+    at = parse_when(as_of, "--as-of")
+    with errors(obj):
+        from keylife.clock import SystemClock
+        from keylife.manager import _resolve_policy
+
+        pol = _resolve_policy(obj.policy)
+        d = _view(pol, at or SystemClock().now())
+    emit(obj, d, lambda: _print_policy(d))
+
+
+@policy.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@pass_obj
+def check(obj: Obj, file: str) -> None:
+    """Validate policy FILE; exit 1 with the file, key and allowed values if it is invalid."""
+    with errors(obj):
+        from keylife.policy import load_policy
+
+        load_policy(file)
+    emit(obj, {"file": file, "valid": True}, f"{file}: policy is valid")
