@@ -1,0 +1,173 @@
+"""The store contract: every KeyStore backend must pass these tests unchanged.
+
+A backend's test module provides a ``store`` fixture yielding a fresh, empty store and
+re-exports these tests with ``from tests.store_contract import *``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import replace
+
+import pytest
+
+import keylife
+from keylife.audit import AuditEntry, verify_chain
+from keylife.errors import ConflictError, MaterialUnavailableError, NotFoundError
+from keylife.keygen import fingerprint, generate
+from keylife.lifecycle import Ring, State, new_version
+from keylife.specs import parse_spec
+from keylife.store.base import KeyStore
+
+T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+__all__ = [
+    "test_contract_audit_chain",
+    "test_contract_commit_conflict_keeps_stored_state",
+    "test_contract_create_and_load",
+    "test_contract_create_twice_conflicts",
+    "test_contract_destroy_erases_material",
+    "test_contract_lease",
+    "test_contract_load_rings_lists_all",
+    "test_contract_manager_lifecycle",
+    "test_contract_material_roundtrip",
+]
+
+
+def _ring(name: str, spec: str = "aes-256") -> tuple[Ring, keylife.KeyMaterial]:
+    s = parse_spec(spec)
+    material = generate(s)
+    ring = Ring(name, s, "data-encryption", T0)
+    ring, _ = new_version(
+        ring,
+        fingerprint=fingerprint(material),
+        now=T0,
+        actor="test",
+        activation=T0,
+        deactivation=T0 + dt.timedelta(days=365),
+    )
+    return ring, material
+
+
+def test_contract_create_and_load(store: KeyStore) -> None:
+    assert isinstance(store, KeyStore)
+    assert store.list_ring_names() == []
+    assert store.load_ring("a") is None
+    ring, material = _ring("a")
+    saved = store.commit(ring, expected_revision=0, materials={1: material})
+    assert saved.revision > 0
+    loaded = store.load_ring("a")
+    assert loaded is not None
+    assert loaded.revision == saved.revision
+    assert loaded.versions == ring.versions
+    assert loaded.versions[0].state is State.ACTIVE
+    assert store.list_ring_names() == ["a"]
+
+
+def test_contract_create_twice_conflicts(store: KeyStore) -> None:
+    ring, material = _ring("a")
+    store.commit(ring, expected_revision=0, materials={1: material})
+    other, other_material = _ring("a")
+    with pytest.raises(ConflictError):
+        store.commit(other, expected_revision=0, materials={1: other_material})
+    assert store.get_material("a", 1, ring.spec) == material
+
+
+def test_contract_commit_conflict_keeps_stored_state(store: KeyStore) -> None:
+    ring, material = _ring("a")
+    saved = store.commit(ring, expected_revision=0, materials={1: material})
+    ring2, _ = new_version(
+        saved, fingerprint="kcv:x", now=T0, actor="t", activation=None, deactivation=None
+    )
+    with pytest.raises(ConflictError):
+        store.commit(ring2, expected_revision=saved.revision + 5, audit=[AuditEntry(T0, "t", "x")])
+    loaded = store.load_ring("a")
+    assert loaded is not None and len(loaded.versions) == 1
+    assert store.read_audit() == []
+    updated = store.commit(ring2, expected_revision=saved.revision)
+    assert updated.revision > saved.revision
+    with pytest.raises(ConflictError):  # stale writer loses
+        store.commit(ring2, expected_revision=saved.revision)
+
+
+def test_contract_material_roundtrip(store: KeyStore) -> None:
+    for spec in ("aes-256", "ec-p256", "ed25519", "hmac-sha512"):
+        ring, material = _ring(f"r-{spec}", spec)
+        store.commit(ring, expected_revision=0, materials={1: material})
+        got = store.get_material(ring.name, 1, ring.spec)
+        assert got == material
+        assert got.reveal() == material.reveal()
+        assert store.has_material(ring.name, 1)
+        assert not store.has_material(ring.name, 2)
+    with pytest.raises(NotFoundError):
+        store.get_material("r-aes-256", 9, parse_spec("aes-256"))
+
+
+def test_contract_destroy_erases_material(store: KeyStore) -> None:
+    ring, material = _ring("a")
+    saved = store.commit(ring, expected_revision=0, materials={1: material})
+    v = saved.versions[0]
+    gone = replace(v, state=State.DESTROYED, destroy_date=T0)
+    store.commit(saved.replace_version(gone), expected_revision=saved.revision, destroy=[1])
+    assert not store.has_material("a", 1)
+    with pytest.raises(NotFoundError):
+        store.get_material("a", 1, v.spec)
+    loaded = store.load_ring("a")
+    assert loaded is not None and loaded.versions[0].state is State.DESTROYED
+
+
+def test_contract_audit_chain(store: KeyStore) -> None:
+    ring, material = _ring("a")
+    entries = [AuditEntry(T0, "alice", "create", "a", 1), AuditEntry(T0, "alice", "activate", "a", 1)]
+    store.commit(ring, expected_revision=0, materials={1: material}, audit=entries)
+    store.append_audit([AuditEntry(T0, "bob", "verify", outcome="failure: x", reason="why")])
+    records = store.read_audit()
+    assert [r.action for r in records] == ["create", "activate", "verify"]
+    assert [r.seq for r in records] == [1, 2, 3]
+    assert records[2].outcome == "failure: x" and records[2].actor == "bob"
+    assert verify_chain(records).ok
+
+
+def test_contract_lease(store: KeyStore) -> None:
+    ttl = dt.timedelta(seconds=60)
+    assert store.acquire_lease("rotate", "h1", ttl, T0) is not None
+    assert store.acquire_lease("rotate", "h2", ttl, T0 + dt.timedelta(seconds=30)) is None
+    assert store.acquire_lease("rotate", "h1", ttl, T0 + dt.timedelta(seconds=30)) is not None
+    # the holder died: its lease lapses
+    lease = store.acquire_lease("rotate", "h2", ttl, T0 + dt.timedelta(seconds=200))
+    assert lease is not None and lease.holder == "h2"
+    store.release_lease("rotate", "h1")  # not the holder: no effect
+    assert store.acquire_lease("rotate", "h3", ttl, T0 + dt.timedelta(seconds=201)) is None
+    store.release_lease("rotate", "h2")
+    assert store.acquire_lease("rotate", "h3", ttl, T0 + dt.timedelta(seconds=202)) is not None
+
+
+def test_contract_load_rings_lists_all(store: KeyStore) -> None:
+    names = [f"ring-{i:03d}" for i in range(25)]
+    for name in names:
+        ring, material = _ring(name)
+        store.commit(ring, expected_revision=0, materials={1: material})
+    assert sorted(r.name for r in store.load_rings()) == names
+    assert sorted(store.list_ring_names()) == names
+
+
+def test_contract_manager_lifecycle(store: KeyStore) -> None:
+    clock = keylife.FixedClock(T0)
+    m = keylife.KeyManager(store, actor="contract", clock=clock)
+    m.create_ring("sig", "ec-p256", "signing")
+    first = m.ring("sig").primary()
+    clock.advance(dt.timedelta(days=1))
+    second = m.rotate("sig")
+    assert m.ring("sig").primary().number == second.number == 2
+    assert m.ring("sig").version(1).number == 1  # deactivated, still verifies in grace
+    result = m.compromise("sig", occurred_at=T0)
+    assert result.compromised.state is State.COMPROMISED
+    assert m.ring("sig").primary().number == 3
+    with pytest.raises(MaterialUnavailableError):
+        m.ring("sig").version(2)
+    m.destroy("sig", 2)
+    assert not store.has_material("sig", 2)
+    assert m.ring("sig").version(1).key.public_key() == first.key.public_key()
+    states = [v.state for v in m.ring("sig").history()]
+    assert states == [State.DEACTIVATED, State.DESTROYED_COMPROMISED, State.ACTIVE]
+    assert m.verify_audit().ok

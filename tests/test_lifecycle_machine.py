@@ -1,0 +1,133 @@
+"""A Hypothesis state machine over the public API on the embedded store.
+
+Rules: create, activate, suspend, resume, deactivate, revoke, destroy, rotate, with a clock
+that only moves forward. Invariants: at most one primary per ring, only allowed transitions,
+destroyed versions hold no material, history never shrinks, version numbers strictly increase.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import tempfile
+from pathlib import Path
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+import keylife
+from keylife.errors import InvalidTransitionError, KeylifeError
+from keylife.lifecycle import TRANSITIONS, Action, State
+from keylife.store.sqlite import MasterKeyFile, SqliteStore
+
+T0 = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
+RINGS = ("alpha", "beta", "gamma")
+SPECS = {"alpha": "aes-256", "beta": "ed25519", "gamma": "hmac-sha256"}
+PURPOSES = {"alpha": "data-encryption", "beta": "signing", "gamma": "authentication"}
+ACTION_OF_EVENT = {a.value: a for a in Action}
+
+
+class LifecycleMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.dir = Path(tempfile.mkdtemp(prefix="kl-sm-"))
+        store = SqliteStore.init(self.dir / "k.db", MasterKeyFile(self.dir / "cfg" / "mk"))
+        self.clock = keylife.FixedClock(T0)
+        self.m = keylife.KeyManager(store, actor="machine", clock=self.clock)
+        self.events_seen: dict[tuple[str, int], int] = {}
+        self.max_version: dict[str, int] = {}
+
+    def teardown(self) -> None:
+        self.m.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def _existing(self) -> list[str]:
+        return self.m.store.list_ring_names()
+
+    @rule(name=st.sampled_from(RINGS), days_to_activation=st.integers(-1, 3))
+    def create(self, name: str, days_to_activation: int) -> None:
+        activate_at = self.clock.now() + dt.timedelta(days=days_to_activation)
+        try:
+            self.m.create_ring(name, SPECS[name], PURPOSES[name], activate_at=activate_at)
+        except keylife.AlreadyExistsError:
+            assert name in self._existing()
+
+    @rule(seconds=st.integers(1, 90 * 86400))
+    def tick(self, seconds: int) -> None:
+        self.clock.advance(dt.timedelta(seconds=seconds))
+
+    @precondition(lambda self: bool(self._existing()))
+    @rule(
+        data=st.data(),
+        verb=st.sampled_from(["activate", "suspend", "resume", "deactivate", "destroy", "revoke"]),
+    )
+    def transition(self, data: st.DataObject, verb: str) -> None:
+        name = data.draw(st.sampled_from(self._existing()))
+        ring = self.m.load(name)
+        version = data.draw(st.sampled_from([v.number for v in ring.versions]))
+        before = ring.get(version)
+        assert before is not None
+        try:
+            if verb == "revoke":
+                reason = data.draw(st.sampled_from(["key-compromise", "superseded"]))
+                after = self.m.revoke(name, version, reason, occurred_at=self.clock.now())
+                action = Action.COMPROMISE if reason == "key-compromise" else Action.DEACTIVATE
+            else:
+                after = getattr(self.m, verb)(name, version)
+                action = Action(verb)
+        except InvalidTransitionError as exc:
+            action = Action.COMPROMISE if verb == "revoke" else Action(verb)
+            if verb == "revoke":
+                return
+            assert (before.state, action) not in TRANSITIONS, exc
+            assert self.m.load(name).get(version) == before  # refused: nothing changed
+            return
+        assert TRANSITIONS[(before.state, action)] is after.state
+
+    @precondition(lambda self: bool(self._existing()))
+    @rule(data=st.data())
+    def rotate(self, data: st.DataObject) -> None:
+        name = data.draw(st.sampled_from(self._existing()))
+        try:
+            v = self.m.rotate(name)
+        except KeylifeError:
+            raise
+        assert self.m.ring(name).primary().number == v.number
+
+    @invariant()
+    def at_most_one_primary_and_sound_history(self) -> None:
+        now = self.clock.now()
+        for ring in self.m.rings():
+            protecting = [v for v in ring.versions if v.protects_at(now)]
+            primary = ring.primary(now)
+            assert primary is None or primary.number == max(v.number for v in protecting)
+            numbers = [v.number for v in ring.versions]
+            assert numbers == sorted(set(numbers))
+            assert ring.next_version > max(numbers)
+            assert max(numbers) >= self.max_version.get(ring.name, 0)
+            self.max_version[ring.name] = max(numbers)
+            for v in ring.versions:
+                key = (ring.name, v.number)
+                assert len(v.events) >= self.events_seen.get(key, 0), "history shrank"
+                self.events_seen[key] = len(v.events)
+                # every recorded event is an allowed transition
+                for e in v.events[1:]:
+                    assert e.from_state is not None
+                    pair = (State(e.from_state), ACTION_OF_EVENT[e.action])
+                    assert TRANSITIONS[pair] is State(e.to_state)
+                has = self.m.store.has_material(ring.name, v.number)
+                assert has == v.has_material, (v.state, has)
+
+    @invariant()
+    def audit_chain_verifies(self) -> None:
+        assert self.m.verify_audit().ok
+
+
+TestLifecycleMachine = LifecycleMachine.TestCase
+TestLifecycleMachine.settings = settings(
+    max_examples=40,
+    stateful_step_count=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
