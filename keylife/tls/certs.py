@@ -1,0 +1,298 @@
+"""Certificate chain checks: key, signature hash, validity, host name, completeness, trust.
+
+The chain is examined as the server sent it. Trust is decided by OpenSSL's path building
+(pyOpenSSL ``X509StoreContext``) against the system store or a CA file; the other rules are
+read with ``cryptography`` so that each weakness gets its own finding, independently of trust.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import ssl
+import warnings
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+
+from keylife.tls.report import CertificateInfo
+from keylife.tls.rules import FindingCollector
+
+__all__ = ["evaluate_chain", "load_chain"]
+
+_X509_V_FLAG_NO_CHECK_TIME = 0x200000  # validity dates have their own rules
+
+
+def load_chain(ders: Sequence[bytes]) -> list[x509.Certificate]:
+    from keylife.tls.probe import ProbeError
+
+    try:
+        with warnings.catch_warnings():  # odd but parseable certificates are still judged
+            warnings.simplefilter("ignore")
+            return [x509.load_der_x509_certificate(d) for d in ders]
+    except ValueError as exc:
+        raise ProbeError(f"the peer sent a certificate that cannot be parsed: {exc}") from exc
+
+
+def _key(cert: x509.Certificate) -> tuple[str, int]:
+    key = cert.public_key()
+    if isinstance(key, rsa.RSAPublicKey):
+        return "RSA", key.key_size
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return "EC", key.curve.key_size
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        return "Ed25519", 256
+    if isinstance(key, ed448.Ed448PublicKey):
+        return "Ed448", 456
+    if isinstance(key, dsa.DSAPublicKey):
+        return "DSA", key.key_size
+    return type(key).__name__, 0
+
+
+def _hash_name(cert: x509.Certificate) -> str | None:
+    try:
+        algorithm = cert.signature_hash_algorithm
+    except x509.UnsupportedGeneralNameType:  # pragma: no cover - defensive
+        return None
+    except Exception:  # unsupported algorithm OIDs raise UnsupportedAlgorithm
+        return "unknown"
+    return algorithm.name if isinstance(algorithm, hashes.HashAlgorithm) else None
+
+
+def _san(cert: x509.Certificate) -> x509.SubjectAlternativeName | None:
+    try:
+        return cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return None
+
+
+def _names(cert: x509.Certificate) -> tuple[str, ...]:
+    san = _san(cert)
+    if san is None:
+        return ()
+    dns = san.get_values_for_type(x509.DNSName)
+    ips = [str(ip) for ip in san.get_values_for_type(x509.IPAddress)]
+    return (*dns, *ips)
+
+
+def _is_ca(cert: x509.Certificate) -> bool:
+    try:
+        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except x509.ExtensionNotFound:
+        return False
+
+
+def _signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    if cert.issuer != issuer.subject:
+        return False
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, Exception):  # InvalidSignature, unsupported key types
+        return False
+    return True
+
+
+def describe(cert: x509.Certificate) -> CertificateInfo:
+    key_type, key_bits = _key(cert)
+    return CertificateInfo(
+        subject=cert.subject.rfc4514_string(),
+        issuer=cert.issuer.rfc4514_string(),
+        serial=f"{cert.serial_number:x}",
+        sha256=cert.fingerprint(hashes.SHA256()).hex(),
+        key_type=key_type,
+        key_bits=key_bits,
+        signature_hash=_hash_name(cert),
+        not_before=cert.not_valid_before_utc.isoformat(),
+        not_after=cert.not_valid_after_utc.isoformat(),
+        names=_names(cert),
+        self_signed=_signed_by(cert, cert),
+        is_ca=_is_ca(cert),
+    )
+
+
+def hostname_matches(cert: x509.Certificate, host: str) -> bool:
+    """RFC 6125 matching against subjectAltName only (no CN fallback), wildcards leftmost."""
+    try:
+        ip = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        ip = None
+    san = _san(cert)
+    if san is None:
+        return False
+    if ip is not None:
+        return ip in san.get_values_for_type(x509.IPAddress)
+    wanted = host.rstrip(".").lower().split(".")
+    for name in san.get_values_for_type(x509.DNSName):
+        pattern = name.rstrip(".").lower().split(".")
+        if len(pattern) != len(wanted):
+            continue
+        first_ok = pattern[0] == wanted[0] or (pattern[0] == "*" and len(pattern) > 2)
+        if first_ok and pattern[1:] == wanted[1:]:
+            return True
+    return False
+
+
+@lru_cache(maxsize=16)
+def _anchors(ca_file: str | None) -> tuple[x509.Certificate, ...]:
+    paths: list[Path] = []
+    if ca_file:
+        paths.append(Path(ca_file))
+    else:
+        defaults = ssl.get_default_verify_paths()
+        for candidate in (defaults.cafile, defaults.openssl_cafile):
+            if candidate and Path(candidate).is_file():
+                paths.append(Path(candidate))
+                break
+    anchors: list[x509.Certificate] = []
+    for path in paths:
+        try:
+            with warnings.catch_warnings():  # system bundles hold a few odd old roots
+                warnings.simplefilter("ignore")
+                anchors.extend(x509.load_pem_x509_certificates(path.read_bytes()))
+        except (OSError, ValueError):
+            continue
+    return tuple(anchors)
+
+
+def _verify_trust(chain: Sequence[x509.Certificate], ca_file: str | None) -> str | None:
+    """None when OpenSSL builds a path to a trust anchor, else the reason it could not."""
+    from OpenSSL import crypto
+
+    store = crypto.X509Store()
+    store.set_flags(_X509_V_FLAG_NO_CHECK_TIME)
+    try:
+        if ca_file:
+            store.load_locations(ca_file)
+        else:
+            defaults = ssl.get_default_verify_paths()
+            cafile = next(
+                (p for p in (defaults.cafile, defaults.openssl_cafile) if p and Path(p).is_file()),
+                None,
+            )
+            capath = next(
+                (p for p in (defaults.capath, defaults.openssl_capath) if p and Path(p).is_dir()),
+                None,
+            )
+            if cafile or capath:
+                store.load_locations(cafile, capath)
+    except crypto.Error as exc:
+        return f"cannot load trust store: {exc}"
+    leaf = crypto.X509.from_cryptography(chain[0])
+    rest = [crypto.X509.from_cryptography(c) for c in chain[1:]]
+    try:
+        crypto.X509StoreContext(store, leaf, rest).verify_certificate()
+    except crypto.X509StoreContextError as exc:
+        errors = getattr(exc, "errors", None)
+        return str(errors[2]) if errors and len(errors) > 2 else str(exc)
+    except crypto.Error as exc:
+        return str(exc)
+    return None
+
+
+def evaluate_chain(
+    chain: Sequence[x509.Certificate],
+    *,
+    host: str | None,
+    ca_file: str | None,
+    now: dt.datetime,
+    out: FindingCollector,
+    endpoint_rules: bool = True,
+) -> tuple[tuple[CertificateInfo, ...], bool | None]:
+    """Apply the certificate rules; returns the described chain and the trust result.
+
+    With ``endpoint_rules=False`` (a context's own certificate) only the key, signature hash
+    and validity dates are checked: host name, chain and trust depend on who connects.
+    """
+    policy = out.policy
+    infos = tuple(describe(c) for c in chain)
+    if not chain:
+        out.add("tls.cert.missing.v1", "no certificate presented", "an X.509 certificate")
+        return infos, None
+    leaf, leaf_info = chain[0], infos[0]
+
+    if leaf_info.key_type not in policy.allowed_key_types:
+        out.add(
+            "tls.cert.key-type.v1",
+            f"{leaf_info.key_type} key",
+            ", ".join(sorted(policy.allowed_key_types)),
+        )
+    minimum = {"RSA": policy.min_rsa_bits, "DSA": policy.min_rsa_bits, "EC": policy.min_ec_bits}
+    need = minimum.get(leaf_info.key_type, 0)
+    if leaf_info.key_bits < need:
+        out.add(
+            "tls.cert.key-size.v1",
+            f"{leaf_info.key_type}-{leaf_info.key_bits} leaf key",
+            f"RSA >= {policy.min_rsa_bits}, EC >= {policy.min_ec_bits} bits",
+        )
+
+    for info in infos:
+        if info.self_signed and info is not leaf_info:
+            continue  # a root's self-signature is not relied upon
+        if info.signature_hash in policy.weak_signature_hashes:
+            role = "leaf" if info is leaf_info else f"certificate {info.subject}"
+            out.add(
+                "tls.cert.signature-hash.v1",
+                f"{role} signed with {info.signature_hash.upper()}",
+                "SHA-256 or stronger",
+            )
+
+    for cert, info in zip(chain, infos, strict=True):
+        role = "leaf" if info is leaf_info else info.subject
+        if cert.not_valid_after_utc < now:
+            out.add(
+                "tls.cert.expired.v1", f"{role} expired {info.not_after}", "a valid certificate"
+            )
+        elif cert.not_valid_before_utc > now:
+            out.add(
+                "tls.cert.not-yet-valid.v1",
+                f"{role} valid from {info.not_before}",
+                "a certificate valid now",
+            )
+    left = leaf.not_valid_after_utc - now
+    if dt.timedelta(0) <= left < dt.timedelta(days=policy.expiry_warning_days):
+        out.add(
+            "tls.cert.expiring.v1",
+            f"leaf expires {leaf_info.not_after} (in {left.days} days)",
+            f"at least {policy.expiry_warning_days} days of validity left",
+        )
+
+    if not endpoint_rules:
+        return infos, None
+    if host is not None and not hostname_matches(leaf, host):
+        out.add(
+            "tls.cert.hostname.v1",
+            f"{host!r} not in " + (", ".join(leaf_info.names) or "(no subjectAltName)"),
+            f"a subjectAltName matching {host!r}",
+        )
+    if leaf_info.self_signed:
+        out.add(
+            "tls.cert.self-signed.v1", f"self-signed leaf {leaf_info.subject}", "a CA-issued leaf"
+        )
+
+    for i in range(len(chain) - 1):
+        if chain[i].issuer != chain[i + 1].subject:
+            out.add(
+                "tls.cert.chain-order.v1",
+                f"certificate {i + 1} ({infos[i + 1].subject}) did not issue certificate {i}",
+                "each certificate followed by its issuer",
+            )
+            break
+
+    top = chain[-1]
+    anchors = _anchors(ca_file)
+    if not _signed_by(top, top) and not any(_signed_by(top, a) for a in anchors):
+        out.add(
+            "tls.cert.chain-complete.v1",
+            f"issuer {top.issuer.rfc4514_string()!r} neither sent nor a trust anchor",
+            "the full chain up to a trust anchor",
+        )
+
+    reason = _verify_trust(chain, ca_file)
+    if reason is not None:
+        store = f"CA file {ca_file}" if ca_file else "the system trust store"
+        out.add("tls.cert.trusted.v1", reason, f"a chain to {store}")
+    return infos, reason is None

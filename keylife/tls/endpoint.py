@@ -1,0 +1,175 @@
+"""check_endpoint: probe a TLS server and judge it against a policy."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from keylife.errors import TlsError
+from keylife.tls.certs import evaluate_chain, load_chain
+from keylife.tls.ciphersuites import group_by_code, suite_by_code
+from keylife.tls.policy import TlsPolicy, load_policy
+from keylife.tls.probe import ProbeError, fetch_chain_tls13, observe_endpoint
+from keylife.tls.report import ProtocolSupport, SuiteResult, TlsReport, Verdict
+from keylife.tls.rules import (
+    FindingCollector,
+    SeenSuite,
+    evaluate_groups,
+    evaluate_protocols,
+    evaluate_suites,
+)
+
+__all__ = ["DEFAULT_TIMEOUT", "check_endpoint", "check_endpoints", "parse_target"]
+
+DEFAULT_TIMEOUT = 5.0
+
+
+def parse_target(target: str, default_port: int = 443) -> tuple[str, int]:
+    """``host``, ``host:port``, ``[v6]:port`` or a bare IPv6 address -> (host, port)."""
+    target = target.strip()
+    if target.startswith("["):
+        host, _, rest = target[1:].partition("]")
+        port = rest.removeprefix(":") or str(default_port)
+    elif target.count(":") == 1:
+        host, port = target.split(":")
+    else:
+        host, port = target, str(default_port)
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise TlsError(f"not a HOST[:PORT] target: {target!r}")
+    return host, int(port)
+
+
+def check_endpoint(
+    host: str,
+    port: int = 443,
+    policy: TlsPolicy | str | Path | None = None,
+    *,
+    sni: str | None = None,
+    ca_file: str | Path | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    max_connections: int = 4,
+    now: dt.datetime | None = None,
+) -> TlsReport:
+    """Probe ``host:port`` and judge it against ``policy``.
+
+    Never raises for a peer that misbehaves: an unreachable, silent, slow or non-TLS peer gives
+    a report with verdict ``error``. Raises :class:`keylife.errors.TlsError` only for bad
+    arguments (an unknown policy, an unreadable CA file).
+    """
+    pol = load_policy(policy)
+    ca = str(ca_file) if ca_file is not None else None
+    if ca is not None and not Path(ca).is_file():
+        raise TlsError(f"CA file not found: {ca}")
+    server_name = sni if sni is not None else _default_sni(host)
+    started = time.monotonic()
+    base = {"host": host, "port": port, "server_name": server_name, "policy": pol.name}
+    try:
+        obs = observe_endpoint(
+            host,
+            port,
+            sni=server_name,
+            timeout=timeout,
+            max_connections=max_connections,
+            fetch_tls13_chain=fetch_chain_tls13,
+        )
+        chain = load_chain(obs.certificates)
+    except ProbeError as exc:
+        return TlsReport(
+            **base,  # type: ignore[arg-type]
+            verdict="error",
+            error=str(exc),
+            duration_ms=int((time.monotonic() - started) * 1000),
+        )
+    out = FindingCollector(pol)
+    evaluate_protocols([v for v, ok in obs.versions.items() if ok], pol, out, what="accepts")
+    seen = []
+    for accepted in obs.suites:
+        suite = suite_by_code(accepted.code)
+        if suite is not None:
+            seen.append(SeenSuite(accepted.version, suite, accepted.dh_bits, accepted.group))
+    evaluate_suites(seen, pol, out)
+    evaluate_groups(obs.groups, pol, out)
+    infos, trusted = evaluate_chain(
+        chain,
+        host=server_name or host,
+        ca_file=ca,
+        now=now or dt.datetime.now(dt.UTC),
+        out=out,
+    )
+    findings = out.findings
+    verdict: Verdict = "fail" if any(f.severity == "fail" for f in findings) else "pass"
+    return TlsReport(
+        **base,  # type: ignore[arg-type]
+        verdict=verdict,
+        findings=findings,
+        protocols=tuple(ProtocolSupport(v.label, ok) for v, ok in obs.versions.items()),
+        suites=tuple(_suite_result(s) for s in seen),
+        groups=tuple(g.name for c in obs.groups if (g := group_by_code(c)) is not None),
+        certificates=infos,
+        trusted=trusted,
+        handshakes=obs.handshakes,
+        duration_ms=int((time.monotonic() - started) * 1000),
+    )
+
+
+def _suite_result(seen: SeenSuite) -> SuiteResult:
+    group = group_by_code(seen.group) if seen.group is not None else None
+    return SuiteResult(
+        code=seen.suite.hex,
+        name=seen.suite.name,
+        protocol=seen.version.label,
+        strength=seen.suite.strength,
+        key_exchange=seen.suite.key_exchange,
+        forward_secrecy=seen.suite.forward_secrecy,
+        anonymous=seen.suite.anonymous,
+        export=seen.suite.export,
+        dh_bits=seen.dh_bits,
+        group=group.name if group else None,
+    )
+
+
+def _default_sni(host: str) -> str | None:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return host
+    return None
+
+
+def check_endpoints(
+    targets: Sequence[str | tuple[str, int]],
+    policy: TlsPolicy | str | Path | None = None,
+    *,
+    sni: str | None = None,
+    ca_file: str | Path | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    max_connections: int = 4,
+    max_endpoints: int = 8,
+    now: dt.datetime | None = None,
+) -> list[TlsReport]:
+    """Check several endpoints concurrently; reports come back in the order given."""
+    pol = load_policy(policy)
+    parsed = [parse_target(t) if isinstance(t, str) else t for t in targets]
+    if not parsed:
+        return []
+    with ThreadPoolExecutor(max_workers=max(1, min(max_endpoints, len(parsed)))) as pool:
+        futures = [
+            pool.submit(
+                check_endpoint,
+                host,
+                port,
+                pol,
+                sni=sni,
+                ca_file=ca_file,
+                timeout=timeout,
+                max_connections=max_connections,
+                now=now,
+            )
+            for host, port in parsed
+        ]
+        return [f.result() for f in futures]
