@@ -1,0 +1,101 @@
+"""``keylife rotate``: the cron job."""
+
+from __future__ import annotations
+
+import logging
+import random
+import sys
+import time
+from typing import TYPE_CHECKING
+
+import click
+
+from .context import EXIT_USAGE, Obj, emit, errors, fail, parse_when, pass_obj
+
+if TYPE_CHECKING:
+    from keylife.rotation import RunReport
+
+log = logging.getLogger("keylife.rotate")
+
+
+def _print_report(report: RunReport) -> None:
+    when = report.as_of.isoformat()
+    if report.nothing_due:
+        click.echo(f"nothing was due as of {when} ({report.rings_checked} rings checked)")
+        return
+    verb = "would apply" if report.dry_run else "applied"
+    click.echo(f"rotation {'plan' if report.dry_run else 'run'} as of {when}:")
+    for r in report.rings:
+        click.echo(f"  {r.ring}: {r.status}")
+        for s in r.steps:
+            target = f" v{s.version}" if s.version is not None else ""
+            made = f" -> v{s.new_version}" if s.new_version is not None else ""
+            click.echo(f"    {s.kind}{target}{made}: {s.outcome if s.outcome != 'planned' else verb}"
+                       f"  ({s.message})")
+    if not report.dry_run:
+        click.echo(
+            f"{report.count('succeeded')} succeeded, {report.count('failed')} failed, "
+            f"{report.rings_checked} rings checked"
+        )
+    if report.failed:
+        click.echo(f"failed rings: {', '.join(report.failed)}", err=True)
+
+
+@click.command()
+@click.option("--dry-run", is_flag=True, help="Print the plan; write nothing.")
+@click.option("--as-of", help="Plan for this ISO 8601 moment instead of now (needs --dry-run).")
+@click.option("--ring", "rings", multiple=True, help="Limit the run to this ring (repeatable).")
+@click.option(
+    "--jitter",
+    type=click.FloatRange(0, 3600),
+    default=0.0,
+    help="Sleep a random 0..SECONDS before starting, to spread a fleet (explicit, never hidden).",
+)
+@click.option("--wait", type=click.FloatRange(0, 3600), default=0.0,
+              help="Wait up to SECONDS for another run's lock instead of exiting 4.")
+@click.option("--lease-ttl", type=click.IntRange(10, 86400), default=600, show_default=True,
+              help="Seconds the lock lasts if this run dies without releasing it.")
+@click.option("--metrics-file", type=click.Path(dir_okay=False),
+              help="Write a Prometheus textfile (node_exporter textfile collector).")
+@pass_obj
+def rotate(
+    obj: Obj,
+    dry_run: bool,
+    as_of: str | None,
+    rings: tuple[str, ...],
+    jitter: float,
+    wait: float,
+    lease_ttl: int,
+    metrics_file: str | None,
+) -> None:
+    """Activate, rotate, renew, deactivate and destroy whatever is due under the policy.
+
+    Exit codes: 0 nothing failed; 1 some ring failed (named on stderr and in the report);
+    3 the store is unavailable; 4 another run holds the lock.
+    """
+    import datetime as dt
+
+    from keylife.rotation import Runner
+
+    when = parse_when(as_of, "--as-of")
+    if when is not None and not dry_run:
+        fail(obj, "--as-of plans for another moment and needs --dry-run", EXIT_USAGE, "UsageError")
+    if jitter:
+        delay = random.uniform(0, jitter)
+        log.info("jitter: sleeping %.1f s before starting", delay)
+        time.sleep(delay)
+    with errors(obj), obj.manager() as m:
+        runner = Runner(m, lease_ttl=dt.timedelta(seconds=lease_ttl), wait=wait)
+        show_bar = sys.stderr.isatty() and not obj.as_json
+        if show_bar and not dry_run:
+            plan, _ = runner.plan(m.now(), rings or None)
+            with click.progressbar(length=len(plan.rings), label="rotating", file=sys.stderr) as bar:
+                report = runner.run(rings=rings or None, progress=lambda _name: bar.update(1))
+        else:
+            report = runner.run(now=when, rings=rings or None, dry_run=dry_run)
+        if metrics_file and not dry_run:
+            from keylife.rotation import metrics
+
+            metrics.write(metrics_file, report)
+    emit(obj, report.to_dict(), lambda: _print_report(report))
+    sys.exit(report.exit_code)

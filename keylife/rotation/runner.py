@@ -1,0 +1,343 @@
+"""Applying a plan: the imperative shell around :func:`plan_rotation`.
+
+The runner holds a lease (so concurrent runs never double-rotate), then for each ring with due
+steps it re-plans that ring from the stored state and applies the first step with a
+check-and-set write, until the ring has nothing due. Every step is therefore idempotent: a run
+killed at any point leaves a state that the next run completes, and a step another run already
+did is simply no longer in the plan. A failure on one ring does not stop the others.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from ..clock import FixedClock, as_utc
+from ..errors import KeylifeError, LockHeldError, NotFoundError
+from ..lifecycle import TRANSITIONS, Action, Ring, State, supersede_older, transition
+from ..manager import Change, KeyManager, _deactivation_entries, rotate_change
+from ..policy import Purpose
+from .plan import Plan, Step, StepKind, plan_ring, plan_rotation
+
+log = logging.getLogger("keylife.rotate")
+
+LEASE_NAME = "keylife-rotate"
+MAX_STEPS_PER_RING = 32
+
+
+@dataclass(frozen=True)
+class StepResult:
+    kind: str
+    version: int | None
+    outcome: str  # succeeded | failed | planned
+    message: str = ""
+    new_version: int | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "kind": self.kind,
+            "version": self.version,
+            "outcome": self.outcome,
+            "message": self.message,
+            "new_version": self.new_version,
+        }
+
+
+@dataclass(frozen=True)
+class RingResult:
+    ring: str
+    status: str  # succeeded | failed | skipped | planned
+    steps: tuple[StepResult, ...] = ()
+    error: str = ""
+    next_due: dt.datetime | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "ring": self.ring,
+            "status": self.status,
+            "steps": [s.to_dict() for s in self.steps],
+            "error": self.error,
+            "next_due": None if self.next_due is None else self.next_due.isoformat(),
+        }
+
+
+@dataclass(frozen=True)
+class RunReport:
+    as_of: dt.datetime
+    dry_run: bool
+    rings: tuple[RingResult, ...]
+    rings_checked: int
+    next_due: dict[str, dt.datetime | None] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> list[str]:
+        return [r.ring for r in self.rings if r.status == "failed"]
+
+    @property
+    def nothing_due(self) -> bool:
+        return not self.rings
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failed else 0
+
+    def count(self, status: str) -> int:
+        return sum(1 for r in self.rings if r.status == status)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "schema_version": 1,
+            "as_of": self.as_of.isoformat(),
+            "dry_run": self.dry_run,
+            "rings_checked": self.rings_checked,
+            "nothing_due": self.nothing_due,
+            "summary": {
+                s: self.count(s) for s in ("succeeded", "failed", "skipped", "planned")
+            },
+            "failed": self.failed,
+            "rings": [r.to_dict() for r in self.rings],
+            "exit_code": self.exit_code,
+        }
+
+
+Renewer = Callable[[KeyManager, str, dt.datetime], int]
+
+
+def _default_renewer(manager: KeyManager, ring: str, now: dt.datetime) -> int:
+    try:
+        from ..acme import renew_ring  # type: ignore[attr-defined]
+    except ImportError as exc:
+        raise KeylifeError(f"certificate renewal is not available: {exc}") from exc
+    version = renew_ring(manager, ring, now=now)
+    return int(getattr(version, "number", version))
+
+
+def _holder() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class Runner:
+    """Applies rotation plans against one manager's store."""
+
+    def __init__(
+        self,
+        manager: KeyManager,
+        *,
+        lease_ttl: dt.timedelta = dt.timedelta(minutes=10),
+        wait: float = 0.0,
+        renewer: Renewer | None = None,
+        holder: str | None = None,
+    ) -> None:
+        self.manager = manager
+        self.lease_ttl = lease_ttl
+        self.wait = wait
+        self.renewer = renewer or _default_renewer
+        self.holder = holder or _holder()
+        self._lease_taken = 0.0
+
+    # ---- planning ---------------------------------------------------------------------------
+
+    def _rings(self, only: Sequence[str] | None) -> list[Ring]:
+        store = self.manager.store
+        if not only:
+            return store.load_rings()
+        rings = []
+        for name in only:
+            ring = store.load_ring(name)
+            if ring is None:
+                raise NotFoundError(f"no ring named {name!r}")
+            rings.append(ring)
+        return rings
+
+    def plan(self, now: dt.datetime, only: Sequence[str] | None = None) -> tuple[Plan, int]:
+        rings = self._rings(only)
+        return plan_rotation(rings, self.manager.policy, now), len(rings)
+
+    # ---- the lease --------------------------------------------------------------------------
+
+    def _acquire(self) -> None:
+        deadline = time.monotonic() + self.wait
+        while True:
+            wall = self.manager.clock.now()
+            if self.manager.store.acquire_lease(LEASE_NAME, self.holder, self.lease_ttl, wall):
+                self._lease_taken = time.monotonic()
+                return
+            if time.monotonic() >= deadline:
+                raise LockHeldError(
+                    "another `keylife rotate` run holds the lock on this store; it lapses "
+                    f"{int(self.lease_ttl.total_seconds())} s after its holder last renewed it"
+                )
+            time.sleep(0.2)
+
+    def _renew_if_needed(self) -> None:
+        if time.monotonic() - self._lease_taken > self.lease_ttl.total_seconds() / 3:
+            self._acquire()
+
+    # ---- running ----------------------------------------------------------------------------
+
+    def run(
+        self,
+        *,
+        now: dt.datetime | None = None,
+        rings: Sequence[str] | None = None,
+        dry_run: bool = False,
+        progress: Callable[[str], None] | None = None,
+    ) -> RunReport:
+        """Plan for ``now`` (default: the manager's clock) and, unless ``dry_run``, apply it."""
+        as_of = as_utc(now) if now is not None else self.manager.now()
+        plan, checked = self.plan(as_of, rings)
+        if dry_run or not plan:
+            results = tuple(
+                RingResult(
+                    name,
+                    "planned",
+                    tuple(
+                        StepResult(s.kind.value, s.version, "planned", s.reason)
+                        for s in plan.for_ring(name)
+                    ),
+                    next_due=plan.next_due.get(name),
+                )
+                for name in plan.rings
+            )
+            return RunReport(as_of, dry_run, results, checked, plan.next_due)
+        self._acquire()
+        try:
+            # Re-plan under the lease: a run that finished just before us changed the store.
+            plan, checked = self.plan(as_of, rings)
+            results = []
+            for name in plan.rings:
+                self._renew_if_needed()
+                results.append(self._run_ring(name, as_of))
+                if progress is not None:
+                    progress(name)
+        finally:
+            try:
+                self.manager.store.release_lease(LEASE_NAME, self.holder)
+            except KeylifeError as exc:  # the lease lapses by itself
+                log.warning("could not release the rotation lease: %s", exc)
+        next_due = dict(plan.next_due)
+        for r in results:
+            next_due[r.ring] = r.next_due
+        return RunReport(as_of, False, tuple(results), checked, next_due)
+
+    def _run_ring(self, name: str, now: dt.datetime) -> RingResult:
+        view = KeyManager(
+            self.manager.store,
+            policy=self.manager.policy,
+            actor=self.manager.actor,
+            clock=FixedClock(now),
+        )
+        done: list[StepResult] = []
+        next_due: dt.datetime | None = None
+        try:
+            for _ in range(MAX_STEPS_PER_RING):
+                ring = view.load(name)
+                steps, next_due = plan_ring(ring, view.policy, now)
+                if not steps:
+                    return RingResult(name, "succeeded", tuple(done), next_due=next_due)
+                step = steps[0]
+                new = self._apply(view, ring, step, now)
+                log.info("%s: %s v%s done (%s)", name, step.kind.value, step.version, step.reason)
+                done.append(StepResult(step.kind.value, step.version, "succeeded", step.reason, new))
+            raise KeylifeError(f"ring {name} did not settle after {MAX_STEPS_PER_RING} steps")
+        except KeylifeError as exc:
+            log.error("%s: %s", name, exc)
+            view._record_failure("rotate", name, None, exc)
+            failed = StepResult("error", None, "failed", str(exc))
+            return RingResult(name, "failed", (*done, failed), str(exc), next_due)
+
+    def _apply(self, view: KeyManager, ring: Ring, step: Step, now: dt.datetime) -> int | None:
+        kind = step.kind
+        if kind is StepKind.ACTIVATE:
+            assert step.version is not None
+            view.apply(ring.name, "activate", _activate(view, step.version, step.reason))
+            return None
+        if kind in (StepKind.DEACTIVATE, StepKind.DESTROY):
+            assert step.version is not None
+            action = Action.DEACTIVATE if kind is StepKind.DEACTIVATE else Action.DESTROY
+            view.apply(ring.name, action.value, _simple(view, step.version, action, step.reason))
+            return None
+        if kind in (StepKind.ROTATE, StepKind.STAGE):
+            self._check_readable(view, ring, now)
+            from ..keygen import fingerprint, generate
+
+            purpose = Purpose(ring.purpose)
+            view.policy.check(ring.spec, purpose, now)
+            material = generate(ring.spec)
+            fp = fingerprint(material)
+            stage = view.policy.rules(purpose).stage if kind is StepKind.STAGE else None
+
+            def mutate(r: Ring, at: dt.datetime) -> Change:
+                return rotate_change(view, r, at, material, fp, step.reason, stage=stage)
+
+            version = view.apply(ring.name, "rotate", mutate)
+            return int(version.number)
+        if kind is StepKind.RENEW_CERTIFICATE:
+            return self.renewer(view, ring.name, now)
+        raise KeylifeError(f"unknown step {kind}")  # pragma: no cover
+
+    @staticmethod
+    def _check_readable(view: KeyManager, ring: Ring, now: dt.datetime) -> None:
+        """Every version that still processes must open; otherwise data would be unreadable."""
+        grace = view.policy.rules(Purpose(ring.purpose)).grace_period
+        for v in ring.versions:
+            if v.processes_at(now, grace):
+                view.material(v)
+
+
+def _activate(view: KeyManager, number: int, reason: str) -> Callable[[Ring, dt.datetime], Change]:
+    def mutate(ring: Ring, now: dt.datetime) -> Change:
+        v = ring.get(number)
+        if v is None or v.state is not State.PRE_ACTIVE:
+            return Change(ring, [])  # already done by another run
+        ring = ring.replace_version(
+            transition(v, Action.ACTIVATE, at=now, actor=view.actor, reason=reason)
+        )
+        before = ring
+        ring = supersede_older(ring, number, now=now, actor=view.actor)
+        audit = [view._entry("activate", ring.name, number, reason)]
+        audit += _deactivation_entries(view, before, ring)
+        return Change(ring, audit)
+
+    return mutate
+
+
+def _simple(
+    view: KeyManager, number: int, action: Action, reason: str
+) -> Callable[[Ring, dt.datetime], Change]:
+    def mutate(ring: Ring, now: dt.datetime) -> Change:
+        v = ring.get(number)
+        if v is None or (v.state, action) not in TRANSITIONS:
+            return Change(ring, [])  # already done by another writer
+        extra: dict[str, object] = {}
+        if action is Action.DESTROY:
+            extra["destroy_date"] = now
+        updated = transition(v, action, at=now, actor=view.actor, reason=reason, **extra)
+        return Change(
+            ring.replace_version(updated),
+            [view._entry(action.value, ring.name, number, reason)],
+            destroy=[number] if not updated.has_material else [],
+        )
+
+    return mutate
+
+
+def run(
+    manager: KeyManager,
+    *,
+    now: dt.datetime | None = None,
+    rings: Sequence[str] | None = None,
+    dry_run: bool = False,
+    lease_ttl: dt.timedelta = dt.timedelta(minutes=10),
+    wait: float = 0.0,
+    renewer: Renewer | None = None,
+) -> RunReport:
+    """Plan and apply everything due (the library form of ``keylife rotate``)."""
+    runner = Runner(manager, lease_ttl=lease_ttl, wait=wait, renewer=renewer)
+    return runner.run(now=now, rings=rings, dry_run=dry_run)
