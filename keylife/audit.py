@@ -95,7 +95,9 @@ def verify_chain(
     prev = GENESIS
     for i, rec in enumerate(records, start=1):
         if rec.seq != i:
-            kind = "removed" if rec.seq > i else "reordered or duplicated"
+            # Record i missing here but present later was moved, not removed.
+            moved = rec.seq < i or any(r.seq == i for r in records)
+            kind = "reordered or duplicated" if moved else "removed"
             return ChainReport(
                 False,
                 len(records),
