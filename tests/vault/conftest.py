@@ -169,3 +169,168 @@ def vault_store(vault_env: DevServer, mounts: tuple[str, str]) -> Iterator[Any]:
         yield store
     finally:
         store.close()
+
+
+# ---- integrated Raft storage (not dev mode) ---------------------------------------------------
+
+
+@dataclass
+class RaftNode:
+    name: str
+    api_port: int
+    cluster_port: int
+    data: Path
+    config: Path
+    log: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def addr(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+
+class RaftCluster:
+    """``n`` ``bao server`` processes with integrated Raft storage on loopback ports."""
+
+    def __init__(self, root: Path, n: int) -> None:
+        self.root = root
+        self.nodes: list[RaftNode] = []
+        self.unseal_key = ""
+        self.token = ""
+        for i in range(1, n + 1):
+            api, cluster = free_port(), free_port()
+            data = root / f"node{i}"
+            data.mkdir(parents=True)
+            config = root / f"node{i}.hcl"
+            config.write_text(
+                f"""
+storage "raft" {{
+  path = "{data}"
+  node_id = "node{i}"
+  performance_multiplier = 1
+}}
+listener "tcp" {{
+  address = "127.0.0.1:{api}"
+  cluster_address = "127.0.0.1:{cluster}"
+  tls_disable = true
+}}
+api_addr = "http://127.0.0.1:{api}"
+cluster_addr = "https://127.0.0.1:{cluster}"
+"""
+            )
+            self.nodes.append(
+                RaftNode(f"node{i}", api, cluster, data, config, root / f"node{i}.log")
+            )
+
+    @property
+    def addresses(self) -> list[str]:
+        return [n.addr for n in self.nodes]
+
+    def start(self, node: RaftNode) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))}
+        env["HOME"] = str(self.root)
+        with open(node.log, "ab") as out:
+            node.proc = subprocess.Popen(
+                [bao_binary(), "server", f"-config={node.config}"],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+        assert node.proc is not None
+        # listening: health answers (501 uninitialised, 503 sealed, 429 standby, 200 active)
+        wait_health(node.addr, node.proc, node.log, ok=(200, 429, 472, 473, 501, 503))
+
+    def unseal(self, node: RaftNode) -> None:
+        status, body = http("POST", f"{node.addr}/v1/sys/unseal", body={"key": self.unseal_key})
+        assert status == 200, body
+
+    def form(self, voters_timeout: float = 60) -> None:
+        first = self.nodes[0]
+        for node in self.nodes:
+            self.start(node)
+        status, body = http(
+            "POST", f"{first.addr}/v1/sys/init", body={"secret_shares": 1, "secret_threshold": 1}
+        )
+        assert status == 200, body
+        self.unseal_key = body["keys_base64"][0]
+        self.token = body["root_token"]
+        self.unseal(first)
+        self.wait_active([first])
+        if len(self.nodes) > 1:
+            status, body = http(
+                "POST",
+                f"{first.addr}/v1/sys/storage/raft/autopilot/configuration",
+                self.token,
+                {"server_stabilization_time": "1s", "cleanup_dead_servers": False},
+            )
+            assert status in (200, 204), body
+        for node in self.nodes[1:]:
+            status, body = http(
+                "POST",
+                f"{node.addr}/v1/sys/storage/raft/join",
+                body={"leader_api_addr": first.addr},
+            )
+            assert status == 200, body
+            self.unseal(node)
+        if len(self.nodes) > 1:
+            self.wait_voters(len(self.nodes), voters_timeout)
+
+    def wait_active(self, nodes: list[RaftNode], timeout: float = 30) -> RaftNode:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for node in nodes:
+                try:
+                    status, _ = http("GET", f"{node.addr}/v1/sys/health", timeout=1)
+                except OSError:
+                    continue
+                if status == 200:
+                    return node
+            time.sleep(0.05)
+        raise RuntimeError("no active node")
+
+    def wait_voters(self, n: int, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        last: Any = None
+        while time.monotonic() < deadline:
+            for node in self.nodes:
+                try:
+                    status, body = http(
+                        "GET",
+                        f"{node.addr}/v1/sys/storage/raft/configuration",
+                        self.token,
+                        timeout=1,
+                    )
+                except OSError:
+                    continue
+                if status == 200:
+                    last = body["data"]["config"]["servers"]
+                    if len(last) >= n and all(s["voter"] for s in last):
+                        return
+                    break
+            time.sleep(0.2)
+        raise RuntimeError(f"cluster did not reach {n} voters: {last}")
+
+    def leader(self) -> RaftNode:
+        live = [n for n in self.nodes if n.proc is not None and n.proc.poll() is None]
+        return self.wait_active(live)
+
+    def kill(self, node: RaftNode) -> None:
+        assert node.proc is not None
+        node.proc.kill()
+        node.proc.wait(10)
+
+    def stop_all(self) -> None:
+        for node in self.nodes:
+            if node.proc is not None:
+                stop(node.proc)
+
+
+@pytest.fixture
+def raft1(tmp_path: Path) -> Iterator[RaftCluster]:
+    """One node with Raft storage (on disk, survives restarts)."""
+    cluster = RaftCluster(tmp_path / "raft", 1)
+    try:
+        cluster.form()
+        yield cluster
+    finally:
+        cluster.stop_all()
