@@ -21,6 +21,7 @@ from keylife.tls.report import (
     ProtocolSupport,
     SuiteResult,
     TlsReport,
+    json_schema,
     render_json,
 )
 
@@ -47,6 +48,7 @@ __all__ = [
     "client_context",
     "load_policy",
     "parse_target",
+    "json_schema",
     "render_json",
     "server_context",
     "suite_by_code",

@@ -161,12 +161,14 @@ def _ssl_server_leaf(ctx: ssl.SSLContext) -> x509.Certificate | None:
     except (ssl.SSLError, ValueError):
         return None
     done = [False, False]
+    client_ok = False
     for _ in range(8):
         for i, (obj, src, dst) in enumerate(((cobj, c_out, s_in), (sobj, s_out, c_in))):
             if not done[i]:
                 try:
                     obj.do_handshake()
                     done[i] = True
+                    client_ok = client_ok or i == 0
                 except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
                     pass
                 except ssl.SSLError:
@@ -174,7 +176,7 @@ def _ssl_server_leaf(ctx: ssl.SSLContext) -> x509.Certificate | None:
             dst.write(src.read())
         if all(done):
             break
-    der = cobj.getpeercert(binary_form=True) if done[0] else None
+    der = cobj.getpeercert(binary_form=True) if client_ok else None
     return x509.load_der_x509_certificate(der) if der else None
 
 

@@ -19,6 +19,7 @@ __all__ = [
     "SuiteResult",
     "TlsReport",
     "Verdict",
+    "json_schema",
     "overall_verdict",
     "render_json",
 ]
@@ -155,3 +156,13 @@ def render_json(reports: list[TlsReport] | list[ContextReport], *, policy: str =
         "results": [r.to_dict() for r in reports],
     }
     return json.dumps(doc, indent=2, sort_keys=False)
+
+
+def json_schema() -> dict[str, Any]:
+    """The published JSON Schema of :func:`render_json` documents (``keylife/tls/schema.json``)."""
+    from importlib.resources import files
+
+    loaded: dict[str, Any] = json.loads(
+        files("keylife.tls").joinpath("schema.json").read_text(encoding="utf-8")
+    )
+    return loaded

@@ -4,6 +4,7 @@ hostile servers. All listen on 127.0.0.1 on a free port, and each stops exactly 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import ssl
@@ -44,11 +45,8 @@ class _ThreadedServer:
             t.start()
 
     def _run_handler(self, conn: socket.socket) -> None:
-        with conn:
-            try:
-                self.handle(conn)
-            except (OSError, ssl.SSLError, ValueError):
-                pass
+        with conn, contextlib.suppress(OSError, ssl.SSLError, ValueError):
+            self.handle(conn)
 
     def __enter__(self) -> _ThreadedServer:
         self._accept_thread.start()
@@ -77,6 +75,7 @@ class PythonTlsServer(_ThreadedServer):
             data = tls.recv(1024)
             if data:
                 tls.sendall(data)
+                tls.unwrap()  # close_notify, as a well-behaved server does
 
 
 class OpensslServer:
@@ -85,7 +84,7 @@ class OpensslServer:
     def __init__(self, args: Sequence[str]) -> None:
         self.args = list(args)
         self.port = 0
-        self._log = tempfile.TemporaryFile()
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in __exit__
         self.proc: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> OpensslServer:
