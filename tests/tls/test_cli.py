@@ -12,9 +12,9 @@ from pathlib import Path
 import jsonschema
 import pytest
 from click.testing import CliRunner
+from keylife_cli.tls import tls
 
 from keylife.tls import json_schema
-from keylife_cli.tls import tls
 from tests.tls.conftest import Endpoint
 
 StartPeer = Callable[[str], Endpoint]
@@ -118,9 +118,19 @@ def test_keylife_main_cli_runs_tls_check(start_peer: StartPeer) -> None:
     ep = start_peer("strong")
     env = dict(os.environ)
     proc = subprocess.run(
-        [sys.executable, "-c", "from keylife_cli.main import main; main()", "tls", "check"]
-        + [ep.target]
-        + ["--sni", "localhost", "--ca-file", str(ep.ca_file), "--json"],
+        [
+            sys.executable,
+            "-c",
+            "from keylife_cli.main import main; main()",
+            "tls",
+            "check",
+            ep.target,
+            "--sni",
+            "localhost",
+            "--ca-file",
+            str(ep.ca_file),
+            "--json",
+        ],
         capture_output=True,
         text=True,
         timeout=60,

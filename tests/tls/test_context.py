@@ -155,9 +155,21 @@ def test_server_context_handshakes_with_openssl_s_client(pki: Pki, version: str)
     server = server_context("default", pki.rsa_leaf.cert_path, pki.rsa_leaf.key_path)
     with peers.PythonTlsServer(server) as srv:
         proc = subprocess.run(
-            ["openssl", "s_client", "-connect", f"127.0.0.1:{srv.port}", version, "-brief"]
-            + ["-servername", "localhost", "-verify_return_error"]
-            + ["-CAfile", str(pki.root.cert_path), "-verify_hostname", "localhost"],
+            [
+                "openssl",
+                "s_client",
+                "-connect",
+                f"127.0.0.1:{srv.port}",
+                version,
+                "-brief",
+                "-servername",
+                "localhost",
+                "-verify_return_error",
+                "-CAfile",
+                str(pki.root.cert_path),
+                "-verify_hostname",
+                "localhost",
+            ],
             input=b"ping\n",
             capture_output=True,
             timeout=30,
