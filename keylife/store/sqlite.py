@@ -7,6 +7,7 @@ any point leaves either the old or the new state.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -127,9 +128,7 @@ class SqliteStore:
             for stmt in SCHEMA.strip().split(";"):
                 if stmt.strip():
                     db.execute(stmt)
-            db.execute(
-                "INSERT OR IGNORE INTO meta VALUES ('master_key_id', ?)", (key.check_value,)
-            )
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('master_key_id', ?)", (key.check_value,))
             db.execute("INSERT OR IGNORE INTO meta VALUES ('audit_count', '0')")
             db.execute("INSERT OR IGNORE INTO meta VALUES ('audit_head', ?)", (GENESIS,))
             db.execute("COMMIT")
@@ -161,22 +160,45 @@ class SqliteStore:
             expected = self._meta("master_key_id")
         except sqlite3.Error as exc:
             raise StoreUnavailableError(f"{self.db_path} is not a keylife store: {exc}") from exc
+        key = self._key_for(expected)
+        if self._key_file.env_value is None and self._key_file.pending.exists():
+            # A leftover <key>.new is either from a rekey that never committed, or from one in
+            # flight right now. rekey() holds the write lock from writing that file until its
+            # commit, so decide under the lock, or we could delete a key about to be committed.
+            with self._write():
+                expected = self._meta("master_key_id")
+                key = self._key_for(expected)
+                stale = self._key_file.load_pending()
+                if stale is not None and stale.check_value != expected:
+                    self._key_file.pending.unlink(missing_ok=True)
+        return key
+
+    def _key_for(self, expected: str | None) -> MasterKey:
+        """The master key whose check value is ``expected`` (the database's)."""
         key = self._key_file.load()
         if expected is None or key.check_value == expected:
-            stale = self._key_file.load_pending()
-            if stale is not None and self._key_file.env_value is None:
-                # A rekey that never committed: the new key was written but not used.
-                self._key_file.pending.unlink()
             return key
         pending = self._key_file.load_pending()
         if pending is not None and pending.check_value == expected:
             # A rekey committed but the key file was not yet swapped: finish it.
-            os.replace(self._key_file.pending, self._key_file.path)
+            with contextlib.suppress(FileNotFoundError):  # the rekeying process swapped it
+                os.replace(self._key_file.pending, self._key_file.path)
             return pending
+        key = self._key_file.load()  # the rekeying process may have swapped it just now
+        if key.check_value == expected:
+            return key
         raise IntegrityError(
             f"the master key does not match {self.db_path} (key check value differs); "
             "point KEYLIFE_MASTER_KEY_FILE at the right key"
         )
+
+    def _current_key(self) -> MasterKey:
+        """The master key the database is sealed under now: another process may have rekeyed
+        it since this store was opened. Call with the lock held."""
+        expected = self._meta("master_key_id")
+        if expected is not None and expected != self._master.check_value:
+            self._master = self._key_for(expected)
+        return self._master
 
     def close(self) -> None:
         with self._lock:
@@ -236,15 +258,14 @@ class SqliteStore:
                     f"ring {ring.name} changed underneath (revision {current}, expected "
                     f"{expected_revision})"
                 )
+            master = self._current_key() if materials else self._master
             for number, material in (materials or {}).items():
-                blob = self._master.seal(material.reveal(), associated_data(ring.name, number))
+                blob = master.seal(material.reveal(), associated_data(ring.name, number))
                 db.execute(
                     "INSERT OR REPLACE INTO material VALUES (?, ?, ?)", (ring.name, number, blob)
                 )
             for number in destroy:
-                db.execute(
-                    "DELETE FROM material WHERE ring=? AND version=?", (ring.name, number)
-                )
+                db.execute("DELETE FROM material WHERE ring=? AND version=?", (ring.name, number))
             if row is None:
                 db.execute("INSERT INTO rings VALUES (?, ?, ?)", (ring.name, new_revision, doc))
             else:
@@ -266,9 +287,16 @@ class SqliteStore:
             ).fetchone()
         if row is None:
             raise NotFoundError(f"no material for {ring} v{version} (destroyed or never stored)")
-        plain = self._master.open(
-            bytes(row[0]), associated_data(ring, version), what=f"{ring} v{version}"
-        )
+        ad = associated_data(ring, version)
+        try:
+            plain = self._master.open(bytes(row[0]), ad, what=f"{ring} v{version}")
+        except IntegrityError:
+            with self._lock:
+                seen = self._master
+                master = self._current_key()
+            if master is seen:
+                raise
+            plain = master.open(bytes(row[0]), ad, what=f"{ring} v{version}")
         return KeyMaterial(plain, spec)
 
     def has_material(self, ring: str, version: int) -> bool:
@@ -321,18 +349,35 @@ class SqliteStore:
     # ---- leases -----------------------------------------------------------------------------
 
     def acquire_lease(
-        self, name: str, holder: str, ttl: dt.timedelta, now: dt.datetime
+        self,
+        name: str,
+        holder: str,
+        ttl: dt.timedelta,
+        now: dt.datetime,
+        *,
+        takeover_from: str | None = None,
     ) -> Lease | None:
         expires = now + ttl
         with self._write() as db:
             row = db.execute("SELECT holder, expires FROM leases WHERE name=?", (name,)).fetchone()
-            if row is not None and row[0] != holder and dt.datetime.fromisoformat(row[1]) > now:
+            if (
+                row is not None
+                and row[0] not in (holder, takeover_from)
+                and dt.datetime.fromisoformat(row[1]) > now
+            ):
                 return None
             db.execute(
                 "INSERT OR REPLACE INTO leases VALUES (?, ?, ?)",
                 (name, holder, expires.isoformat()),
             )
         return Lease(name, holder, expires)
+
+    def read_lease(self, name: str) -> Lease | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT holder, expires FROM leases WHERE name=?", (name,)
+            ).fetchone()
+        return None if row is None else Lease(name, row[0], dt.datetime.fromisoformat(row[1]))
 
     def release_lease(self, name: str, holder: str) -> None:
         with self._write() as db:
@@ -353,19 +398,26 @@ class SqliteStore:
                 "(KEYLIFE_MASTER_KEY_FILE)"
             )
         new = MasterKey.generate()
-        self._key_file.write(new, pending=True)
         with self._write() as db:
+            # Written under the write lock: an opener never mistakes it for a stale leftover.
+            self._key_file.write(new, pending=True)
+            old = self._current_key()
             rows = db.execute("SELECT ring, version, blob FROM material").fetchall()
             for ring, version, blob in rows:
                 ad = associated_data(ring, version)
-                plain = self._master.open(bytes(blob), ad, what=f"{ring} v{version}")
+                plain = old.open(bytes(blob), ad, what=f"{ring} v{version}")
                 db.execute(
                     "UPDATE material SET blob=? WHERE ring=? AND version=?",
                     (new.seal(plain, ad), ring, version),
                 )
-            db.execute(
-                "UPDATE meta SET value=? WHERE key='master_key_id'", (new.check_value,)
-            )
-        os.replace(self._key_file.pending, self._key_file.path)
+            db.execute("UPDATE meta SET value=? WHERE key='master_key_id'", (new.check_value,))
+        try:
+            os.replace(self._key_file.pending, self._key_file.path)
+        except FileNotFoundError:
+            # Another process opening the store finished the swap for us; make sure.
+            if self._key_file.load().check_value != new.check_value:
+                raise StoreError(
+                    f"rekey committed but {self._key_file.path} does not hold the new key"
+                ) from None
         self._master = new
         return new.check_value
