@@ -28,6 +28,7 @@ __all__ = [
     "test_contract_create_twice_conflicts",
     "test_contract_destroy_erases_material",
     "test_contract_lease",
+    "test_contract_lease_takeover",
     "test_contract_load_rings_lists_all",
     "test_contract_manager_lifecycle",
     "test_contract_material_roundtrip",
@@ -171,3 +172,16 @@ def test_contract_manager_lifecycle(store: KeyStore) -> None:
     states = [v.state for v in m.ring("sig").history()]
     assert states == [State.DEACTIVATED, State.DESTROYED_COMPROMISED, State.ACTIVE]
     assert m.verify_audit().ok
+
+
+def test_contract_lease_takeover(store: KeyStore) -> None:
+    ttl = dt.timedelta(seconds=600)
+    assert store.read_lease("rotate") is None
+    assert store.acquire_lease("rotate", "dead", ttl, T0) is not None
+    lease = store.read_lease("rotate")
+    assert lease is not None and lease.holder == "dead" and lease.expires == T0 + ttl
+    later = T0 + dt.timedelta(seconds=1)
+    assert store.acquire_lease("rotate", "new", ttl, later, takeover_from="someone-else") is None
+    assert store.acquire_lease("rotate", "new", ttl, later, takeover_from="dead") is not None
+    lease = store.read_lease("rotate")
+    assert lease is not None and lease.holder == "new"

@@ -122,6 +122,28 @@ def _holder() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+def holder_is_dead(holder: str) -> bool:
+    """True when ``holder`` is a run on this host whose process no longer exists."""
+    host, _, rest = holder.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    try:  # a zombie (killed, not yet reaped) is dead too
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
+
+
 class Runner:
     """Applies rotation plans against one manager's store."""
 
@@ -165,9 +187,18 @@ class Runner:
         deadline = time.monotonic() + self.wait
         while True:
             wall = self.manager.clock.now()
-            if self.manager.store.acquire_lease(LEASE_NAME, self.holder, self.lease_ttl, wall):
+            store = self.manager.store
+            if store.acquire_lease(LEASE_NAME, self.holder, self.lease_ttl, wall):
                 self._lease_taken = time.monotonic()
                 return
+            current = store.read_lease(LEASE_NAME)
+            if current is not None and holder_is_dead(current.holder):
+                log.warning("taking over the lock of dead run %s", current.holder)
+                if store.acquire_lease(
+                    LEASE_NAME, self.holder, self.lease_ttl, wall, takeover_from=current.holder
+                ):
+                    self._lease_taken = time.monotonic()
+                    return
             if time.monotonic() >= deadline:
                 raise LockHeldError(
                     "another `keylife rotate` run holds the lock on this store; it lapses "

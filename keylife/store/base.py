@@ -61,9 +61,23 @@ class KeyStore(Protocol):
     def read_audit(self) -> list[AuditRecord]: ...
 
     def acquire_lease(
-        self, name: str, holder: str, ttl: dt.timedelta, now: dt.datetime
+        self,
+        name: str,
+        holder: str,
+        ttl: dt.timedelta,
+        now: dt.datetime,
+        *,
+        takeover_from: str | None = None,
     ) -> Lease | None:
-        """Take the named lease unless another holder has it unexpired; None if held."""
+        """Take the named lease unless another holder has it unexpired; None if held.
+
+        ``takeover_from`` names a holder known to be dead (same host, process gone): its
+        lease is taken over even before it expires.
+        """
+        ...
+
+    def read_lease(self, name: str) -> Lease | None:
+        """The current lease, expired or not, or None."""
         ...
 
     def release_lease(self, name: str, holder: str) -> None: ...
