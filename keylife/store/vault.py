@@ -535,8 +535,19 @@ class VaultKeyStore:
     # ---- leases -----------------------------------------------------------------------------
 
     def acquire_lease(
-        self, name: str, holder: str, ttl: dt.timedelta, now: dt.datetime
+        self,
+        name: str,
+        holder: str,
+        ttl: dt.timedelta,
+        now: dt.datetime,
+        *,
+        takeover_from: str | None = None,
     ) -> Lease | None:
+        """Take (or renew) the lease unless another live holder has it unexpired.
+
+        A KV v2 document written with check-and-set: two runners reading the same state race
+        on the CAS and exactly one wins. ``takeover_from`` names a holder known to be dead.
+        """
         path = f"leases/{q(name)}"
         expires = now + ttl
         for _ in range(3):
@@ -546,7 +557,12 @@ class VaultKeyStore:
                 data, version = got
                 other = data.get("holder")
                 until = data.get("expires")
-                if other and other != holder and until and dt.datetime.fromisoformat(until) > now:
+                if (
+                    other
+                    and other not in (holder, takeover_from)
+                    and until
+                    and dt.datetime.fromisoformat(until) > now
+                ):
                     return None
             doc = {"holder": holder, "expires": expires.isoformat()}
             try:
@@ -561,6 +577,12 @@ class VaultKeyStore:
                 continue  # someone else moved; look again
             return Lease(name, holder, expires)
         return None
+
+    def read_lease(self, name: str) -> Lease | None:
+        got = self._kv_read(f"leases/{q(name)}", what=f"read lease {name}")
+        if got is None or not got[0].get("holder"):
+            return None
+        return Lease(name, str(got[0]["holder"]), dt.datetime.fromisoformat(got[0]["expires"]))
 
     def release_lease(self, name: str, holder: str) -> None:
         path = f"leases/{q(name)}"
