@@ -16,7 +16,8 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,7 +46,8 @@ JOSE = "application/jose+json"
 PEM_CHAIN = "application/pem-certificate-chain"
 
 
-def _b64(data: bytes) -> str:
+def b64url(data: bytes) -> str:
+    """Unpadded base64url, as JOSE and ACME use it."""
     return b64encode(data).decode("ascii")
 
 
@@ -93,7 +95,7 @@ def jwk_and_alg(key: CertificateKey) -> tuple[Any, Any]:
 
 def key_authorization(token: str, jwk: Any) -> str:
     """RFC 8555 §8.1: token || '.' || base64url(JWK thumbprint)."""
-    return f"{token}.{_b64(jwk.thumbprint())}"
+    return f"{token}.{b64url(jwk.thumbprint())}"
 
 
 class _Network(acme_client.ClientNetwork):
@@ -310,6 +312,20 @@ class AcmeClient:
     def close(self) -> None:
         self._net.close()
 
+    @contextmanager
+    def network_for(self, key: CertificateKey) -> Iterator[_Network]:
+        """A throw-away signer for another key (revocation by certificate key), no account."""
+        net = self._network(key, None)
+        try:
+            yield net
+        finally:
+            net.close()
+
+    def get(self, url: str) -> requests.Response:
+        """An unauthenticated GET (directory, renewalInfo). Raises acme errors raw."""
+        response: requests.Response = self._net.get(url)
+        return response
+
     def __enter__(self) -> AcmeClient:
         return self
 
@@ -330,7 +346,7 @@ class AcmeClient:
                 self._directory = jobj
         return self._directory
 
-    def _url(self, name: str) -> str:
+    def resource_url(self, name: str) -> str:
         try:
             return str(self.directory[name])
         except KeyError:
@@ -350,13 +366,13 @@ class AcmeClient:
         obj = payload
         if isinstance(payload, Mapping):
             obj = _Payload(payload)
-        kwargs: dict[str, Any] = {"new_nonce_url": self._url("newNonce")}
+        kwargs: dict[str, Any] = {"new_nonce_url": self.resource_url("newNonce")}
         if headers:
             kwargs["headers"] = {"Content-Type": JOSE, **headers}
         response: requests.Response = net.post(url, obj, **kwargs)
         return response
 
-    def _require_account(self) -> str:
+    def require_account(self) -> str:
         if self.account_url is None:
             raise AcmeError("no ACME account: register first")
         return self.account_url
@@ -387,7 +403,7 @@ class AcmeClient:
 
         ``contact`` takes e-mail addresses (``mailto:`` is added when missing).
         """
-        url = self._url("newAccount")
+        url = self.resource_url("newAccount")
         payload: dict[str, Any] = {}
         if only_existing:
             payload["onlyReturnExisting"] = True
@@ -458,8 +474,8 @@ class AcmeClient:
         profile: str | None = None,
     ) -> Order:
         """newOrder; with ``replaces`` (ARI) retried once without it if the CA refuses it."""
-        self._require_account()
-        url = self._url("newOrder")
+        self.require_account()
+        url = self.resource_url("newOrder")
         payload: dict[str, Any] = {
             "identifiers": [{"type": i.type, "value": i.value} for i in identifiers]
         }
@@ -530,7 +546,7 @@ class AcmeClient:
                 )
             keyauth = key_authorization(str(chall["token"]), self._jwk)
             if solver.challenge_type == "dns-01":
-                validation = _b64(hashlib.sha256(keyauth.encode("ascii")).digest())
+                validation = b64url(hashlib.sha256(keyauth.encode("ascii")).digest())
             else:
                 validation = keyauth
             tasks.append(
@@ -570,7 +586,7 @@ class AcmeClient:
     def finalize(self, order: Order, csr_pem: bytes) -> Order:
         """Send the CSR and wait until the order is valid (or failed)."""
         csr = x509.load_pem_x509_csr(csr_pem)
-        payload = {"csr": _b64(csr.public_bytes(serialization.Encoding.DER))}
+        payload = {"csr": b64url(csr.public_bytes(serialization.Encoding.DER))}
         with translated("finalizing the order", order.finalize):
             jobj = self.post(order.finalize, payload).json()
         if jobj.get("status") not in ("valid", "invalid"):
@@ -664,6 +680,7 @@ __all__ = [
     "IssuedCertificate",
     "Order",
     "PollSettings",
+    "b64url",
     "jwk_and_alg",
     "key_authorization",
     "split_pem_chain",

@@ -269,3 +269,15 @@ def pebble_eab(pebble_launcher: PebbleLauncher) -> Pebble:
 def pebble_altroots(pebble_launcher: PebbleLauncher) -> Pebble:
     """A Pebble that offers alternate chains (PEBBLE_ALTERNATE_ROOTS=1)."""
     return pebble_launcher.launch("altroots", PEBBLE_ALTERNATE_ROOTS="1")
+
+
+@pytest.fixture(scope="session")
+def unused_port() -> Any:
+    """A function returning a free 127.0.0.1 TCP port."""
+    return free_port
+
+
+@pytest.fixture(scope="session")
+def eab_credentials() -> tuple[str, str]:
+    """(key id, base64url HMAC key) that ``pebble_eab`` accepts."""
+    return EAB_KID, EAB_HMAC
