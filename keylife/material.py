@@ -17,11 +17,13 @@ from .specs import KeySpec
 class KeyMaterial:
     """Secret key bytes with a redacted representation."""
 
-    __slots__ = ("_data", "spec")
+    __slots__ = ("_data", "_fingerprint", "spec")
 
     def __init__(self, data: bytes, spec: KeySpec) -> None:
         self._data = bytes(data)
         self.spec = spec
+        # Public fingerprint, filled in by keygen when it still has the key object at hand.
+        self._fingerprint: str | None = None
 
     def reveal(self) -> bytes:
         """The raw secret bytes (PKCS#8 DER for private keys). Handle with care."""
