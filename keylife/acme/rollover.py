@@ -36,7 +36,7 @@ def rollover_account_key(client: AcmeClient, new_key: CertificateKey) -> None:
     url = client.resource_url("keyChange")
     inner = build_key_change(client, new_key, url, account_url)
     with translated("rolling over the account key", url):
-        client.post(url, inner)
+        client.post(url, inner.to_partial_json())
     client.use_account_key(new_key)
 
 

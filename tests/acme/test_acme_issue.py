@@ -6,7 +6,6 @@ import functools
 import http.server
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -182,19 +181,23 @@ def test_eab_required_and_given(pebble_eab, eab_credentials):
 
 
 def test_eab_missing_fails_clearly(pebble_eab):
-    with AcmeClient(
-        pebble_eab.directory_url, generate_private_key(), ca_bundle=pebble_eab.ca_bundle
-    ) as client:
-        with pytest.raises(AcmeError, match="requires External Account Binding"):
-            client.register(agree_tos=True)
+    with (
+        AcmeClient(
+            pebble_eab.directory_url, generate_private_key(), ca_bundle=pebble_eab.ca_bundle
+        ) as client,
+        pytest.raises(AcmeError, match="requires External Account Binding"),
+    ):
+        client.register(agree_tos=True)
 
 
 def test_eab_wrong_key_is_the_cas_problem(pebble_eab):
-    with AcmeClient(
-        pebble_eab.directory_url, generate_private_key(), ca_bundle=pebble_eab.ca_bundle
-    ) as client:
-        with pytest.raises(AcmeError, match="ACME server answered") as info:
-            client.register(agree_tos=True, eab_kid="kid-1", eab_hmac_key="c2VjcmV0LXdyb25n")
+    with (
+        AcmeClient(
+            pebble_eab.directory_url, generate_private_key(), ca_bundle=pebble_eab.ca_bundle
+        ) as client,
+        pytest.raises(AcmeError, match="ACME server answered") as info,
+    ):
+        client.register(agree_tos=True, eab_kid="kid-1", eab_hmac_key="c2VjcmV0LXdyb25n")
     assert "c2VjcmV0LXdyb25n" not in str(info.value)
     assert info.value.__cause__ is not None
 
@@ -204,9 +207,8 @@ def test_eab_wrong_key_is_the_cas_problem(pebble_eab):
 
 def test_failed_http01_names_identifier_and_reason(pebble, unused_port):
     wrong = StandaloneHttp01(unused_port(), "127.0.0.1")  # the CA will knock on another port
-    with client_for(pebble) as client:
-        with pytest.raises(ChallengeFailedError) as info:
-            client.issue(["fail1.example.com", "fail2.example.com"], generate_private_key(), wrong)
+    with client_for(pebble) as client, pytest.raises(ChallengeFailedError) as info:
+        client.issue(["fail1.example.com", "fail2.example.com"], generate_private_key(), wrong)
     err = info.value
     assert isinstance(err, ChallengeFailures)
     assert set(err.failures) == {"fail1.example.com", "fail2.example.com"}
@@ -215,32 +217,32 @@ def test_failed_http01_names_identifier_and_reason(pebble, unused_port):
 
 
 def test_failed_dns01_hook_that_publishes_nothing(pebble):
-    with client_for(pebble) as client:
-        with pytest.raises(ChallengeFailedError, match=r"\*\.nodns\.example\.com"):
-            client.issue(["*.nodns.example.com"], generate_private_key(), DnsHook01("true"))
+    expected = pytest.raises(ChallengeFailedError, match=r"\*\.nodns\.example\.com")
+    with client_for(pebble) as client, expected:
+        client.issue(["*.nodns.example.com"], generate_private_key(), DnsHook01("true"))
 
 
 def test_dns_hook_failure_is_clear(pebble):
-    with client_for(pebble) as client:
-        with pytest.raises(AcmeError, match="dns-01 hook for x.example.com exited with status 3"):
-            client.issue(
-                ["x.example.com"], generate_private_key(), DnsHook01("echo oops >&2; exit 3")
-            )
+    with (
+        client_for(pebble) as client,
+        pytest.raises(AcmeError, match=r"dns-01 hook for x\.example\.com exited with status 3"),
+    ):
+        client.issue(["x.example.com"], generate_private_key(), DnsHook01("echo oops >&2; exit 3"))
 
 
 def test_unreachable_ca(unused_port):
     url = f"https://127.0.0.1:{unused_port()}/dir"
-    with AcmeClient(url, generate_private_key(), network_timeout=2) as client:
-        with pytest.raises(AcmeError, match="cannot reach the ACME server") as info:
-            client.register(agree_tos=True)
+    expected = pytest.raises(AcmeError, match="cannot reach the ACME server")
+    with AcmeClient(url, generate_private_key(), network_timeout=2) as client, expected as info:
+        client.register(agree_tos=True)
     assert info.value.__cause__ is not None
 
 
 def test_tls_verification_stays_on(pebble):
     # Without the listener CA the connection must fail, with a hint, not silently proceed.
-    with AcmeClient(pebble.directory_url, generate_private_key()) as client:
-        with pytest.raises(AcmeError, match="TLS verification"):
-            client.register(agree_tos=True)
+    expected = pytest.raises(AcmeError, match="TLS verification")
+    with AcmeClient(pebble.directory_url, generate_private_key()) as client, expected:
+        client.register(agree_tos=True)
 
 
 def test_problem_document_is_wrapped(pebble):
@@ -257,11 +259,13 @@ def test_problem_document_is_wrapped(pebble):
 
 
 def test_terms_of_service_must_be_agreed(pebble):
-    with AcmeClient(
-        pebble.directory_url, generate_private_key(), ca_bundle=pebble.ca_bundle
-    ) as client:
-        with pytest.raises(AcmeError, match="terms of service"):
-            client.register()
+    with (
+        AcmeClient(
+            pebble.directory_url, generate_private_key(), ca_bundle=pebble.ca_bundle
+        ) as client,
+        pytest.raises(AcmeError, match="terms of service"),
+    ):
+        client.register()
 
 
 def test_bad_names_rejected_before_any_request():
