@@ -10,7 +10,9 @@ import click
 from .context import Obj, emit, errors, fail, pass_obj
 
 
-def _secret(obj: Obj, passphrase_file: str | None, key_file: str | None, *, confirm: bool) -> object:
+def _secret(
+    obj: Obj, passphrase_file: str | None, key_file: str | None, *, confirm: bool
+) -> object:
     from keylife.backup import BackupSecret
 
     if key_file:

@@ -57,9 +57,7 @@ def create(
     act = parse_when(activate_at, "--activate-at")
     deact = parse_when(deactivate_at, "--deactivate-at")
     with errors(obj), obj.manager() as m:
-        v = m.create_ring(
-            name, type_, purpose, activate_at=act, deactivate_at=deact, key_bits=size
-        )
+        v = m.create_ring(name, type_, purpose, activate_at=act, deactivate_at=deact, key_bits=size)
     emit(obj, version_dict(v), lambda: print_version(v))
 
 
@@ -70,7 +68,9 @@ def list_(obj: Obj) -> None:
     with errors(obj), obj.manager() as m:
         now = m.now()
         rings = m.rings()
-    emit(obj, {"rings": [ring_summary(r, now) for r in rings]}, lambda: print_ring_table(rings, now))
+    emit(
+        obj, {"rings": [ring_summary(r, now) for r in rings]}, lambda: print_ring_table(rings, now)
+    )
 
 
 @key.command()
@@ -108,7 +108,11 @@ def history(obj: Obj, name: str) -> None:
     """Every state change of every version of ring NAME."""
     with errors(obj), obj.manager() as m:
         versions = m.load(name).versions
-    emit(obj, {"ring": name, "versions": [version_dict(v) for v in versions]}, lambda: print_history(list(versions)))
+    emit(
+        obj,
+        {"ring": name, "versions": [version_dict(v) for v in versions]},
+        lambda: print_history(list(versions)),
+    )
 
 
 def _transition(verb: str, help_text: str) -> click.Command:

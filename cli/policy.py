@@ -13,7 +13,9 @@ def _print_policy(d: dict[str, object]) -> None:
     click.echo(f"min strength {d['min_strength']} bits (128 for every key from 2031-01-01)")
     purposes = d["purposes"]
     assert isinstance(purposes, dict)
-    click.echo(f"{'PURPOSE':<16} {'DEFAULT':<12} {'PERIOD':>7} {'LEAD':>6} {'GRACE':>6}  ALLOWED NOW")
+    click.echo(
+        f"{'PURPOSE':<16} {'DEFAULT':<12} {'PERIOD':>7} {'LEAD':>6} {'GRACE':>6}  ALLOWED NOW"
+    )
     for name, p in purposes.items():
         click.echo(
             f"{name:<16} {p['default_type']:<12} {p['cryptoperiod']:>7} {p['lead_time']:>6} "

@@ -30,8 +30,10 @@ def _print_report(report: RunReport) -> None:
         for s in r.steps:
             target = f" v{s.version}" if s.version is not None else ""
             made = f" -> v{s.new_version}" if s.new_version is not None else ""
-            click.echo(f"    {s.kind}{target}{made}: {s.outcome if s.outcome != 'planned' else verb}"
-                       f"  ({s.message})")
+            click.echo(
+                f"    {s.kind}{target}{made}: {s.outcome if s.outcome != 'planned' else verb}"
+                f"  ({s.message})"
+            )
     if not report.dry_run:
         click.echo(
             f"{report.count('succeeded')} succeeded, {report.count('failed')} failed, "
@@ -51,12 +53,24 @@ def _print_report(report: RunReport) -> None:
     default=0.0,
     help="Sleep a random 0..SECONDS before starting, to spread a fleet (explicit, never hidden).",
 )
-@click.option("--wait", type=click.FloatRange(0, 3600), default=0.0,
-              help="Wait up to SECONDS for another run's lock instead of exiting 4.")
-@click.option("--lease-ttl", type=click.IntRange(10, 86400), default=600, show_default=True,
-              help="Seconds the lock lasts if this run dies without releasing it.")
-@click.option("--metrics-file", type=click.Path(dir_okay=False),
-              help="Write a Prometheus textfile (node_exporter textfile collector).")
+@click.option(
+    "--wait",
+    type=click.FloatRange(0, 3600),
+    default=0.0,
+    help="Wait up to SECONDS for another run's lock instead of exiting 4.",
+)
+@click.option(
+    "--lease-ttl",
+    type=click.IntRange(10, 86400),
+    default=600,
+    show_default=True,
+    help="Seconds the lock lasts if this run dies without releasing it.",
+)
+@click.option(
+    "--metrics-file",
+    type=click.Path(dir_okay=False),
+    help="Write a Prometheus textfile (node_exporter textfile collector).",
+)
 @pass_obj
 def rotate(
     obj: Obj,
@@ -89,7 +103,9 @@ def rotate(
         show_bar = sys.stderr.isatty() and not obj.as_json
         if show_bar and not dry_run:
             plan, _ = runner.plan(m.now(), rings or None)
-            with click.progressbar(length=len(plan.rings), label="rotating", file=sys.stderr) as bar:
+            with click.progressbar(
+                length=len(plan.rings), label="rotating", file=sys.stderr
+            ) as bar:
                 report = runner.run(rings=rings or None, progress=lambda _name: bar.update(1))
         else:
             report = runner.run(now=when, rings=rings or None, dry_run=dry_run)

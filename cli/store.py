@@ -13,11 +13,14 @@ class _StoreGroup(click.Group):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name == "migrate":
+            import importlib
+
             try:
-                from .store_migrate import migrate
-            except ImportError:
+                command = importlib.import_module("keylife_cli.store_migrate").migrate
+            except (ImportError, AttributeError):
                 return None
-            return migrate
+            assert isinstance(command, click.Command)
+            return command
         return super().get_command(ctx, cmd_name)
 
 

@@ -15,8 +15,28 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
-from .errors import *  # noqa: F403
-from .errors import __all__ as _errors_all
+from .errors import (
+    AcmeError,
+    AlreadyExistsError,
+    AuditError,
+    BackupError,
+    ChallengeFailedError,
+    ConflictError,
+    IntegrityError,
+    InvalidTransitionError,
+    KeylifeError,
+    LifecycleError,
+    LockHeldError,
+    MaterialUnavailableError,
+    NotFoundError,
+    PolicyError,
+    RateLimitedError,
+    SpecNotAllowedError,
+    StoreError,
+    StoreUnavailableError,
+    TlsError,
+    UnknownSpecError,
+)
 
 if TYPE_CHECKING:
     from .clock import Clock, FixedClock, SystemClock
@@ -59,4 +79,46 @@ def __getattr__(name: str) -> Any:
     return value
 
 
-__all__ = [*sorted(_LAZY), "__version__", *_errors_all]
+__all__ = [
+    "AcmeError",
+    "AlreadyExistsError",
+    "AuditError",
+    "BackupError",
+    "ChallengeFailedError",
+    "Clock",
+    "CompromiseResult",
+    "ConflictError",
+    "FixedClock",
+    "IntegrityError",
+    "InvalidTransitionError",
+    "KeyManager",
+    "KeyMaterial",
+    "KeyRing",
+    "KeySpec",
+    "KeyVersion",
+    "KeylifeError",
+    "LifecycleError",
+    "LoadedKey",
+    "LockHeldError",
+    "MaterialUnavailableError",
+    "NotFoundError",
+    "Policy",
+    "PolicyError",
+    "Purpose",
+    "RateLimitedError",
+    "RevocationReason",
+    "Ring",
+    "SpecNotAllowedError",
+    "State",
+    "StoreError",
+    "StoreUnavailableError",
+    "SystemClock",
+    "TlsError",
+    "UnknownSpecError",
+    "__version__",
+    "default_policy",
+    "init",
+    "load_policy",
+    "open",
+    "parse_spec",
+]

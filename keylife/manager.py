@@ -3,6 +3,7 @@ gives a :class:`KeyRing` whose ``primary()`` protects and ``version(n)`` process
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import getpass
 from collections.abc import Callable, Mapping
@@ -91,8 +92,12 @@ class LoadedKey:
         spec = self.version.spec
         if spec.kind is not KeyKind.HMAC or spec.hash_name is None:
             raise TypeError(f"{spec.name} is not an HMAC key")
-        algorithm = {"sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512}
-        return HMAC(self.material.reveal(), algorithm[spec.hash_name]())
+        algorithm: dict[str, hashes.HashAlgorithm] = {
+            "sha256": hashes.SHA256(),
+            "sha384": hashes.SHA384(),
+            "sha512": hashes.SHA512(),
+        }
+        return HMAC(self.material.reveal(), algorithm[spec.hash_name])
 
 
 @dataclass(frozen=True)
@@ -235,12 +240,8 @@ class KeyManager:
     def _record_failure(
         self, action: str, ring: str | None, version: int | None, exc: Exception
     ) -> None:
-        try:
-            self.store.append_audit(
-                [self._entry(action, ring, version, outcome=f"failure: {exc}")]
-            )
-        except KeylifeError:
-            pass
+        with contextlib.suppress(KeylifeError):  # the failure itself is what the caller sees
+            self.store.append_audit([self._entry(action, ring, version, outcome=f"failure: {exc}")])
 
     def apply(self, name: str, action: str, mutation: Mutation, version: int | None = None) -> Any:
         """Load ring ``name``, apply ``mutation`` and commit with check-and-set, retrying."""
@@ -321,9 +322,9 @@ class KeyManager:
         try:
             self.store.commit(ring, expected_revision=0, materials={1: material}, audit=audit)
         except ConflictError:
-            exc = AlreadyExistsError(f"ring {name!r} already exists")
-            self._record_failure("create", name, None, exc)
-            raise exc from None
+            exists = AlreadyExistsError(f"ring {name!r} already exists")
+            self._record_failure("create", name, None, exists)
+            raise exists from None
         return version
 
     def add_version(
@@ -386,9 +387,7 @@ class KeyManager:
         fp = fingerprint(material)
         return self._rotate_with(name, material, fp, reason)
 
-    def _rotate_with(
-        self, name: str, material: KeyMaterial, fp: str, reason: str
-    ) -> KeyVersion:
+    def _rotate_with(self, name: str, material: KeyMaterial, fp: str, reason: str) -> KeyVersion:
         def mutate(ring: Ring, now: dt.datetime) -> Change:
             return rotate_change(self, ring, now, material, fp, reason, stage=None)
 
@@ -413,9 +412,7 @@ class KeyManager:
                 extra["activation"] = now
             if action in (Action.DESTROY,):
                 extra["destroy_date"] = now
-            updated = transition(
-                version, action, at=now, actor=self.actor, reason=reason, **extra
-            )
+            updated = transition(version, action, at=now, actor=self.actor, reason=reason, **extra)
             new_ring = ring.replace_version(updated)
             destroy = [number] if not updated.has_material else []
             return Change(
@@ -539,8 +536,7 @@ class KeyManager:
             ring = supersede_older(ring, new.number, now=now, actor=self.actor)
             notice = (
                 f"revocation notice: v{number} ({old.fingerprint}) compromised at "
-                f"{occurred.isoformat()}, reason {why.value}"
-                + (f": {message}" if message else "")
+                f"{occurred.isoformat()}, reason {why.value}" + (f": {message}" if message else "")
             )
             audit = [
                 self._entry("compromise", name, number, notice),
@@ -552,7 +548,20 @@ class KeyManager:
             return Change(ring, audit, {new.number: material}, result=(bad, new, deps))
 
         bad, new, deps = self.apply(name, "compromise", mutate, number)
+        if "certificate_pem" in bad.attributes:
+            deps.append(self._revoke_certificate(name, bad))
         return CompromiseResult(bad, ring_version(self.load(name), new.number), tuple(deps))
+
+    def _revoke_certificate(self, name: str, version: KeyVersion) -> str:
+        """Revoke the certificate of a compromised version at its CA (reason keyCompromise)."""
+        try:
+            from .acme import revoke_version  # type: ignore[attr-defined]
+
+            revoke_version(self, name, version.number, reason="keyCompromise")
+        except (ImportError, KeylifeError) as exc:
+            self._record_failure("revoke-certificate", name, version.number, exc)
+            return f"certificate of v{version.number} NOT revoked at the CA ({exc}); revoke it"
+        return f"certificate of v{version.number} revoked at the CA (keyCompromise)"
 
 
 def ring_version(ring: Ring, number: int) -> KeyVersion:
@@ -570,9 +579,7 @@ def _compromise(
     message: str,
 ) -> KeyVersion:
     if occurred > now:
-        raise LifecycleError(
-            f"compromise occurrence date {occurred.isoformat()} is in the future"
-        )
+        raise LifecycleError(f"compromise occurrence date {occurred.isoformat()} is in the future")
     return transition(
         version,
         Action.COMPROMISE,
@@ -592,7 +599,9 @@ def _deactivation_entries(manager: KeyManager, before: Ring, after: Ring) -> lis
         old = before.get(v.number)
         if old is not None and old.state is not v.state and v.state is State.DEACTIVATED:
             entries.append(
-                manager._entry("deactivate", after.name, v.number, f"superseded by v{v.replaced_by}")
+                manager._entry(
+                    "deactivate", after.name, v.number, f"superseded by v{v.replaced_by}"
+                )
             )
     return entries
 
@@ -706,7 +715,7 @@ def _resolve_policy(policy: Policy | str | Path | None) -> Policy:
     return load_policy(text)
 
 
-def open(  # noqa: A001 - mirrors the builtin on purpose: keylife.open()
+def open(
     store: str | KeyStore | None = None,
     *,
     policy: Policy | str | Path | None = None,
@@ -751,4 +760,3 @@ def versions_by_state(ring: Ring) -> dict[str, list[int]]:
     for v in ring.versions:
         out.setdefault(v.state.value, []).append(v.number)
     return out
-

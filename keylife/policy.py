@@ -287,9 +287,7 @@ def policy_from_dict(data: Mapping[str, Any], where: str = "<policy>") -> Policy
     return policy
 
 
-def _purpose_rules(
-    base: PurposeRules, purpose: Purpose, body: Any, where: str
-) -> PurposeRules:
+def _purpose_rules(base: PurposeRules, purpose: Purpose, body: Any, where: str) -> PurposeRules:
     prefix = f"purposes.{purpose.value}"
     if not isinstance(body, Mapping):
         raise PolicyError(f"{where}: {prefix} must be a table")

@@ -8,6 +8,7 @@ ChaCha20: the key length; HMAC: the key length, capped by the hash output).
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass
 
 from .errors import UnknownSpecError
@@ -102,6 +103,7 @@ WEAK_SPECS: dict[str, str] = {
 }
 
 
+@functools.lru_cache(maxsize=256)
 def parse_spec(name: str, *, key_bits: int | None = None) -> KeySpec:
     """Return the :class:`KeySpec` named ``name``.
 

@@ -119,7 +119,10 @@ def test_contract_destroy_erases_material(store: KeyStore) -> None:
 
 def test_contract_audit_chain(store: KeyStore) -> None:
     ring, material = _ring("a")
-    entries = [AuditEntry(T0, "alice", "create", "a", 1), AuditEntry(T0, "alice", "activate", "a", 1)]
+    entries = [
+        AuditEntry(T0, "alice", "create", "a", 1),
+        AuditEntry(T0, "alice", "activate", "a", 1),
+    ]
     store.commit(ring, expected_revision=0, materials={1: material}, audit=entries)
     store.append_audit([AuditEntry(T0, "bob", "verify", outcome="failure: x", reason="why")])
     records = store.read_audit()

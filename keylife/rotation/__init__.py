@@ -1,7 +1,7 @@
 """Rotation: the pure planner and the runner behind ``keylife rotate``."""
 
 from .plan import Plan, Step, StepKind, plan_ring, plan_rotation
-from .runner import RingResult, RunReport, Runner, StepResult, run
+from .runner import RingResult, Runner, RunReport, StepResult, run
 
 __all__ = [
     "Plan",

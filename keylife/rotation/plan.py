@@ -111,7 +111,9 @@ def _certificate_due(version: KeyVersion, now: dt.datetime) -> dt.datetime | Non
     )
 
 
-def plan_ring(ring: Ring, policy: Policy, now: dt.datetime) -> tuple[list[Step], dt.datetime | None]:
+def plan_ring(
+    ring: Ring, policy: Policy, now: dt.datetime
+) -> tuple[list[Step], dt.datetime | None]:
     """Steps due for one ring at ``now``, and the next moment something falls due after it."""
     try:
         rules = policy.rules(Purpose(ring.purpose))
@@ -127,7 +129,13 @@ def plan_ring(ring: Ring, policy: Policy, now: dt.datetime) -> tuple[list[Step],
         if v.state is State.PRE_ACTIVE and v.activation is not None:
             if v.activation <= now:
                 steps.append(
-                    Step(StepKind.ACTIVATE, ring.name, v.number, "activation date reached", v.activation)
+                    Step(
+                        StepKind.ACTIVATE,
+                        ring.name,
+                        v.number,
+                        "activation date reached",
+                        v.activation,
+                    )
                 )
                 states[v.number] = State.ACTIVE
             else:
@@ -182,8 +190,7 @@ def plan_ring(ring: Ring, policy: Policy, now: dt.datetime) -> tuple[list[Step],
     waiting = [
         v
         for v in ring.versions
-        if states[v.number] is State.PRE_ACTIVE
-        and (primary is None or v.number > primary.number)
+        if states[v.number] is State.PRE_ACTIVE and (primary is None or v.number > primary.number)
     ]
     suspended = any(states[v.number] is State.SUSPENDED for v in ring.versions)
 

@@ -97,9 +97,7 @@ class RunReport:
             "dry_run": self.dry_run,
             "rings_checked": self.rings_checked,
             "nothing_due": self.nothing_due,
-            "summary": {
-                s: self.count(s) for s in ("succeeded", "failed", "skipped", "planned")
-            },
+            "summary": {s: self.count(s) for s in ("succeeded", "failed", "skipped", "planned")},
             "failed": self.failed,
             "rings": [r.to_dict() for r in self.rings],
             "exit_code": self.exit_code,
@@ -241,10 +239,10 @@ class Runner:
         try:
             # Re-plan under the lease: a run that finished just before us changed the store.
             plan, checked = self.plan(as_of, rings)
-            results = []
+            applied: list[RingResult] = []
             for name in plan.rings:
                 self._renew_if_needed()
-                results.append(self._run_ring(name, as_of))
+                applied.append(self._run_ring(name, as_of))
                 if progress is not None:
                     progress(name)
         finally:
@@ -253,9 +251,9 @@ class Runner:
             except KeylifeError as exc:  # the lease lapses by itself
                 log.warning("could not release the rotation lease: %s", exc)
         next_due = dict(plan.next_due)
-        for r in results:
+        for r in applied:
             next_due[r.ring] = r.next_due
-        return RunReport(as_of, False, tuple(results), checked, next_due)
+        return RunReport(as_of, False, tuple(applied), checked, next_due)
 
     def _run_ring(self, name: str, now: dt.datetime) -> RingResult:
         view = KeyManager(
@@ -275,7 +273,9 @@ class Runner:
                 step = steps[0]
                 new = self._apply(view, ring, step, now)
                 log.info("%s: %s v%s done (%s)", name, step.kind.value, step.version, step.reason)
-                done.append(StepResult(step.kind.value, step.version, "succeeded", step.reason, new))
+                done.append(
+                    StepResult(step.kind.value, step.version, "succeeded", step.reason, new)
+                )
             raise KeylifeError(f"ring {name} did not settle after {MAX_STEPS_PER_RING} steps")
         except KeylifeError as exc:
             log.error("%s: %s", name, exc)

@@ -50,7 +50,9 @@ class StoreEnv:
         names = [f"{prefix}-{i:03d}" for i in range(count)]
         with self.manager(PAST) as m:
             for name in names:
-                m.create_ring(name, spec, "signing" if spec.startswith(("ec", "rsa")) else "data-encryption")
+                m.create_ring(
+                    name, spec, "signing" if spec.startswith(("ec", "rsa")) else "data-encryption"
+                )
         return names
 
     def run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:

@@ -68,7 +68,9 @@ def _rotations(store_env: StoreEnv) -> dict[str, int]:
 def test_four_concurrent_runs_rotate_each_due_ring_exactly_once(store_env: StoreEnv) -> None:
     names = store_env.make_due(40)
     procs = [
-        store_env.popen("--json", "rotate", "--wait", "60", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        store_env.popen(
+            "--json", "rotate", "--wait", "60", stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
         for _ in range(4)
     ]
     outs = [p.communicate(timeout=120) for p in procs]
@@ -159,8 +161,10 @@ def test_key_compromise_replaces_and_records_every_step(store_env: StoreEnv) -> 
         actions = [(a.action, a.version) for a in m.audit_records("payments")]
         assert ("compromise", 1) in actions and ("create", 2) in actions
         assert ("activate", 2) in actions
-        notice = [a for a in m.audit_records("payments") if a.action == "compromise"][0]
+        notice = next(a for a in m.audit_records("payments") if a.action == "compromise")
         assert "revocation notice" in notice.reason and "laptop stolen" in notice.reason
         assert m.verify_audit().ok
-    again = store_env.run("key", "compromise", "payments", "--version", "1", "--occurred-at", "2026-11-01")
+    again = store_env.run(
+        "key", "compromise", "payments", "--version", "1", "--occurred-at", "2026-11-01"
+    )
     assert again.returncode == 1 and "compromised" in again.stderr

@@ -71,7 +71,9 @@ def fresh_store() -> Iterator[tuple[Path, SqliteStore]]:
         shutil.rmtree(d, ignore_errors=True)
 
 
-def build(store: SqliteStore, policy: Policy, script: list[tuple[str, int, int]]) -> keylife.FixedClock:
+def build(
+    store: SqliteStore, policy: Policy, script: list[tuple[str, int, int]]
+) -> keylife.FixedClock:
     clock = keylife.FixedClock(T0)
     m = keylife.KeyManager(store, policy=policy, actor="setup", clock=clock)
     for op, idx, seconds in script:
@@ -87,7 +89,9 @@ def build(store: SqliteStore, policy: Policy, script: list[tuple[str, int, int]]
                 ring = m.load(name)
                 getattr(m, op)(name, ring.versions[-1].number)
             elif exists and op == "compromise":
-                m.compromise(name, version=m.load(name).versions[-1].number, occurred_at=clock.now())
+                m.compromise(
+                    name, version=m.load(name).versions[-1].number, occurred_at=clock.now()
+                )
             elif exists and op == "rotate":
                 m.rotate(name)
         except keylife.LifecycleError:
@@ -98,7 +102,9 @@ def build(store: SqliteStore, policy: Policy, script: list[tuple[str, int, int]]
 def snapshot(store: SqliteStore) -> tuple[object, ...]:
     rings = [ring_to_dict(r) for r in store.load_rings()]
     material = sorted(
-        (r.name, v.number) for r in store.load_rings() for v in r.versions
+        (r.name, v.number)
+        for r in store.load_rings()
+        for v in r.versions
         if store.has_material(r.name, v.number)
     )
     return (rings, material, [r.hash for r in store.read_audit()])
@@ -108,9 +114,7 @@ JUMPS = st.one_of(
     st.integers(0, 86400),
     st.integers(0, 400).map(lambda days: days * 86400 + 1),
 )
-SETTINGS = settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @SETTINGS
