@@ -43,6 +43,10 @@ def key() -> None:
 @click.option("--size", type=int, help="Key size in bits (HMAC keys only).")
 @click.option("--activate-at", help="ISO 8601 activation date (default: now).")
 @click.option("--deactivate-at", help="ISO 8601 deactivation date (default: + cryptoperiod).")
+@click.option(
+    "--protect-stop-at", help="ISO 8601 end of applying protection (before deactivation)."
+)
+@click.option("--process-start-at", help="ISO 8601 start of processing (decrypt/verify).")
 @pass_obj
 def create(
     obj: Obj,
@@ -52,12 +56,25 @@ def create(
     size: int | None,
     activate_at: str | None,
     deactivate_at: str | None,
+    protect_stop_at: str | None,
+    process_start_at: str | None,
 ) -> None:
     """Create ring NAME with its first version, under the policy."""
     act = parse_when(activate_at, "--activate-at")
     deact = parse_when(deactivate_at, "--deactivate-at")
+    pstop = parse_when(protect_stop_at, "--protect-stop-at")
+    pstart = parse_when(process_start_at, "--process-start-at")
     with errors(obj), obj.manager() as m:
-        v = m.create_ring(name, type_, purpose, activate_at=act, deactivate_at=deact, key_bits=size)
+        v = m.create_ring(
+            name,
+            type_,
+            purpose,
+            activate_at=act,
+            deactivate_at=deact,
+            key_bits=size,
+            protect_stop_at=pstop,
+            process_start_at=pstart,
+        )
     emit(obj, version_dict(v), lambda: print_version(v))
 
 

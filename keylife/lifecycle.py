@@ -235,6 +235,8 @@ def new_version(
     actor: str,
     activation: dt.datetime | None,
     deactivation: dt.datetime | None,
+    protect_stop: dt.datetime | None = None,
+    process_start: dt.datetime | None = None,
     spec: KeySpec | None = None,
     replaces: int | None = None,
     attributes: Mapping[str, str] | None = None,
@@ -245,6 +247,13 @@ def new_version(
         raise LifecycleError(
             f"deactivation ({deactivation.isoformat()}) must be after activation "
             f"({activation.isoformat()})"
+        )
+    if protect_stop is not None and (
+        (activation is not None and protect_stop <= activation)
+        or (deactivation is not None and protect_stop > deactivation)
+    ):
+        raise LifecycleError(
+            "protect-stop must fall after activation and no later than deactivation"
         )
     number = ring.next_version
     created = Event(now, "create", None, State.PRE_ACTIVE.value, actor, reason)
@@ -258,6 +267,8 @@ def new_version(
         created=now,
         activation=activation,
         deactivation=deactivation,
+        protect_stop=protect_stop,
+        process_start=process_start,
         replaces=replaces,
         events=(created,),
         attributes=dict(attributes or {}),

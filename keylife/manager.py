@@ -278,8 +278,15 @@ class KeyManager:
         deactivate_at: dt.datetime | None = None,
         key_bits: int | None = None,
         attributes: Mapping[str, str] | None = None,
+        protect_stop_at: dt.datetime | None = None,
+        process_start_at: dt.datetime | None = None,
     ) -> KeyVersion:
         """Create ring ``name`` with its first version.
+
+        ``protect_stop_at`` ends the period in which the version applies protection before its
+        deactivation (SP 800-57's originator-usage period); ``process_start_at`` starts the
+        period in which it may process (recipient-usage period) — for purposes that separate
+        the two.
 
         ``type`` defaults to the policy's default for ``purpose``; the version activates at
         ``activate_at`` (default now) and deactivates at ``deactivate_at`` (default: activation
@@ -315,6 +322,8 @@ class KeyManager:
             actor=self.actor,
             activation=activation,
             deactivation=deactivation,
+            protect_stop=None if protect_stop_at is None else as_utc(protect_stop_at),
+            process_start=None if process_start_at is None else as_utc(process_start_at),
         )
         audit = [self._entry("create", name, version.number, f"{spec.name} for {purpose}")]
         if version.state is State.ACTIVE:

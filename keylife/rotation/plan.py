@@ -184,6 +184,7 @@ def plan_ring(
             states[v.number] is State.ACTIVE
             and (v.activation is None or v.activation <= now)
             and (end is None or now < end)
+            and (v.protect_stop is None or now < v.protect_stop)
         )
 
     primary = max((v for v in ring.versions if protects(v)), key=lambda v: v.number, default=None)
@@ -219,7 +220,8 @@ def plan_ring(
             kind = StepKind.ROTATE
             steps.append(Step(kind, ring.name, None, "ring has no active version", now))
     elif not waiting:
-        end = deactivation[primary.number]
+        ends = [e for e in (deactivation[primary.number], primary.protect_stop) if e is not None]
+        end = min(ends, default=None)
         if end is not None:
             due = end - rules.lead_time
             if due <= now:
@@ -229,7 +231,7 @@ def plan_ring(
                         kind,
                         ring.name,
                         primary.number,
-                        f"v{primary.number} deactivates {end.isoformat()} (lead time "
+                        f"v{primary.number} stops protecting {end.isoformat()} (lead time "
                         f"{rules.lead_time.days}d)",
                         due,
                     )
