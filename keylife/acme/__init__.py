@@ -1,20 +1,85 @@
-"""ACME certificates for keylife (RFC 8555, 8738, 9773) on top of the ``acme`` package."""
+"""ACME certificates for keylife (RFC 8555, RFC 8738 IP identifiers, RFC 9773 ARI).
 
-from keylife.acme.challenges import ChallengeTask, DnsHook01, StandaloneHttp01, WebrootHttp01
+Protocol layer (plain ``cryptography`` keys)::
+
+    from keylife.acme import AcmeClient, StandaloneHttp01, generate_private_key
+    with AcmeClient(directory_url, account_key, ca_bundle=...) as client:
+        client.register(agree_tos=True, contact=["ops@example.com"])
+        issued = client.issue(["example.com"], generate_private_key(), StandaloneHttp01(80))
+
+Lifecycle layer (certificates as key versions of a ring): :func:`issue_certificate`,
+:func:`renew_ring` (``keylife rotate``), :func:`revoke_version` (``keylife key compromise``),
+:func:`rollover_account`.
+"""
+
+from keylife.acme.challenges import (
+    ChallengeSolver,
+    ChallengeTask,
+    DnsHook01,
+    StandaloneHttp01,
+    WebrootHttp01,
+)
 from keylife.acme.client import AcmeClient, IssuedCertificate, Order, PollSettings
-from keylife.acme.csr import KEY_TYPES, build_csr, generate_private_key, parse_identifier
+from keylife.acme.csr import (
+    KEY_TYPES,
+    Identifier,
+    build_csr,
+    generate_private_key,
+    parse_identifier,
+    parse_identifiers,
+)
+from keylife.acme.deploy import DeployedFiles, deploy_files, run_deploy_hook
+from keylife.acme.problems import ChallengeFailures
+from keylife.acme.renewal import RenewalInfo, ari_cert_id, fetch_renewal_info, renewal_due
+from keylife.acme.revoke import REASONS, parse_reason, revoke_certificate
+from keylife.acme.rings import (
+    CertSettings,
+    IssueResult,
+    account_ring_for,
+    deploy_version,
+    issue_certificate,
+    open_account,
+    renew_ring,
+    revoke_version,
+    rollover_account,
+)
+from keylife.acme.rollover import rollover_account_key
 
 __all__ = [
     "KEY_TYPES",
+    "REASONS",
     "AcmeClient",
+    "CertSettings",
+    "ChallengeFailures",
+    "ChallengeSolver",
     "ChallengeTask",
+    "DeployedFiles",
     "DnsHook01",
+    "Identifier",
+    "IssueResult",
     "IssuedCertificate",
     "Order",
     "PollSettings",
+    "RenewalInfo",
     "StandaloneHttp01",
     "WebrootHttp01",
+    "account_ring_for",
+    "ari_cert_id",
     "build_csr",
+    "deploy_files",
+    "deploy_version",
+    "fetch_renewal_info",
     "generate_private_key",
+    "issue_certificate",
+    "open_account",
     "parse_identifier",
+    "parse_identifiers",
+    "parse_reason",
+    "renew_ring",
+    "renewal_due",
+    "revoke_certificate",
+    "revoke_version",
+    "rollover_account",
+    "rollover_account_key",
+    "run_deploy_hook",
 ]
