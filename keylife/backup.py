@@ -57,8 +57,19 @@ class BackupSecret:
         if header.get("kdf") == "scrypt":
             if self.passphrase is None:
                 raise BackupError("this archive is protected by a passphrase; give the passphrase")
+            n, r, p = header.get("n"), header.get("r"), header.get("p")
+            # Bounded, so a corrupted or hostile header cannot ask for gigabytes of memory.
+            if not (
+                isinstance(n, int)
+                and isinstance(r, int)
+                and isinstance(p, int)
+                and 2 <= n <= 2**20
+                and 1 <= r <= 32
+                and 1 <= p <= 16
+            ):
+                raise BackupError("archive header has missing or out-of-range scrypt parameters")
             salt = base64.b64decode(header["salt"])
-            kdf = Scrypt(salt=salt, length=32, n=header["n"], r=header["r"], p=header["p"])
+            kdf = Scrypt(salt=salt, length=32, n=n, r=r, p=p)
             return kdf.derive(self.passphrase.encode())
         if header.get("kdf") == "key":
             if self.key is None:
@@ -139,7 +150,10 @@ def read_backup(path: str | Path, secret: BackupSecret) -> dict[str, Any]:
         raise BackupError(f"{path}: archive header is corrupted") from None
     if not isinstance(header, dict):
         raise BackupError(f"{path}: archive header is corrupted")
-    key = secret.derive(header)
+    try:
+        key = secret.derive(header)
+    except (KeyError, TypeError, ValueError):  # bad salt encoding, n not a power of 2, ...
+        raise BackupError(f"{path}: archive header is corrupted") from None
     try:
         payload = AESGCM(key).decrypt(body[:12], body[12:], MAGIC + head)
     except InvalidTag:
