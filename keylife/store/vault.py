@@ -111,6 +111,7 @@ class VaultKeyStore:
         #: audit batch ids known to be appended (by this object)
         self._appended: set[str] = set()
         self._batch_written: set[str] = set()
+        self._head: tuple[dict[str, Any], int] | None = None
         self._pool: ThreadPoolExecutor | None = None
 
     # ---- opening ----------------------------------------------------------------------------
@@ -475,7 +476,10 @@ class VaultKeyStore:
         import time
 
         for attempt in range(_AUDIT_RETRIES):
-            head, version = self._read_head()
+            # The head this object wrote last is usually still current (one writer under the
+            # rotation lease): try it first and read only after losing the check-and-set.
+            cached, self._head = self._head, None
+            head, version = cached if cached is not None else self._read_head()
             last = head.get("last")
             if last and last.get("id") == txid:
                 break  # appended already (our answer was lost, or another process did it)
@@ -490,10 +494,11 @@ class VaultKeyStore:
                 records.append(record.to_dict())
                 prev = record.hash
             batch = {"id": txid, "start": start, "records": records}
+            new_head = {"count": count, "hash": prev, "last": batch}
             try:
-                self._kv_cas(
+                new_version = self._kv_cas(
                     "audit-head",
-                    {"count": count, "hash": prev, "last": batch},
+                    new_head,
                     cas=version,
                     what="append audit records",
                     ours=lambda d: (d.get("last") or {}).get("id") == txid,
@@ -501,6 +506,7 @@ class VaultKeyStore:
             except ConflictError:
                 time.sleep(random.random() * min(0.2, 0.005 * 2**attempt))
                 continue
+            self._head = (new_head, new_version)
             self._write_batch_doc(batch)
             break
         else:
@@ -550,6 +556,7 @@ class VaultKeyStore:
         """
         path = f"leases/{q(name)}"
         expires = now + ttl
+        held_before = False
         for _ in range(3):
             got = self._kv_read(path, what=f"read lease {name}")
             version = 0
@@ -557,6 +564,7 @@ class VaultKeyStore:
                 data, version = got
                 other = data.get("holder")
                 until = data.get("expires")
+                held_before = other == holder
                 if (
                     other
                     and other not in (holder, takeover_from)
@@ -575,8 +583,40 @@ class VaultKeyStore:
                 )
             except ConflictError:
                 continue  # someone else moved; look again
+            if not held_before:
+                self.recover()
             return Lease(name, holder, expires)
         return None
+
+    def recover(self) -> int:
+        """Finish writes that a crash or an outage cut short after their commit point.
+
+        For every ring document: erase material listed in ``purge``, and append its audit
+        batch if the log does not have it. Runs when a lease is taken (a rotation run starts
+        under it). Returns the number of audit batches appended.
+        """
+        with self._lock:
+            docs = dict(self._docs)
+        if not docs:
+            for name in self.list_ring_names():
+                self._load_doc(name)
+            with self._lock:
+                docs = dict(self._docs)
+        known = set(self._kv_list("audit/", "list audit batches")) | self._appended
+        head, _ = self._read_head()
+        if head.get("last"):
+            known.add(str(head["last"]["id"]))
+        appended = 0
+        for name, (_rev, doc) in sorted(docs.items()):
+            for number, blob_id in sorted((doc.get("purge") or {}).items()):
+                self._destroy_material(name, int(number), str(blob_id))
+            tx = doc.get("tx") or {}
+            if tx.get("entries") and str(tx.get("id")) not in known:
+                entries = [_entry_from_dict(e) for e in tx["entries"]]
+                self._append_batch(str(tx["id"]), entries)
+                appended += 1
+        self._appended |= known
+        return appended
 
     def read_lease(self, name: str) -> Lease | None:
         got = self._kv_read(f"leases/{q(name)}", what=f"read lease {name}")

@@ -183,6 +183,10 @@ class VaultClient:
         self._token_expires: float | None = None  # monotonic time; None: unknown / no expiry
         self._token_checked = False
         self._closed = False
+        #: monotonic time since when Vault has been unreachable (a request ran out of its
+        #: deadline); while set, requests try each address once instead of waiting again, so a
+        #: run over many rings fails fast instead of waiting a deadline per ring.
+        self._down_since: float | None = None
 
     # ---- plumbing -----------------------------------------------------------------------
 
@@ -245,6 +249,8 @@ class VaultClient:
         if auth:
             self._ensure_token()
         budget = self.settings.deadline if deadline is None else deadline
+        if self._down_since is not None:
+            budget = 0.0
         end = time.monotonic() + budget
         attempts = _Attempts()
         ambiguous = False
@@ -258,9 +264,21 @@ class VaultClient:
                 headers = {"X-Vault-Request": "true"}
                 if auth and self._token:
                     headers["X-Vault-Token"] = self._token
+                # never wait on one answer past the deadline (a stopping node may accept the
+                # connection and never answer)
+                left = max(0.5, end - time.monotonic())
+                timeout = (
+                    min(self.settings.connect_timeout, left),
+                    min(self.settings.read_timeout, left),
+                )
                 try:
                     response = self._adapter(address).request(
-                        method, f"/v1/{path}", headers=headers, json=json, raise_exception=False
+                        method,
+                        f"/v1/{path}",
+                        headers=headers,
+                        json=json,
+                        raise_exception=False,
+                        timeout=timeout,
                     )
                 except (requests.exceptions.ConnectTimeout, requests.exceptions.SSLError) as exc:
                     attempts.note(address, type(exc).__name__)
@@ -292,6 +310,7 @@ class VaultClient:
                     continue
                 with self._lock:
                     self._preferred = index
+                    self._down_since = None
                 if status in (200, 204, 404):
                     return status, body, ambiguous
                 cause = hvac_exc.VaultError.from_status(
@@ -315,6 +334,16 @@ class VaultClient:
             round_no += 1
             now = time.monotonic()
             if now >= end:
+                with self._lock:
+                    down = self._down_since
+                    if down is None:
+                        self._down_since = now
+                if down is not None:
+                    raise StoreUnavailableError(
+                        f"Vault unavailable: {what} failed; Vault has not answered for "
+                        f"{now - down:.0f} s (deadline {self.settings.deadline:g} s); tried "
+                        f"{attempts.describe()}"
+                    )
                 raise StoreUnavailableError(
                     f"Vault unavailable: {what} failed after {attempts.count} attempts over "
                     f"{budget:g} s (deadline); tried {attempts.describe()}"
