@@ -1,8 +1,8 @@
 """Certificate chain checks: key, signature hash, validity, host name, completeness, trust.
 
-The chain is examined as the server sent it. Trust is decided by OpenSSL's path building
-(pyOpenSSL ``X509StoreContext``) against the system store or a CA file; the other rules are
-read with ``cryptography`` so that each weakness gets its own finding, independently of trust.
+The chain is examined as the server sent it. Trust is decided by cryptography's Web PKI path
+validation against the system store or a CA file; the other rules are read one by one, so that
+each weakness gets its own finding, independently of trust.
 """
 
 from __future__ import annotations
@@ -23,8 +23,6 @@ from keylife.tls.report import CertificateInfo
 from keylife.tls.rules import FindingCollector
 
 __all__ = ["evaluate_chain", "load_chain"]
-
-_X509_V_FLAG_NO_CHECK_TIME = 0x200000  # validity dates have their own rules
 
 
 def load_chain(ders: Sequence[bytes]) -> list[x509.Certificate]:
@@ -158,37 +156,41 @@ def _anchors(ca_file: str | None) -> tuple[x509.Certificate, ...]:
     return tuple(anchors)
 
 
-def _verify_trust(chain: Sequence[x509.Certificate], ca_file: str | None) -> str | None:
-    """None when OpenSSL builds a path to a trust anchor, else the reason it could not."""
-    from OpenSSL import crypto
+def _verify_trust(
+    chain: Sequence[x509.Certificate], ca_file: str | None, now: dt.datetime
+) -> str | None:
+    """None when a path to a trust anchor is built under the Web PKI rules, else why not.
 
-    store = crypto.X509Store()
-    store.set_flags(_X509_V_FLAG_NO_CHECK_TIME)
+    Uses cryptography's verifier (the CA/Browser Forum profile browsers and sslyze apply), so
+    a chain keylife trusts is one they trust. Host name and validity dates have their own
+    rules: the path is checked for a name the leaf carries, at a time all certificates are
+    valid if there is one.
+    """
+    from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
+
+    anchors = _anchors(ca_file)
+    if not anchors:
+        return "no trust anchors could be loaded"
+    leaf = chain[0]
+    names = _names(leaf)
+    subject: x509.GeneralName
     try:
-        if ca_file:
-            store.load_locations(ca_file)
-        else:
-            defaults = ssl.get_default_verify_paths()
-            cafile = next(
-                (p for p in (defaults.cafile, defaults.openssl_cafile) if p and Path(p).is_file()),
-                None,
-            )
-            capath = next(
-                (p for p in (defaults.capath, defaults.openssl_capath) if p and Path(p).is_dir()),
-                None,
-            )
-            if cafile or capath:
-                store.load_locations(cafile, capath)
-    except crypto.Error as exc:
-        return f"cannot load trust store: {exc}"
-    leaf = crypto.X509.from_cryptography(chain[0])
-    rest = [crypto.X509.from_cryptography(c) for c in chain[1:]]
+        subject = x509.IPAddress(ipaddress.ip_address(names[0])) if names else x509.DNSName("x")
+    except ValueError:
+        subject = x509.DNSName(names[0])
+    earliest_end = min(c.not_valid_after_utc for c in chain)
+    latest_start = max(c.not_valid_before_utc for c in chain)
+    when = now
+    if not latest_start <= now <= earliest_end and latest_start <= earliest_end:
+        when = earliest_end - dt.timedelta(seconds=1)
     try:
-        crypto.X509StoreContext(store, leaf, rest).verify_certificate()
-    except crypto.X509StoreContextError as exc:
-        errors = getattr(exc, "errors", None)
-        return str(errors[2]) if errors and len(errors) > 2 else str(exc)
-    except crypto.Error as exc:
+        verifier = (
+            PolicyBuilder().store(Store(list(anchors))).time(when).build_server_verifier(subject)
+        )
+        verifier.verify(leaf, list(chain[1:]))
+    except VerificationError as exc:
+        return str(exc).split(" (encountered processing", 1)[0]
+    except ValueError as exc:
         return str(exc)
     return None
 
@@ -284,14 +286,16 @@ def evaluate_chain(
 
     top = chain[-1]
     anchors = _anchors(ca_file)
-    if not _signed_by(top, top) and not any(_signed_by(top, a) for a in anchors):
+    # by name: a chain ending in a certificate whose issuer is a trust anchor is complete,
+    # even when that last signature is one the verifier refuses (SHA-1 is its own rule)
+    if top.issuer != top.subject and not any(top.issuer == a.subject for a in anchors):
         out.add(
             "tls.cert.chain-complete.v1",
             f"issuer {top.issuer.rfc4514_string()!r} neither sent nor a trust anchor",
             "the full chain up to a trust anchor",
         )
 
-    reason = _verify_trust(chain, ca_file)
+    reason = _verify_trust(chain, ca_file, now)
     if reason is not None:
         store = f"CA file {ca_file}" if ca_file else "the system trust store"
         out.add("tls.cert.trusted.v1", reason, f"a chain to {store}")

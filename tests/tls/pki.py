@@ -74,6 +74,10 @@ def issue(
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
     )
+    if issuer is not None:
+        builder = builder.add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()), False
+        )
     if ca:
         builder = builder.add_extension(
             x509.KeyUsage(
@@ -123,6 +127,7 @@ def issue_sha1(directory: Path, name: str, issuer: Issued) -> Issued:
     ext = directory / f"{name}.ext"
     ext.write_text(
         "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\n"
+        "authorityKeyIdentifier=keyid:always\n"
     )
     out = directory / f"{name}.crt"
     subprocess.run(
