@@ -28,4 +28,4 @@ def test_docs_examples_run(pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyP
     namespace: dict[str, object] = {"__name__": "docs_tls"}
     for number, block in enumerate(_blocks(), 1):
         code = compile(block, f"docs/tls.md python block {number}", "exec")
-        exec(code, namespace)  # noqa: S102 - our own documentation
+        exec(code, namespace)
