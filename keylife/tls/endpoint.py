@@ -7,12 +7,20 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
+
+from cryptography import x509
 
 from keylife.errors import TlsError
 from keylife.tls.certs import evaluate_chain, load_chain
 from keylife.tls.ciphersuites import group_by_code, suite_by_code
 from keylife.tls.policy import TlsPolicy, load_policy
-from keylife.tls.probe import ProbeError, fetch_chain_tls13, observe_endpoint
+from keylife.tls.probe import (
+    EndpointObservation,
+    ProbeError,
+    fetch_chain_tls13,
+    observe_endpoint,
+)
 from keylife.tls.report import ProtocolSupport, SuiteResult, TlsReport, Verdict
 from keylife.tls.rules import (
     FindingCollector,
@@ -65,7 +73,12 @@ def check_endpoint(
         raise TlsError(f"CA file not found: {ca}")
     server_name = sni if sni is not None else _default_sni(host)
     started = time.monotonic()
-    base = {"host": host, "port": port, "server_name": server_name, "policy": pol.name}
+    base: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "server_name": server_name,
+        "policy": pol.name,
+    }
     try:
         obs = observe_endpoint(
             host,
@@ -78,11 +91,32 @@ def check_endpoint(
         chain = load_chain(obs.certificates)
     except ProbeError as exc:
         return TlsReport(
-            **base,  # type: ignore[arg-type]
+            **base,
             verdict="error",
             error=str(exc),
             duration_ms=int((time.monotonic() - started) * 1000),
         )
+    try:
+        return _judge(obs, chain, pol, base, server_name or host, ca, now, started)
+    except (ValueError, TypeError) as exc:  # a certificate too odd to evaluate
+        return TlsReport(
+            **base,
+            verdict="error",
+            error=f"cannot evaluate the peer's certificate: {exc}",
+            duration_ms=int((time.monotonic() - started) * 1000),
+        )
+
+
+def _judge(
+    obs: EndpointObservation,
+    chain: list[x509.Certificate],
+    pol: TlsPolicy,
+    base: dict[str, Any],
+    name: str,
+    ca: str | None,
+    now: dt.datetime | None,
+    started: float,
+) -> TlsReport:
     out = FindingCollector(pol)
     evaluate_protocols([v for v, ok in obs.versions.items() if ok], pol, out, what="accepts")
     seen = []
@@ -94,7 +128,7 @@ def check_endpoint(
     evaluate_groups(obs.groups, pol, out)
     infos, trusted = evaluate_chain(
         chain,
-        host=server_name or host,
+        host=name,
         ca_file=ca,
         now=now or dt.datetime.now(dt.UTC),
         out=out,
@@ -102,7 +136,7 @@ def check_endpoint(
     findings = out.findings
     verdict: Verdict = "fail" if any(f.severity == "fail" for f in findings) else "pass"
     return TlsReport(
-        **base,  # type: ignore[arg-type]
+        **base,
         verdict=verdict,
         findings=findings,
         protocols=tuple(ProtocolSupport(v.label, ok) for v, ok in obs.versions.items()),

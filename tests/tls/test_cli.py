@@ -114,7 +114,8 @@ def test_bad_target_is_a_usage_error() -> None:
     assert "HOST[:PORT]" in err
 
 
-def test_keylife_main_cli_runs_tls_check(start_peer: StartPeer) -> None:
+@pytest.mark.parametrize("root_json", [False, True])
+def test_keylife_main_cli_runs_tls_check(start_peer: StartPeer, root_json: bool) -> None:
     ep = start_peer("strong")
     env = dict(os.environ)
     proc = subprocess.run(
@@ -122,6 +123,7 @@ def test_keylife_main_cli_runs_tls_check(start_peer: StartPeer) -> None:
             sys.executable,
             "-c",
             "from keylife_cli.main import main; main()",
+            *(["--json"] if root_json else []),
             "tls",
             "check",
             ep.target,
@@ -129,7 +131,7 @@ def test_keylife_main_cli_runs_tls_check(start_peer: StartPeer) -> None:
             "localhost",
             "--ca-file",
             str(ep.ca_file),
-            "--json",
+            *([] if root_json else ["--json"]),
         ],
         capture_output=True,
         text=True,

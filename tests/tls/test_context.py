@@ -193,3 +193,16 @@ def test_server_context_endpoint_passes_endpoint_check(pki: Pki) -> None:
 def test_check_context_rejects_other_objects() -> None:
     with pytest.raises(TlsError):
         check_context(object())
+
+
+def test_pyopenssl_server_context_reports_its_weak_certificate(pki: Pki) -> None:
+    ctx = SSL.Context(SSL.TLS_METHOD)
+    ctx.set_min_proto_version(SSL.TLS1_2_VERSION)
+    ctx.set_cipher_list(b"ECDHE+AESGCM:@SECLEVEL=0")
+    ctx.use_certificate_file(str(pki.rsa1024.cert_path))
+    ctx.use_privatekey_file(str(pki.rsa1024.key_path))
+    report = check_context(ctx)
+    assert report.role == "server"
+    assert report.verdict == "fail"
+    assert _rules(report) == {"tls.cert.key-size.v1"}
+    assert report.certificates[0].key_bits == 1024

@@ -122,3 +122,28 @@ def test_unreachable_port_gives_error() -> None:
     report = check_endpoint("127.0.0.1", port, timeout=1.0)
     assert report.verdict == "error"
     assert "refused" in (report.error or "").lower()
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("example.com", ("example.com", 443)),
+        ("example.com:8443", ("example.com", 8443)),
+        ("[::1]:8443", ("::1", 8443)),
+        ("::1", ("::1", 443)),
+        ("10.0.0.1:443", ("10.0.0.1", 443)),
+    ],
+)
+def test_parse_target(target: str, expected: tuple[str, int]) -> None:
+    from keylife.tls import parse_target
+
+    assert parse_target(target) == expected
+
+
+@pytest.mark.parametrize("target", ["host:0", "host:70000", "host:x", ":443", "[::1]:port"])
+def test_parse_target_rejects(target: str) -> None:
+    from keylife.errors import TlsError
+    from keylife.tls import parse_target
+
+    with pytest.raises(TlsError):
+        parse_target(target)
