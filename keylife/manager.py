@@ -7,7 +7,7 @@ import contextlib
 import datetime as dt
 import getpass
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -482,6 +482,23 @@ class KeyManager:
 
             result: KeyVersion = self.apply(name, "revoke", mutate, number)
             return result
+        current = self.load(name).get(number)
+        if current is not None and current.state is State.DEACTIVATED:
+            # Already out of use: record the reason; there is no state to change.
+            def record(ring: Ring, now: dt.datetime) -> Change:
+                v = ring.get(number)
+                assert v is not None
+                if v.state is not State.DEACTIVATED:
+                    return Change(ring, [], result=v)
+                updated = replace(v, revocation_reason=why, revocation_message=message)
+                return Change(
+                    ring.replace_version(updated),
+                    [self._entry("revoke", name, number, text)],
+                    result=updated,
+                )
+
+            recorded: KeyVersion = self.apply(name, "revoke", record, number)
+            return recorded
         return self._simple(
             name,
             number,
@@ -564,7 +581,7 @@ class KeyManager:
     def _revoke_certificate(self, name: str, version: KeyVersion) -> str:
         """Revoke the certificate of a compromised version at its CA (reason keyCompromise)."""
         try:
-            from .acme import revoke_version  # type: ignore[attr-defined]
+            from .acme import revoke_version
 
             revoke_version(self, name, version.number, reason="keyCompromise")
         except (ImportError, KeylifeError) as exc:

@@ -56,3 +56,17 @@ def test_rotation_is_due_lead_time_before_protect_stop(sqlite_store: SqliteStore
     assert not plan_rotation(m.rings(), m.policy, T0 + 60 * DAY - lead - DAY)
     plan = plan_rotation(m.rings(), m.policy, T0 + 60 * DAY - lead)
     assert [s.kind for s in plan.steps] == [StepKind.ROTATE]
+
+
+def test_revoking_a_deactivated_version_records_the_reason(sqlite_store: SqliteStore) -> None:
+    m = keylife.KeyManager(sqlite_store, clock=keylife.FixedClock(T0))
+    m.create_ring("db", "aes-256", "data-encryption")
+    m.deactivate("db", 1)
+    v = m.revoke("db", 1, "superseded", message="moved to KMS")
+    assert v.state is keylife.State.DEACTIVATED
+    assert v.revocation_reason is keylife.RevocationReason.SUPERSEDED
+    assert m.load("db").get(1).revocation_message == "moved to KMS"  # type: ignore[union-attr]
+    assert [a.action for a in m.audit_records("db")][-1] == "revoke"
+    with pytest.raises(keylife.InvalidTransitionError):
+        m.destroy("db", 1)
+        m.revoke("db", 1, "superseded")

@@ -109,11 +109,10 @@ Renewer = Callable[[KeyManager, str, dt.datetime], int]
 
 def _default_renewer(manager: KeyManager, ring: str, now: dt.datetime) -> int:
     try:
-        from ..acme import renew_ring  # type: ignore[attr-defined]
+        from ..acme import renew_ring
     except ImportError as exc:
         raise KeylifeError(f"certificate renewal is not available: {exc}") from exc
-    version = renew_ring(manager, ring, now=now)
-    return int(getattr(version, "number", version))
+    return renew_ring(manager, ring, now=now).number
 
 
 def _holder() -> str:

@@ -213,6 +213,9 @@ class SqliteStore:
                 raise StoreUnavailableError(f"cannot lock {self.db_path}: {exc}") from exc
             try:
                 yield self._db
+            except sqlite3.Error as exc:
+                self._db.execute("ROLLBACK")
+                raise StoreError(f"write to {self.db_path} failed: {exc}") from exc
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
@@ -221,21 +224,30 @@ class SqliteStore:
             except sqlite3.Error as exc:
                 raise StoreError(f"commit to {self.db_path} failed: {exc}") from exc
 
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """The connection, under the lock; sqlite3 errors become StoreError."""
+        with self._lock:
+            try:
+                yield self._db
+            except sqlite3.Error as exc:
+                raise StoreError(f"read from {self.db_path} failed: {exc}") from exc
+
     # ---- rings ------------------------------------------------------------------------------
 
     def list_ring_names(self) -> list[str]:
-        with self._lock:
+        with self._reading():
             return [r[0] for r in self._db.execute("SELECT name FROM rings ORDER BY name")]
 
     def load_ring(self, name: str) -> Ring | None:
-        with self._lock:
+        with self._reading():
             row = self._db.execute(
                 "SELECT doc, revision FROM rings WHERE name=?", (name,)
             ).fetchone()
         return None if row is None else ring_from_dict(json.loads(row[0]), int(row[1]))
 
     def load_rings(self) -> list[Ring]:
-        with self._lock:
+        with self._reading():
             rows = self._db.execute("SELECT doc, revision FROM rings ORDER BY name").fetchall()
         return [ring_from_dict(json.loads(doc), int(rev)) for doc, rev in rows]
 
@@ -281,7 +293,7 @@ class SqliteStore:
     # ---- material ---------------------------------------------------------------------------
 
     def get_material(self, ring: str, version: int, spec: KeySpec) -> KeyMaterial:
-        with self._lock:
+        with self._reading():
             row = self._db.execute(
                 "SELECT blob FROM material WHERE ring=? AND version=?", (ring, version)
             ).fetchone()
@@ -291,7 +303,7 @@ class SqliteStore:
         try:
             plain = self._master.open(bytes(row[0]), ad, what=f"{ring} v{version}")
         except IntegrityError:
-            with self._lock:
+            with self._reading():
                 seen = self._master
                 master = self._current_key()
             if master is seen:
@@ -300,7 +312,7 @@ class SqliteStore:
         return KeyMaterial(plain, spec)
 
     def has_material(self, ring: str, version: int) -> bool:
-        with self._lock:
+        with self._reading():
             row = self._db.execute(
                 "SELECT 1 FROM material WHERE ring=? AND version=?", (ring, version)
             ).fetchone()
@@ -308,7 +320,7 @@ class SqliteStore:
 
     def material_items(self) -> list[tuple[str, int, bytes]]:
         """Every (ring, version, plaintext) — for backup and migration only."""
-        with self._lock:
+        with self._reading():
             rows = self._db.execute("SELECT ring, version, blob FROM material").fetchall()
         return [
             (r, v, self._master.open(bytes(b), associated_data(r, v), what=f"{r} v{v}"))
@@ -338,12 +350,12 @@ class SqliteStore:
             self._append_locked(db, entries)
 
     def read_audit(self) -> list[AuditRecord]:
-        with self._lock:
+        with self._reading():
             rows = self._db.execute("SELECT doc FROM audit ORDER BY rowid").fetchall()
         return [AuditRecord.from_dict(json.loads(r[0])) for r in rows]
 
     def audit_head(self) -> tuple[int, str]:
-        with self._lock:
+        with self._reading():
             return int(self._meta("audit_count") or 0), self._meta("audit_head") or GENESIS
 
     # ---- leases -----------------------------------------------------------------------------
@@ -373,7 +385,7 @@ class SqliteStore:
         return Lease(name, holder, expires)
 
     def read_lease(self, name: str) -> Lease | None:
-        with self._lock:
+        with self._reading():
             row = self._db.execute(
                 "SELECT holder, expires FROM leases WHERE name=?", (name,)
             ).fetchone()
