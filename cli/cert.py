@@ -61,7 +61,11 @@ def cert() -> None:
     "--deploy-hook", help="Command run after issue/renewal (e.g. systemctl reload nginx)."
 )
 @click.option(
-    "--poll-interval", type=float, default=0.25, show_default=True, help="First poll wait (s)."
+    "--poll-interval",
+    type=float,
+    default=0.05,
+    show_default=True,
+    help="First poll wait (s); doubles up to 5 s.",
 )
 @click.option(
     "--timeout", type=float, default=120.0, show_default=True, help="Validation deadline (s)."

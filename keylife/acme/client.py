@@ -58,7 +58,7 @@ class PollSettings:
     Retry-After from the CA always wins over the back-off (bounded by the deadline).
     """
 
-    interval: float = 0.25
+    interval: float = 0.05
     max_interval: float = 5.0
     timeout: float = 120.0
 

@@ -70,7 +70,7 @@ class CertSettings:
     account_ring: str | None = None
     deploy_to: str | None = None
     deploy_hook: str | None = None
-    poll_interval: float = 0.25
+    poll_interval: float = 0.05
     timeout: float = 120.0
     agree_tos: bool = False
     extra: dict[str, Any] = field(default_factory=dict)

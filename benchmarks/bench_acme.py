@@ -1,0 +1,286 @@
+"""Issuance time against Pebble: ``keylife cert issue`` vs ``certbot certonly``, same run.
+
+Usage: python benchmarks/bench_acme.py [--runs N] [--certbot PATH]
+
+Starts pebble-challtestsrv (DNS only) and Pebble on free 127.0.0.1 ports with
+PEBBLE_VA_NOSLEEP=1, PEBBLE_WFE_NONCEREJECT=0, PEBBLE_AUTHZREUSE=0, a trustme listener
+certificate, then times, per run and each with a fresh account/config directory:
+
+- keylife CLI (a new process, store created, account registered) for http-01 standalone and
+  dns-01 (base + wildcard, hook command);
+- keylife as a library call (in-process; account registered each time);
+- certbot certonly --standalone and --manual with the same dns hook script.
+
+certbot is not a keylife dependency: install it in a throwaway venv, e.g.
+``python3 -m venv /tmp/certbot-venv && /tmp/certbot-venv/bin/pip install certbot``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import trustme
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 15) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError(f"port {port} never opened")
+
+
+def timed(cmd: list[str], env: dict[str, str]) -> float:
+    start = time.monotonic()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    took = time.monotonic() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"{cmd[0]} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return took
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--certbot", default="/tmp/certbot-venv/bin/certbot")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="keylife-bench-acme-"))
+    procs: list[subprocess.Popen[bytes]] = []
+    logs = []
+    try:
+        ca = trustme.CA()
+        leaf = ca.issue_cert("localhost", "127.0.0.1")
+        leaf.private_key_pem.write_to_path(str(work / "key.pem"))
+        leaf.cert_chain_pems[0].write_to_path(str(work / "cert.pem"))
+        ca.cert_pem.write_to_path(str(work / "ca.pem"))
+        dns, mgmt, port, pmgmt, http_port, tls_port = (free_port() for _ in range(6))
+        config = {
+            "pebble": {
+                "listenAddress": f"127.0.0.1:{port}",
+                "managementListenAddress": f"127.0.0.1:{pmgmt}",
+                "certificate": str(work / "cert.pem"),
+                "privateKey": str(work / "key.pem"),
+                "httpPort": http_port,
+                "tlsPort": tls_port,
+                "ocspResponderURL": "",
+                "externalAccountBindingRequired": False,
+            }
+        }
+        (work / "pebble.json").write_text(json.dumps(config))
+        for cmd, env_extra in (
+            (
+                [
+                    "pebble-challtestsrv",
+                    "-dns01",
+                    f"127.0.0.1:{dns}",
+                    "-management",
+                    f"127.0.0.1:{mgmt}",
+                    "-http01",
+                    "",
+                    "-https01",
+                    "",
+                    "-tlsalpn01",
+                    "",
+                    "-defaultIPv6",
+                    "",
+                ],
+                {},
+            ),
+            (
+                ["pebble", "-config", str(work / "pebble.json"), "-dnsserver", f"127.0.0.1:{dns}"],
+                {
+                    "PEBBLE_VA_NOSLEEP": "1",
+                    "PEBBLE_WFE_NONCEREJECT": "0",
+                    "PEBBLE_AUTHZREUSE": "0",
+                },
+            ),
+        ):
+            log = open(work / f"{cmd[0]}.log", "wb")  # noqa: SIM115
+            logs.append(log)
+            procs.append(
+                subprocess.Popen(
+                    cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **env_extra}
+                )
+            )
+        wait_port(mgmt)
+        wait_port(port)
+        directory = f"https://127.0.0.1:{port}/dir"
+        hook = work / "dns_hook.sh"
+        hook.write_text(
+            "#!/bin/sh\n"
+            'if [ "$1" = auth ]; then\n'
+            f'  curl -sf -X POST -d "{{\\"host\\":\\"_acme-challenge.$CERTBOT_DOMAIN.\\",'
+            f'\\"value\\":\\"$CERTBOT_VALIDATION\\"}}" http://127.0.0.1:{mgmt}/set-txt\n'
+            "else\n"
+            f'  curl -sf -X POST -d "{{\\"host\\":\\"_acme-challenge.$CERTBOT_DOMAIN.\\"}}"'
+            f" http://127.0.0.1:{mgmt}/clear-txt\n"
+            "fi\n"
+        )
+        hook.chmod(0o755)
+
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        results: dict[str, list[float]] = {}
+
+        def record(name: str, seconds: float) -> None:
+            results.setdefault(name, []).append(seconds)
+
+        certbot = args.certbot if Path(args.certbot).exists() else shutil.which("certbot")
+        sys.path.insert(0, str(ROOT))
+        from keylife.acme import AcmeClient, DnsHook01, StandaloneHttp01, generate_private_key
+
+        for run in range(args.runs):
+            # keylife CLI, fresh store each run (new process, store init, account, issue)
+            for mode in ("http-01", "dns-01"):
+                store = work / f"kl-{mode}-{run}"
+                names = (
+                    ["--domain", f"h{run}.example.com"]
+                    if mode == "http-01"
+                    else ["--domain", f"d{run}.example.com", "--domain", f"*.d{run}.example.com"]
+                )
+                extra = (
+                    ["--http-port", str(http_port), "--http-address", "127.0.0.1"]
+                    if mode == "http-01"
+                    else [
+                        "--challenge",
+                        "dns-01",
+                        "--dns-hook",
+                        f"{hook} auth",
+                        "--dns-cleanup-hook",
+                        f"{hook} cleanup",
+                    ]
+                )
+                cmd = [
+                    sys.executable,
+                    "-m",
+                    "keylife_cli",
+                    "--store",
+                    str(store / "keylife.db"),
+                    "--master-key-file",
+                    str(store / "master.key"),
+                    "cert",
+                    "issue",
+                    "web",
+                    *names,
+                    "--directory",
+                    directory,
+                    "--ca-bundle",
+                    str(work / "ca.pem"),
+                    "--agree-tos",
+                    *extra,
+                ]
+                record(f"keylife cert issue (CLI), {mode}", timed(cmd, env))
+            # keylife library (in-process)
+            for mode in ("http-01", "dns-01"):
+                start = time.monotonic()
+                with AcmeClient(
+                    directory, generate_private_key(), ca_bundle=str(work / "ca.pem")
+                ) as c:
+                    c.register(agree_tos=True)
+                    if mode == "http-01":
+                        c.issue(
+                            [f"l{run}.example.com"],
+                            generate_private_key(),
+                            StandaloneHttp01(http_port, "127.0.0.1"),
+                        )
+                    else:
+                        c.issue(
+                            [f"ld{run}.example.com", f"*.ld{run}.example.com"],
+                            generate_private_key(),
+                            DnsHook01(f"{hook} auth", f"{hook} cleanup"),
+                        )
+                record(f"keylife library AcmeClient.issue, {mode}", time.monotonic() - start)
+            if certbot:
+                cenv = {**os.environ, "REQUESTS_CA_BUNDLE": str(work / "ca.pem")}
+                for mode in ("http-01", "dns-01"):
+                    cdir = work / f"cb-{mode}-{run}"
+                    common = [
+                        certbot,
+                        "certonly",
+                        "--config-dir",
+                        str(cdir / "config"),
+                        "--work-dir",
+                        str(cdir / "work"),
+                        "--logs-dir",
+                        str(cdir / "logs"),
+                        "--server",
+                        directory,
+                        "--agree-tos",
+                        "--register-unsafely-without-email",
+                        "--non-interactive",
+                        "--no-random-sleep-on-renew",
+                    ]
+                    if mode == "http-01":
+                        cmd = [
+                            *common,
+                            "--standalone",
+                            "--http-01-port",
+                            str(http_port),
+                            "--http-01-address",
+                            "127.0.0.1",
+                            "-d",
+                            f"c{run}.example.com",
+                        ]
+                    else:
+                        cmd = [
+                            *common,
+                            "--manual",
+                            "--preferred-challenges",
+                            "dns",
+                            "--manual-auth-hook",
+                            f"{hook} auth",
+                            "--manual-cleanup-hook",
+                            f"{hook} cleanup",
+                            "-d",
+                            f"cd{run}.example.com",
+                            "-d",
+                            f"*.cd{run}.example.com",
+                        ]
+                    record(f"certbot certonly, {mode}", timed(cmd, cenv))
+
+        lines = []
+        for name, values in results.items():
+            lines.append(
+                f"| {name} | {statistics.median(values):.2f} s | "
+                f"{min(values):.2f}-{max(values):.2f} | {len(values)} |"
+            )
+        print("| flow | median | range | runs |\n|---|---|---|---|")
+        print("\n".join(lines))
+        for mode in ("http-01", "dns-01"):
+            cb = results.get(f"certbot certonly, {mode}")
+            kl = results.get(f"keylife cert issue (CLI), {mode}")
+            if cb and kl:
+                ratio = statistics.median(kl) / statistics.median(cb)
+                print(f"{mode}: keylife CLI / certbot = {ratio:.2f}")
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(timeout=5)
+        for log in logs:
+            log.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
