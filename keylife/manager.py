@@ -23,7 +23,6 @@ from .errors import (
     NotFoundError,
     SpecNotAllowedError,
 )
-from .keygen import PrivateKey, fingerprint, generate, load_private_key
 from .lifecycle import (
     Action,
     KeyVersion,
@@ -43,7 +42,11 @@ if TYPE_CHECKING:
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
     from cryptography.hazmat.primitives.hmac import HMAC
 
+    from .keygen import PrivateKey
+
 _CAS_RETRIES = 8
+
+# keygen imports cryptography; functions import it on first use so listing stays fast.
 
 
 def _default_actor() -> str:
@@ -67,11 +70,13 @@ class LoadedKey:
     @property
     def key(self) -> PrivateKey:
         """The ``cryptography`` private key object (asymmetric specs)."""
+        from . import keygen as _kg
+
         if self.version.spec.symmetric:
             raise TypeError(
                 f"{self.version.spec.name} is a secret key; use aead() or hmac() instead of key"
             )
-        return load_private_key(self.material)
+        return _kg.load_private_key(self.material)
 
     def aead(self) -> AESGCM | ChaCha20Poly1305:
         """An AEAD cipher object for AES and ChaCha20 keys."""
@@ -292,6 +297,8 @@ class KeyManager:
         ``activate_at`` (default now) and deactivates at ``deactivate_at`` (default: activation
         plus the purpose's cryptoperiod).
         """
+        from . import keygen as _kg
+
         _check_ring_name(name)
         now = self.now()
         purpose_ = Purpose.parse(purpose)
@@ -313,11 +320,11 @@ class KeyManager:
         deactivation = (
             activation + rules.cryptoperiod if deactivate_at is None else as_utc(deactivate_at)
         )
-        material = generate(spec)
+        material = _kg.generate(spec)
         ring = Ring(name, spec, purpose_.value, now, attributes=dict(attributes or {}))
         ring, version = new_version(
             ring,
-            fingerprint=fingerprint(material),
+            fingerprint=_kg.fingerprint(material),
             now=now,
             actor=self.actor,
             activation=activation,
@@ -348,10 +355,12 @@ class KeyManager:
         supersede: bool = True,
     ) -> KeyVersion:
         """Store externally produced material (e.g. a certificate key) as a new version."""
+        from . import keygen as _kg
+
         ring0 = self.load(name)
         purpose = Purpose.parse(ring0.purpose)
         self._check_spec(material.spec, purpose, self.now())
-        fp = fingerprint(material)
+        fp = _kg.fingerprint(material)
 
         def mutate(ring: Ring, now: dt.datetime) -> Change:
             rules = self.policy.rules(purpose)
@@ -385,6 +394,8 @@ class KeyManager:
 
     def rotate(self, name: str, *, reason: str = "manual rotation") -> KeyVersion:
         """Create a new version now, make it the primary and deactivate the old primary."""
+        from . import keygen as _kg
+
         ring = self.load(name)
         purpose = Purpose.parse(ring.purpose)
         try:
@@ -392,8 +403,8 @@ class KeyManager:
         except KeylifeError as exc:
             self._record_failure("rotate", name, None, exc)
             raise
-        material = generate(ring.spec)
-        fp = fingerprint(material)
+        material = _kg.generate(ring.spec)
+        fp = _kg.fingerprint(material)
         return self._rotate_with(name, material, fp, reason)
 
     def _rotate_with(self, name: str, material: KeyMaterial, fp: str, reason: str) -> KeyVersion:
@@ -519,6 +530,8 @@ class KeyManager:
     ) -> CompromiseResult:
         """One-step compromise response: revoke the version (default: the current primary),
         create and activate a replacement, record a revocation notice, list dependents."""
+        from . import keygen as _kg
+
         why = RevocationReason.parse(reason)
         if not why.compromise:
             raise LifecycleError(
@@ -535,8 +548,8 @@ class KeyManager:
                 )
             version = current.number
         spec = ring0.spec
-        material = generate(spec)
-        fp = fingerprint(material)
+        material = _kg.generate(spec)
+        fp = _kg.fingerprint(material)
         occurred = as_utc(occurred_at) if occurred_at else now0
         number = version
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -225,6 +224,8 @@ def load_policy(path: str | Path) -> Policy:
 
     Every error names the file, the offending key and what is allowed there.
     """
+    import tomllib
+
     path = Path(path)
     where = str(path)
     try:

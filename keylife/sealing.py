@@ -12,9 +12,6 @@ import hmac
 import os
 from pathlib import Path
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
 from .errors import IntegrityError, StoreError
 
 _MAGIC = b"KL1"
@@ -44,12 +41,17 @@ class MasterKey:
         return hmac.new(self._key, b"keylife master key check", hashlib.sha256).hexdigest()[:16]
 
     def seal(self, plaintext: bytes, ad: bytes) -> bytes:
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
         nonce = os.urandom(12)
         return _MAGIC + nonce + AESGCM(self._key).encrypt(nonce, plaintext, ad)
 
     def open(self, blob: bytes, ad: bytes, *, what: str) -> bytes:
         if not blob.startswith(_MAGIC) or len(blob) < len(_MAGIC) + 12 + 16:
             raise IntegrityError(f"{what}: sealed blob is malformed")
+        from cryptography.exceptions import InvalidTag
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
         nonce = blob[3:15]
         try:
             return AESGCM(self._key).decrypt(nonce, blob[15:], ad)
