@@ -102,3 +102,7 @@ def cli(
 
 def main(argv: list[str] | None = None) -> Any:
     return cli.main(args=argv, prog_name="keylife")
+
+
+if __name__ == "__main__":
+    main()
