@@ -348,16 +348,18 @@ class VaultKeyStore:
         with self._lock:
             self._docs[name] = (revision, doc)
         # 4. erase destroyed material, 5. audit
-        self._finish(name, doc)
+        self._finish(name, doc, own=True)
         return replace(ring, revision=revision)
 
-    def _finish(self, name: str, doc: Mapping[str, Any]) -> None:
+    def _finish(self, name: str, doc: Mapping[str, Any], *, own: bool = False) -> None:
+        """Steps 4 and 5 for ``doc``; ``own``: this object just committed it (no need to look
+        whether another process already appended its audit batch)."""
         for number, blob_id in sorted((doc.get("purge") or {}).items()):
             self._destroy_material(name, int(number), str(blob_id))
         tx = doc.get("tx") or {}
         if tx.get("entries") and tx.get("id") not in self._appended:
             entries = [_entry_from_dict(e) for e in tx["entries"]]
-            self._append_batch(str(tx["id"]), entries, check_existing=True)
+            self._append_batch(str(tx["id"]), entries, check_existing=not own)
 
     def _destroy_material(self, name: str, number: int, blob_id: str) -> None:
         self._kv_destroy(f"m/{q(name)}/{number}/{blob_id}", what=f"erase {name} v{number}")
