@@ -205,7 +205,10 @@ def compromise(
     def text() -> None:
         c, r = result.compromised, result.replacement
         click.echo(f"{name} v{c.number} compromised (occurred {occurred.isoformat()})")
-        click.echo(f"{name} v{r.number} is the new primary")
+        if r is not None:
+            click.echo(f"{name} v{r.number} is the new primary")
+        else:
+            click.echo(f"{name} has no replacement yet; `keylife rotate` will issue one")
         for dep in result.dependents:
             click.echo(f"  still depends on v{c.number}: {dep}")
 
@@ -213,7 +216,7 @@ def compromise(
         obj,
         {
             "compromised": version_dict(result.compromised),
-            "replacement": version_dict(result.replacement),
+            "replacement": None if result.replacement is None else version_dict(result.replacement),
             "dependents": list(result.dependents),
         },
         text,

@@ -45,6 +45,8 @@ if TYPE_CHECKING:
     from .keygen import PrivateKey
 
 _CAS_RETRIES = 8
+#: Version attribute set once a compromised version's certificate is revoked at its CA.
+CERTIFICATE_REVOKED = "certificate_revoked_at"
 
 # keygen imports cryptography; functions import it on first use so listing stays fast.
 
@@ -107,8 +109,11 @@ class LoadedKey:
 
 @dataclass(frozen=True)
 class CompromiseResult:
+    """What ``compromise`` did. ``replacement`` is None only on a certificate ring whose CA
+    could not issue the new certificate yet (``keylife rotate`` retries)."""
+
     compromised: KeyVersion
-    replacement: KeyVersion
+    replacement: KeyVersion | None
     dependents: tuple[str, ...]
 
 
@@ -285,8 +290,15 @@ class KeyManager:
         attributes: Mapping[str, str] | None = None,
         protect_stop_at: dt.datetime | None = None,
         process_start_at: dt.datetime | None = None,
+        material: KeyMaterial | None = None,
+        version_attributes: Mapping[str, str] | None = None,
+        reason: str = "",
     ) -> KeyVersion:
         """Create ring ``name`` with its first version.
+
+        ``material`` stores externally produced material (e.g. a certificate's key) as the
+        first version instead of generating it; its spec must be allowed like any other.
+        ``version_attributes`` are attached to that version (certificate, chain, order URL).
 
         ``protect_stop_at`` ends the period in which the version applies protection before its
         deactivation (SP 800-57's originator-usage period); ``process_start_at`` starts the
@@ -305,7 +317,11 @@ class KeyManager:
         rules = self.policy.rules(purpose_)
         try:
             try:
-                spec = parse_spec(type or rules.default_type, key_bits=key_bits)
+                spec = (
+                    material.spec
+                    if material is not None
+                    else parse_spec(type or rules.default_type, key_bits=key_bits)
+                )
             except SpecNotAllowedError as exc:
                 allowed = ", ".join(s.name for s in self.policy.allowed_specs(purpose_, now))
                 raise SpecNotAllowedError(
@@ -320,7 +336,8 @@ class KeyManager:
         deactivation = (
             activation + rules.cryptoperiod if deactivate_at is None else as_utc(deactivate_at)
         )
-        material = _kg.generate(spec)
+        if material is None:
+            material = _kg.generate(spec)
         ring = Ring(name, spec, purpose_.value, now, attributes=dict(attributes or {}))
         ring, version = new_version(
             ring,
@@ -331,8 +348,12 @@ class KeyManager:
             deactivation=deactivation,
             protect_stop=None if protect_stop_at is None else as_utc(protect_stop_at),
             process_start=None if process_start_at is None else as_utc(process_start_at),
+            attributes=version_attributes,
+            reason=reason or "created",
         )
-        audit = [self._entry("create", name, version.number, f"{spec.name} for {purpose}")]
+        audit = [
+            self._entry("create", name, version.number, reason or f"{spec.name} for {purpose}")
+        ]
         if version.state is State.ACTIVE:
             audit.append(self._entry("activate", name, version.number, "activation date reached"))
         try:
@@ -390,6 +411,41 @@ class KeyManager:
             return Change(ring, audit, {version.number: material}, result=version)
 
         result: KeyVersion = self.apply(name, "create", mutate)
+        return result
+
+    def update_attributes(
+        self,
+        name: str,
+        number: int,
+        changes: Mapping[str, str | None],
+        *,
+        reason: str = "attributes updated",
+    ) -> KeyVersion:
+        """Set (or, with ``None``, remove) attributes of version ``number``, check-and-set.
+
+        Attributes carry public data attached to a version (certificate, renewal window);
+        never key material.
+        """
+
+        def mutate(ring: Ring, now: dt.datetime) -> Change:
+            v = ring.get(number)
+            if v is None:
+                raise NotFoundError(f"ring {name} has no version {number}")
+            attrs = dict(v.attributes)
+            for key, value in changes.items():
+                if value is None:
+                    attrs.pop(key, None)
+                else:
+                    attrs[key] = value
+            updated = replace(v, attributes=attrs)
+            keys = ", ".join(sorted(changes))
+            return Change(
+                ring.replace_version(updated),
+                [self._entry("annotate", name, number, f"{reason} ({keys})")],
+                result=updated,
+            )
+
+        result: KeyVersion = self.apply(name, "annotate", mutate, number)
         return result
 
     def rotate(self, name: str, *, reason: str = "manual rotation") -> KeyVersion:
@@ -529,7 +585,13 @@ class KeyManager:
         message: str = "",
     ) -> CompromiseResult:
         """One-step compromise response: revoke the version (default: the current primary),
-        create and activate a replacement, record a revocation notice, list dependents."""
+        create and activate a replacement, record a revocation notice, list dependents.
+
+        On a certificate ring (ACME settings in the ring's ``acme`` attribute) the certificate
+        is revoked at the CA with reason keyCompromise and the replacement is a new key with a
+        new certificate from the CA; if the CA cannot be reached, ``replacement`` is None and
+        the next ``keylife rotate`` issues it.
+        """
         from . import keygen as _kg
 
         why = RevocationReason.parse(reason)
@@ -547,6 +609,7 @@ class KeyManager:
                     f"ring {name} has no primary version; name the compromised one with --version"
                 )
             version = current.number
+        certificate_ring = "acme" in ring0.attributes
         spec = ring0.spec
         material = _kg.generate(spec)
         fp = _kg.fingerprint(material)
@@ -560,6 +623,17 @@ class KeyManager:
             was_primary = ring.primary(now)
             bad = _compromise(self, old, now, occurred, why, message)
             ring = ring.replace_version(bad)
+            notice = (
+                f"revocation notice: v{number} ({old.fingerprint}) compromised at "
+                f"{occurred.isoformat()}, reason {why.value}" + (f": {message}" if message else "")
+            )
+            if certificate_ring:  # the replacement comes from the CA, after this write
+                deps = _dependents(ring, bad, was_primary)
+                return Change(
+                    ring,
+                    [self._entry("compromise", name, number, notice)],
+                    result=(bad, None, deps),
+                )
             rules = self.policy.rules(Purpose.parse(ring.purpose))
             ring, new = new_version(
                 ring,
@@ -573,10 +647,6 @@ class KeyManager:
             )
             before = ring
             ring = supersede_older(ring, new.number, now=now, actor=self.actor)
-            notice = (
-                f"revocation notice: v{number} ({old.fingerprint}) compromised at "
-                f"{occurred.isoformat()}, reason {why.value}" + (f": {message}" if message else "")
-            )
             audit = [
                 self._entry("compromise", name, number, notice),
                 self._entry("create", name, new.number, f"replacement for compromised v{number}"),
@@ -589,18 +659,46 @@ class KeyManager:
         bad, new, deps = self.apply(name, "compromise", mutate, number)
         if "certificate_pem" in bad.attributes:
             deps.append(self._revoke_certificate(name, bad))
-        return CompromiseResult(bad, ring_version(self.load(name), new.number), tuple(deps))
+        if certificate_ring:
+            new, note = self._renew_certificate(name)
+            deps.append(note)
+        replacement = None if new is None else ring_version(self.load(name), new.number)
+        return CompromiseResult(bad, replacement, tuple(deps))
+
+    def _renew_certificate(self, name: str) -> tuple[KeyVersion | None, str]:
+        """A new key and certificate for a certificate ring, or None with the reason."""
+        try:
+            from .acme import renew_ring
+
+            version = renew_ring(self, name, now=self.now())
+        except (ImportError, KeylifeError) as exc:
+            self._record_failure("renew-certificate", name, None, exc)
+            return None, f"no replacement certificate yet ({exc}); `keylife rotate` will retry"
+        return version, f"v{version.number} holds a new key and certificate from the CA"
 
     def _revoke_certificate(self, name: str, version: KeyVersion) -> str:
         """Revoke the certificate of a compromised version at its CA (reason keyCompromise)."""
         try:
-            from .acme import revoke_version
-
-            revoke_version(self, name, version.number, reason="keyCompromise")
+            self.revoke_certificate(name, version.number)
         except (ImportError, KeylifeError) as exc:
             self._record_failure("revoke-certificate", name, version.number, exc)
-            return f"certificate of v{version.number} NOT revoked at the CA ({exc}); revoke it"
+            return (
+                f"certificate of v{version.number} NOT revoked at the CA ({exc}); "
+                "`keylife rotate` retries"
+            )
         return f"certificate of v{version.number} revoked at the CA (keyCompromise)"
+
+    def revoke_certificate(self, name: str, number: int, reason: str = "keyCompromise") -> None:
+        """Revoke version ``number``'s certificate at its CA and record that it was done."""
+        from .acme import revoke_version
+
+        revoke_version(self, name, number, reason=reason)
+        self.update_attributes(
+            name,
+            number,
+            {CERTIFICATE_REVOKED: self.now().isoformat()},
+            reason=f"certificate revoked at the CA ({reason})",
+        )
 
 
 def ring_version(ring: Ring, number: int) -> KeyVersion:

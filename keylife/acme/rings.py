@@ -298,26 +298,30 @@ def issue_certificate(
             )
 
     # Everything is in hand; now store it, in one transaction per step.
+    reason = f"ACME certificate {issued.serial_hex}" + (
+        f" replacing v{previous.number}" if previous is not None else ""
+    )
     if not exists:
-        manager.create_ring(
+        version = manager.create_ring(
             ring_name,
             spec.name,
             CERT_PURPOSE,
-            activate_at=when + _PLACEHOLDER_DELAY,
+            activate_at=issued.not_before,
+            deactivate_at=issued.not_after,
             attributes={"acme": settings.to_json()},
+            material=private_key_material(key, spec),
+            version_attributes=attributes,
+            reason=reason,
         )
-        # create_ring always makes a first version; this ring's versions are certificates,
-        # so the uncertified placeholder is destroyed before it could ever be used.
-        manager.destroy(ring_name, 1, reason="placeholder made with the ring; never certified")
-    version = manager.add_version(
-        ring_name,
-        private_key_material(key, spec),
-        activate_at=issued.not_before,
-        deactivate_at=issued.not_after,
-        attributes=attributes,
-        reason=f"ACME certificate {issued.serial_hex}"
-        + (f" replacing v{previous.number}" if previous is not None else ""),
-    )
+    else:
+        version = manager.add_version(
+            ring_name,
+            private_key_material(key, spec),
+            activate_at=issued.not_before,
+            deactivate_at=issued.not_after,
+            attributes=attributes,
+            reason=reason,
+        )
     deployed = deploy_version(manager, ring_name, version.number, settings)
     return IssueResult(ring_name, version.number, issued, deployed)
 

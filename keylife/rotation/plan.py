@@ -13,7 +13,13 @@ the order they apply to each ring (docs/operations.md has them as a table):
    ``stage`` window the successor is created pre-active and rule 1 promotes it later
    (**stage**);
 5. **renew-certificate** instead of rule 4 for rings that hold ACME certificates, when the
-   renewal time (ARI window, or a third of the lifetime left) has come.
+   renewal time (ARI window, or a third of the lifetime left) has come, or at once when the
+   primary holds no certificate (after a compromise whose CA could not be reached);
+6. **revoke-certificate** for a compromised version whose certificate the CA has not yet
+   confirmed revoked (the CA was unreachable during ``keylife key compromise``);
+7. **rollover-account** instead of rule 4 for ACME account keys: the CA must be told of the new
+   key (keyChange), so a fresh key alone would lose the account. An account ring with no
+   primary is left for an operator.
 
 A ring with a suspended version and no primary is left alone: suspension is an operator's hold.
 """
@@ -37,6 +43,8 @@ class StepKind(enum.Enum):
     ROTATE = "rotate"
     STAGE = "stage"
     RENEW_CERTIFICATE = "renew-certificate"
+    ROLLOVER_ACCOUNT = "rollover-account"
+    REVOKE_CERTIFICATE = "revoke-certificate"
 
 
 @dataclass(frozen=True)
@@ -86,6 +94,11 @@ class Plan:
 
 def is_certificate_ring(ring: Ring) -> bool:
     return "acme" in ring.attributes
+
+
+def is_account_ring(ring: Ring) -> bool:
+    """An ACME account key: replaced only through the CA's keyChange, never by a fresh key."""
+    return "acme_account" in ring.attributes
 
 
 def _certificate_due(version: KeyVersion, now: dt.datetime) -> dt.datetime | None:
@@ -196,7 +209,32 @@ def plan_ring(
     suspended = any(states[v.number] is State.SUSPENDED for v in ring.versions)
 
     if is_certificate_ring(ring):
-        if primary is not None:
+        for v in ring.versions:
+            if (
+                v.state in (State.COMPROMISED, State.DESTROYED_COMPROMISED)
+                and "certificate_pem" in v.attributes
+                and "certificate_revoked_at" not in v.attributes
+            ):
+                steps.append(
+                    Step(
+                        StepKind.REVOKE_CERTIFICATE,
+                        ring.name,
+                        v.number,
+                        "compromised key's certificate not yet revoked at the CA",
+                        v.compromise_date or now,
+                    )
+                )
+        if primary is not None and "certificate_pem" not in primary.attributes:
+            steps.append(
+                Step(
+                    StepKind.RENEW_CERTIFICATE,
+                    ring.name,
+                    primary.number,
+                    "primary holds no certificate",
+                    now,
+                )
+            )
+        elif primary is not None:
             due = _certificate_due(primary, now)
             if due is not None:
                 if due <= now:
@@ -216,7 +254,7 @@ def plan_ring(
                 Step(StepKind.RENEW_CERTIFICATE, ring.name, None, "no valid certificate", now)
             )
     elif primary is None:
-        if not waiting and not suspended:
+        if not waiting and not suspended and not is_account_ring(ring):
             kind = StepKind.ROTATE
             steps.append(Step(kind, ring.name, None, "ring has no active version", now))
     elif not waiting:
@@ -226,6 +264,8 @@ def plan_ring(
             due = end - rules.lead_time
             if due <= now:
                 kind = StepKind.STAGE if rules.stage is not None else StepKind.ROTATE
+                if is_account_ring(ring):
+                    kind = StepKind.ROLLOVER_ACCOUNT
                 steps.append(
                     Step(
                         kind,

@@ -115,6 +115,29 @@ def _default_renewer(manager: KeyManager, ring: str, now: dt.datetime) -> int:
     return renew_ring(manager, ring, now=now).number
 
 
+_ONCE_PER_RUN = frozenset(
+    {StepKind.RENEW_CERTIFICATE, StepKind.ROLLOVER_ACCOUNT, StepKind.REVOKE_CERTIFICATE}
+)
+
+
+def _rollover_account(manager: KeyManager, ring: str) -> int:
+    """keyChange for an ACME account ring, with the settings of a certificate ring using it."""
+    try:
+        from ..acme.rings import CertSettings, rollover_account
+    except ImportError as exc:
+        raise KeylifeError(f"ACME account rollover is not available: {exc}") from exc
+    for other in manager.rings():
+        raw = other.attributes.get("acme")
+        if raw:
+            settings = CertSettings.from_json(raw)
+            if settings.account_ring_name == ring:
+                return rollover_account(manager, settings)
+    raise KeylifeError(
+        f"{ring} is an ACME account key but no certificate ring uses it; roll it over with "
+        "`keylife cert account rollover --directory URL`"
+    )
+
+
 def _holder() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
@@ -270,6 +293,10 @@ class Runner:
                 if not steps:
                     return RingResult(name, "succeeded", tuple(done), next_due=next_due)
                 step = steps[0]
+                if step.kind in _ONCE_PER_RUN and any(d.kind == step.kind.value for d in done):
+                    # The CA's answer (dates, clock skew) may make it look due again; once a
+                    # run is enough, the next run looks again.
+                    return RingResult(name, "succeeded", tuple(done), next_due=next_due)
                 new = self._apply(view, ring, step, now)
                 log.info("%s: %s v%s done (%s)", name, step.kind.value, step.version, step.reason)
                 done.append(
@@ -309,7 +336,21 @@ class Runner:
             version = view.apply(ring.name, "rotate", mutate)
             return int(version.number)
         if kind is StepKind.RENEW_CERTIFICATE:
-            return self.renewer(view, ring.name, now)
+            # The CA dates the certificate by its own clock, after the run's `now`: store it
+            # with the wall clock (or the run's moment, if that is later) so a certificate
+            # valid from "just now" is active at once rather than pre-active until next run.
+            wall = self.manager.now()
+            issuer = view if now > wall else self.manager
+            return self.renewer(issuer, ring.name, max(now, wall))
+        if kind is StepKind.ROLLOVER_ACCOUNT:
+            return _rollover_account(view, ring.name)
+        if kind is StepKind.REVOKE_CERTIFICATE:
+            assert step.version is not None
+            try:
+                view.revoke_certificate(ring.name, step.version)
+            except ImportError as exc:
+                raise KeylifeError(f"certificate revocation is not available: {exc}") from exc
+            return None
         raise KeylifeError(f"unknown step {kind}")  # pragma: no cover
 
     @staticmethod

@@ -3,6 +3,7 @@ revocation through ``keylife cert revoke`` and ``keylife key compromise``, accou
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import stat
@@ -96,8 +97,8 @@ def test_cli_issue_stores_a_version_and_deploys(pebble, store, tmp_path):
         loaded = manager.ring("web").primary()
         spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         assert loaded.key.public_key().public_bytes(*spki) == cert.public_key().public_bytes(*spki)
-        # the ring's placeholder v1 never held a certificate and is destroyed
-        assert ring.get(1).state.value == "destroyed"
+        # the ring's first version is the certificate's key: no uncertified placeholder
+        assert doc["version"] == 1 and [v.number for v in ring.versions] == [1]
         # the account key is a managed key too
         assert manager.load(account_ring_for(pebble.directory_url)).purpose == "signing"
     assert (deploy / "fullchain.pem").read_text() == (
@@ -200,11 +201,11 @@ def _issue_lib(pebble, store, name, domain):
     return manager, result
 
 
-def test_renewal_planned_by_rotate_and_done_by_renew_ring(pebble, store):
-    """``keylife rotate`` = pure plan + runner calling ``renew_ring``. Pebble's certificates
-    last five years, so the plan is made at the renewal time (injected clock), and the
-    runner's renewer hook, ``keylife.acme.renew_ring``, is then called as the runner does."""
-    from keylife.acme import renew_ring
+def test_renewal_planned_and_done_by_rotate(pebble, store):
+    """``keylife rotate`` renews a due certificate: pure plan, then the runner calls
+    ``keylife.acme.renew_ring``. Pebble's certificates last five years, so the run is made at
+    the renewal time (an injected moment); the CA's new certificate looks due again at that
+    moment, and the runner renews a ring at most once per run."""
     from keylife.rotation.plan import StepKind, plan_rotation
 
     manager, first = _issue_lib(pebble, store, "renewme", "renew.example.com")
@@ -213,18 +214,23 @@ def test_renewal_planned_by_rotate_and_done_by_renew_ring(pebble, store):
         due = renewal_due(v1.activation, v1.deactivation, v1.activation)
         # today nothing is due: a real rotate run leaves the ring alone
         report = run_rotation(manager, rings=["renewme"])
-        assert report.exit_code == 0
-        assert [v.number for v in manager.load("renewme").versions] == [1, first.version]
+        assert report.exit_code == 0 and report.nothing_due
+        assert [v.number for v in manager.load("renewme").versions] == [first.version]
         ring = manager.load("renewme")
         before = plan_rotation([ring], manager.policy, due - dt.timedelta(minutes=1))
         assert not before.steps
-        plan = plan_rotation([ring], manager.policy, due + dt.timedelta(minutes=1))
+        at = due + dt.timedelta(minutes=1)
+        plan = plan_rotation([ring], manager.policy, at)
         assert [(s.kind, s.version) for s in plan.steps] == [
             (StepKind.RENEW_CERTIFICATE, first.version)
         ]
-        new = renew_ring(manager, "renewme", now=due + dt.timedelta(minutes=1))
+        report = run_rotation(manager, rings=["renewme"], now=at)
+        assert report.exit_code == 0, report.to_dict()
+        steps = [(s.kind, s.outcome) for s in report.rings[0].steps]
+        assert steps == [("renew-certificate", "succeeded")]
         ring = manager.load("renewme")
-        assert new.number == first.version + 1
+        new = ring.get(report.rings[0].steps[0].new_version)
+        assert new is not None and new.number == first.version + 1
         assert new.attributes["serial"] != v1.attributes["serial"]
         assert new.fingerprint != v1.fingerprint, "a new key on every renewal"
         assert new.replaces == first.version
@@ -254,15 +260,78 @@ def test_cli_revoke_by_account_and_by_certificate_key(pebble, store):
         assert m.load("rev2").get(second.version).state.value == "compromised"
 
 
-def test_key_compromise_revokes_at_the_ca(pebble, store):
+def test_key_compromise_revokes_at_the_ca_and_reissues(pebble, store):
     manager, first = _issue_lib(pebble, store, "comp", "comp.example.com")
     manager.close()
     result = invoke(
-        store, "key", "compromise", "comp", "--occurred-at", dt.datetime.now(dt.UTC).isoformat()
+        store,
+        "--json",
+        "key",
+        "compromise",
+        "comp",
+        "--occurred-at",
+        dt.datetime.now(dt.UTC).isoformat(),
     )
     assert result.exit_code == 0, result.output
     status = pebble.cert_status(first.certificate.serial)
     assert (status["Status"], status["Reason"]) == ("Revoked", 1)
+    doc = json.loads(result.output)
+    assert doc["compromised"]["state"] == "compromised"
+    replacement = doc["replacement"]
+    assert replacement is not None and replacement["state"] == "active"
+    assert "certificate_pem" in replacement["attributes"]
+    assert replacement["attributes"]["serial"] != format(first.certificate.serial, "x")
+    with keylife.open(store["store"], master_key_file=store["master_key_file"]) as m:
+        ring = m.load("comp")
+        # no uncertified stand-in: the compromised key, then the CA's new one
+        assert [(v.number, v.state.value) for v in ring.versions] == [
+            (1, "compromised"),
+            (2, "active"),
+        ]
+
+
+def test_key_compromise_with_the_ca_down_reissues_on_the_next_rotate(pebble, store, tmp_path):
+    from keylife.rotation.plan import StepKind, plan_rotation
+
+    manager, first = _issue_lib(pebble, store, "down", "down.example.com")
+    with manager:
+        ring = manager.load("down")
+        settings = json.loads(ring.attributes["acme"])
+        unreachable = dict(settings, directory="https://127.0.0.1:9/dir")
+        # point the ring at a CA that is not there (revocation and reissue both fail)
+        manager.store.commit(
+            dataclasses.replace(ring, attributes={"acme": json.dumps(unreachable)}),
+            expected_revision=ring.revision,
+        )
+        result = manager.compromise("down", occurred_at=manager.now())
+        assert result.replacement is None
+        assert any("NOT revoked" in d for d in result.dependents)
+        assert any("keylife rotate" in d for d in result.dependents)
+        ring = manager.load("down")
+        assert ring.primary(manager.now()) is None
+        plan = plan_rotation([ring], manager.policy, manager.now())
+        assert [s.kind for s in plan.steps] == [
+            StepKind.REVOKE_CERTIFICATE,
+            StepKind.RENEW_CERTIFICATE,
+        ]
+        # the CA is back
+        ring = manager.load("down")
+        manager.store.commit(
+            dataclasses.replace(ring, attributes={"acme": json.dumps(settings)}),
+            expected_revision=ring.revision,
+        )
+        report = run_rotation(manager, rings=["down"])
+        assert report.exit_code == 0, report.to_dict()
+        kinds = [s.kind for s in report.rings[0].steps]
+        assert kinds == ["revoke-certificate", "renew-certificate"]
+        status = pebble.cert_status(first.certificate.serial)
+        assert (status["Status"], status["Reason"]) == ("Revoked", 1)
+        assert "certificate_revoked_at" in manager.load("down").get(1).attributes
+        primary = manager.ring("down").primary()
+        assert primary.number == 2 and "certificate_pem" in primary.version.attributes
+        assert run_rotation(manager, rings=["down"]).nothing_due
+        failures = [a for a in manager.audit_records("down") if a.outcome.startswith("failure")]
+        assert {a.action for a in failures} >= {"revoke-certificate", "renew-certificate"}
 
 
 def test_cli_account_rollover_keeps_issuing(pebble, store):
