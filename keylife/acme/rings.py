@@ -381,6 +381,37 @@ def renew_ring(
     return version
 
 
+def refresh_renewal_info(
+    manager: KeyManager, ring_name: str, number: int, *, now: dt.datetime | None = None
+) -> bool:
+    """Ask the CA again for version ``number``'s renewal window (RFC 9773 §4.3: after its
+    Retry-After) and remember the answer on the version. Returns whether the CA offers ARI;
+    when it no longer does, the stored window is dropped and the lifetime rule applies."""
+    settings = settings_of(manager, ring_name)
+    version = manager.load(ring_name).get(number)
+    if version is None:
+        raise NotFoundError(f"ring {ring_name} has no version {number}")
+    pem = version.attributes.get("certificate_pem")
+    if not pem:
+        raise AcmeError(f"{ring_name} v{number} has no certificate")
+    when = now or manager.now()
+    with open_account(manager, settings, create=False) as client:
+        info = fetch_renewal_info(client, pem, when)
+    changes: dict[str, str | None]
+    if info is None:
+        changes = dict.fromkeys(("ari_window_start", "ari_window_end", "ari_retry_after"))
+    else:
+        changes = {
+            "ari_window_start": info.start.isoformat(),
+            "ari_window_end": info.end.isoformat(),
+            "ari_retry_after": info.retry_after.isoformat(),
+        }
+    manager.update_attributes(
+        ring_name, number, changes, reason="ACME renewal information refreshed"
+    )
+    return info is not None
+
+
 # -- revocation -----------------------------------------------------------------------------
 
 

@@ -15,6 +15,8 @@ the order they apply to each ring (docs/operations.md has them as a table):
 5. **renew-certificate** instead of rule 4 for rings that hold ACME certificates, when the
    renewal time (ARI window, or a third of the lifetime left) has come, or at once when the
    primary holds no certificate (after a compromise whose CA could not be reached);
+   With ARI, the window is asked again once its Retry-After has passed
+   (**refresh-renewal-info**);
 6. **revoke-certificate** for a compromised version whose certificate the CA has not yet
    confirmed revoked (the CA was unreachable during ``keylife key compromise``);
 7. **rollover-account** instead of rule 4 for ACME account keys: the CA must be told of the new
@@ -45,6 +47,7 @@ class StepKind(enum.Enum):
     RENEW_CERTIFICATE = "renew-certificate"
     ROLLOVER_ACCOUNT = "rollover-account"
     REVOKE_CERTIFICATE = "revoke-certificate"
+    REFRESH_RENEWAL_INFO = "refresh-renewal-info"
 
 
 @dataclass(frozen=True)
@@ -237,6 +240,19 @@ def plan_ring(
         elif primary is not None:
             due = _certificate_due(primary, now)
             if due is not None:
+                retry = primary.attributes.get("ari_retry_after")
+                if due > now and retry and dt.datetime.fromisoformat(retry) <= now:
+                    steps.append(
+                        Step(
+                            StepKind.REFRESH_RENEWAL_INFO,
+                            ring.name,
+                            primary.number,
+                            "the CA's renewal window is due to be asked again (Retry-After)",
+                            dt.datetime.fromisoformat(retry),
+                        )
+                    )
+                elif retry:
+                    future.append(dt.datetime.fromisoformat(retry))
                 if due <= now:
                     steps.append(
                         Step(

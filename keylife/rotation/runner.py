@@ -116,7 +116,12 @@ def _default_renewer(manager: KeyManager, ring: str, now: dt.datetime) -> int:
 
 
 _ONCE_PER_RUN = frozenset(
-    {StepKind.RENEW_CERTIFICATE, StepKind.ROLLOVER_ACCOUNT, StepKind.REVOKE_CERTIFICATE}
+    {
+        StepKind.RENEW_CERTIFICATE,
+        StepKind.ROLLOVER_ACCOUNT,
+        StepKind.REVOKE_CERTIFICATE,
+        StepKind.REFRESH_RENEWAL_INFO,
+    }
 )
 
 
@@ -344,6 +349,14 @@ class Runner:
             return self.renewer(issuer, ring.name, max(now, wall))
         if kind is StepKind.ROLLOVER_ACCOUNT:
             return _rollover_account(view, ring.name)
+        if kind is StepKind.REFRESH_RENEWAL_INFO:
+            assert step.version is not None
+            try:
+                from ..acme import refresh_renewal_info
+            except ImportError as exc:
+                raise KeylifeError(f"renewal information is not available: {exc}") from exc
+            refresh_renewal_info(view, ring.name, step.version, now=now)
+            return None
         if kind is StepKind.REVOKE_CERTIFICATE:
             assert step.version is not None
             try:

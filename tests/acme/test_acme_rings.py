@@ -373,3 +373,49 @@ def test_cert_cli_import_is_light():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_rotate_refreshes_renewal_info_after_retry_after(pebble, acme_stub, store):
+    """A certificate from Pebble; its ring is then pointed at the ARI stub (Pebble 2.4 has no
+    renewalInfo). Once the stored Retry-After has passed, ``keylife rotate`` asks the CA again
+    and plans the renewal by the new window."""
+    from keylife.rotation.plan import StepKind, plan_rotation
+
+    manager, first = _issue_lib(pebble, store, "ari", "ari.example.com")
+    with manager:
+        ring = manager.load("ari")
+        settings = json.loads(ring.attributes["acme"])
+        account = settings.get("account_ring") or account_ring_for(pebble.directory_url)
+        stubbed = dict(settings, directory=acme_stub.directory_url, account_ring=account)
+        manager.store.commit(
+            dataclasses.replace(ring, attributes={"acme": json.dumps(stubbed)}),
+            expected_revision=ring.revision,
+        )
+        stale = (manager.now() - dt.timedelta(minutes=5)).isoformat()
+        manager.update_attributes(
+            "ari",
+            first.version,
+            {
+                "ari_window_start": "2031-06-01T00:00:00+00:00",
+                "ari_window_end": "2031-06-03T00:00:00+00:00",
+                "ari_retry_after": stale,
+            },
+        )
+        plan = plan_rotation(manager.rings(), manager.policy, manager.now())
+        assert [s.kind for s in plan.for_ring("ari")] == [StepKind.REFRESH_RENEWAL_INFO]
+        report = run_rotation(manager, rings=["ari"])
+        assert report.exit_code == 0, report.to_dict()
+        v = manager.load("ari").get(first.version)
+        assert v.attributes["ari_window_start"].startswith("2030-01-01")  # the stub's window
+        assert dt.datetime.fromisoformat(v.attributes["ari_retry_after"]) > manager.now()
+        assert [r for r in acme_stub.requests if r[1].startswith("/ari/")]
+        rings = manager.rings()
+
+        def kinds_at(when: dt.datetime) -> list[StepKind]:
+            return [s.kind for s in plan_rotation(rings, manager.policy, when).for_ring("ari")]
+
+        # renewal now follows the stub's window, not the 2031 window nor the lifetime rule
+        assert StepKind.RENEW_CERTIFICATE not in kinds_at(dt.datetime(2029, 12, 31, tzinfo=dt.UTC))
+        assert StepKind.RENEW_CERTIFICATE in kinds_at(dt.datetime(2030, 1, 3, tzinfo=dt.UTC))
+        assert run_rotation(manager, rings=["ari"]).nothing_due
+        assert [a.action for a in manager.audit_records("ari")][-1] == "annotate"
