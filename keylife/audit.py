@@ -13,7 +13,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Protocol
 
 GENESIS = "0" * 64
 
@@ -49,6 +49,19 @@ class AuditRecord:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def to_entry(self) -> AuditEntry:
+        """The entry this record was made from; appending it to an empty log in the same
+        order reproduces the record, hash included (restore, migration)."""
+        return AuditEntry(
+            dt.datetime.fromisoformat(self.at),
+            self.actor,
+            self.action,
+            self.ring,
+            self.version,
+            self.outcome,
+            self.reason,
+        )
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> AuditRecord:
@@ -125,3 +138,14 @@ def verify_chain(
                 "records were removed from the end",
             )
     return ChainReport(True, len(records))
+
+
+class AuditSink(Protocol):
+    def append_audit(self, entries: Sequence[AuditEntry]) -> None: ...
+
+
+def replay(records: Sequence[AuditRecord], target: AuditSink, *, chunk: int = 500) -> None:
+    """Append ``records`` to ``target``'s (empty) log, reproducing them hash for hash."""
+    entries = [r.to_entry() for r in records]
+    for start in range(0, len(entries), chunk):
+        target.append_audit(entries[start : start + chunk])

@@ -17,7 +17,6 @@ import base64
 import json
 import os
 import zlib
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,8 +25,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
-from .audit import AuditEntry, AuditRecord, verify_chain
-from .clock import as_utc
+from .audit import AuditRecord, replay, verify_chain
 from .errors import BackupError, IntegrityError, KeylifeError
 from .lifecycle import ring_from_dict, ring_to_dict
 from .material import KeyMaterial
@@ -191,28 +189,9 @@ def restore_snapshot(store: KeyStore, data: dict[str, Any]) -> BackupSummary:
         )
     for ring in rings:
         store.commit(ring, expected_revision=0, materials=by_ring.get(ring.name, {}))
-    _append_records(store, records)
+    replay(records, store)
     verify_restore(store, data)
     return BackupSummary(len(rings), len(data["material"]), len(records))
-
-
-def _append_records(store: KeyStore, records: Sequence[AuditRecord]) -> None:
-    import datetime as dt
-
-    entries = [
-        AuditEntry(
-            as_utc(dt.datetime.fromisoformat(r.at)),
-            r.actor,
-            r.action,
-            r.ring,
-            r.version,
-            r.outcome,
-            r.reason,
-        )
-        for r in records
-    ]
-    for i in range(0, len(entries), 500):
-        store.append_audit(entries[i : i + 500])
 
 
 def verify_restore(store: KeyStore, data: dict[str, Any]) -> None:
