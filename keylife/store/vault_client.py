@@ -36,7 +36,7 @@ from ..errors import ConflictError, StoreError, StoreUnavailableError
 _RETRY_STATUS = frozenset({412, 429, 500, 502, 503, 504})
 _REDIRECT_STATUS = frozenset({301, 302, 303, 307, 308})
 #: 400 answers that are transient (a new kv-v2 mount seen from a Raft standby).
-_TRANSIENT_400 = ("Waiting for the primary to upgrade", "upgrading")
+_TRANSIENT_400 = ("waiting for the primary to upgrade", "upgrading from non-versioned")
 _CAS_MESSAGE = "check-and-set parameter did not match"
 
 
@@ -302,7 +302,7 @@ class VaultClient:
                 body = _json(response)
                 errors = _errors(body)
                 if status in _RETRY_STATUS or (
-                    status == 400 and any(t in errors for t in _TRANSIENT_400)
+                    status == 400 and any(t in errors.lower() for t in _TRANSIENT_400)
                 ):
                     if status in (500, 502, 504) and method not in ("GET", "LIST"):
                         ambiguous = True
