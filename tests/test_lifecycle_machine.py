@@ -73,6 +73,12 @@ class LifecycleMachine(RuleBasedStateMachine):
                 reason = data.draw(st.sampled_from(["key-compromise", "superseded"]))
                 after = self.m.revoke(name, version, reason, occurred_at=self.clock.now())
                 action = Action.COMPROMISE if reason == "key-compromise" else Action.DEACTIVATE
+                if action is Action.DEACTIVATE and before.state is State.DEACTIVATED:
+                    # already out of use: the reason is recorded, the state stays
+                    assert after.state is State.DEACTIVATED
+                    assert after.revocation_reason is not None
+                    assert after.events == before.events
+                    return
             else:
                 after = getattr(self.m, verb)(name, version)
                 action = Action(verb)

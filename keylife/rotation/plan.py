@@ -204,10 +204,18 @@ def plan_ring(
         )
 
     primary = max((v for v in ring.versions if protects(v)), key=lambda v: v.number, default=None)
+    # A successor is waiting when a newer version is pre-active, or already active but not
+    # yet in its active period (written by a run whose clock was ahead of ours).
     waiting = [
         v
         for v in ring.versions
-        if states[v.number] is State.PRE_ACTIVE and (primary is None or v.number > primary.number)
+        if (primary is None or v.number > primary.number)
+        and (
+            states[v.number] is State.PRE_ACTIVE
+            or (
+                states[v.number] is State.ACTIVE and v.activation is not None and v.activation > now
+            )
+        )
     ]
     suspended = any(states[v.number] is State.SUSPENDED for v in ring.versions)
 

@@ -264,7 +264,11 @@ class Runner:
             return RunReport(as_of, dry_run, results, checked, plan.next_due)
         self._acquire()
         try:
-            # Re-plan under the lease: a run that finished just before us changed the store.
+            # Re-plan under the lease: a run that finished just before us changed the store,
+            # with its own clock; unless a moment was asked for, plan for now, not for when
+            # this run started waiting.
+            if now is None:
+                as_of = max(as_of, self.manager.now())
             plan, checked = self.plan(as_of, rings)
             applied: list[RingResult] = []
             for name in plan.rings:

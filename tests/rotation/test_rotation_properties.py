@@ -200,3 +200,21 @@ def test_dry_run_leaves_store_byte_for_byte_unchanged(
         ]
         again.close()
         assert _digest(d) == before
+
+
+def test_a_run_that_started_earlier_does_not_rotate_again() -> None:
+    """Run B plans at t0, waits for run A's lock; A rotates with its later clock t1. B must
+    not see A's new version (activation t1 > t0) as 'no primary' and rotate a second time."""
+    with fresh_store() as (_, store):
+        policy = Policy()
+        past = T0 - dt.timedelta(days=800)
+        keylife.KeyManager(store, policy=policy, clock=keylife.FixedClock(past)).create_ring(
+            "r", "aes-256", "data-encryption"
+        )
+        t0, t1 = T0, T0 + dt.timedelta(seconds=3)
+        a = keylife.KeyManager(store, policy=policy, actor="a", clock=keylife.FixedClock(t1))
+        assert run(a, now=t1).count("succeeded") == 1
+        b = keylife.KeyManager(store, policy=policy, actor="b", clock=keylife.FixedClock(t0))
+        assert not plan_rotation(store.load_rings(), policy, t0)
+        assert run(b, now=t0).nothing_due
+        assert [v.number for v in store.load_rings()[0].versions] == [1, 2]
