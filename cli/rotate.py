@@ -41,6 +41,12 @@ def _print_report(report: RunReport) -> None:
         )
     if report.failed:
         click.echo(f"failed rings: {', '.join(report.failed)}", err=True)
+    if report.aborted:
+        click.echo(
+            f"run stopped, the store is unavailable: {report.aborted}; "
+            f"{report.count('skipped')} rings not attempted (the next run catches up)",
+            err=True,
+        )
 
 
 @click.command()
@@ -85,7 +91,8 @@ def rotate(
     """Activate, rotate, renew, deactivate and destroy whatever is due under the policy.
 
     Exit codes: 0 nothing failed; 1 some ring failed (named on stderr and in the report);
-    3 the store is unavailable; 4 another run holds the lock.
+    3 the store is unavailable (before or during the run: the run stops, the report says
+    which rings were not attempted); 4 another run holds the lock.
     """
     import datetime as dt
 

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from ..clock import FixedClock, as_utc
-from ..errors import KeylifeError, LockHeldError, NotFoundError
+from ..errors import KeylifeError, LockHeldError, NotFoundError, StoreUnavailableError
 from ..lifecycle import TRANSITIONS, Action, Ring, State, supersede_older, transition
 from ..manager import Change, KeyManager, _deactivation_entries, rotate_change
 from ..policy import Purpose
@@ -74,6 +74,7 @@ class RunReport:
     rings: tuple[RingResult, ...]
     rings_checked: int
     next_due: dict[str, dt.datetime | None] = field(default_factory=dict)
+    aborted: str = ""
 
     @property
     def failed(self) -> list[str]:
@@ -85,6 +86,9 @@ class RunReport:
 
     @property
     def exit_code(self) -> int:
+        """0 nothing failed; 1 some ring failed; 3 the store became unavailable mid-run."""
+        if self.aborted:
+            return 3
         return 1 if self.failed else 0
 
     def count(self, status: str) -> int:
@@ -99,6 +103,7 @@ class RunReport:
             "nothing_due": self.nothing_due,
             "summary": {s: self.count(s) for s in ("succeeded", "failed", "skipped", "planned")},
             "failed": self.failed,
+            "aborted": self.aborted or None,
             "rings": [r.to_dict() for r in self.rings],
             "exit_code": self.exit_code,
         }
@@ -271,9 +276,19 @@ class Runner:
                 as_of = max(as_of, self.manager.now())
             plan, checked = self.plan(as_of, rings)
             applied: list[RingResult] = []
+            aborted = ""
             for name in plan.rings:
-                self._renew_if_needed()
-                applied.append(self._run_ring(name, as_of))
+                if aborted:
+                    applied.append(RingResult(name, "skipped", error="not attempted: " + aborted))
+                    continue
+                try:
+                    self._renew_if_needed()
+                    applied.append(self._run_ring(name, as_of))
+                except StoreUnavailableError as exc:
+                    # Not this ring's fault: stop here rather than fail every remaining ring.
+                    log.error("store unavailable, stopping the run: %s", exc)
+                    aborted = str(exc)
+                    applied.append(RingResult(name, "failed", error=aborted))
                 if progress is not None:
                     progress(name)
         finally:
@@ -284,7 +299,7 @@ class Runner:
         next_due = dict(plan.next_due)
         for r in applied:
             next_due[r.ring] = r.next_due
-        return RunReport(as_of, False, tuple(applied), checked, next_due)
+        return RunReport(as_of, False, tuple(applied), checked, next_due, aborted)
 
     def _run_ring(self, name: str, now: dt.datetime) -> RingResult:
         view = KeyManager(
@@ -312,6 +327,8 @@ class Runner:
                     StepResult(step.kind.value, step.version, "succeeded", step.reason, new)
                 )
             raise KeylifeError(f"ring {name} did not settle after {MAX_STEPS_PER_RING} steps")
+        except StoreUnavailableError:
+            raise
         except KeylifeError as exc:
             log.error("%s: %s", name, exc)
             view._record_failure("rotate", name, None, exc)
