@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+from collections.abc import Callable
 from typing import TypeAlias
 
 from cryptography.hazmat.primitives import serialization
@@ -58,14 +59,32 @@ def private_key_material(key: PrivateKey, spec: KeySpec) -> KeyMaterial:
 
 
 def _spki_fingerprint(key: PrivateKey) -> str:
-    spki = key.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+    spki = key.public_key().public_bytes(_DER, _SPKI)
     return "sha256:" + hashlib.sha256(spki).hexdigest()
+
+
+_FAST: dict[str, Callable[[], PrivateKey]] = {
+    "ec-p256": lambda: ec.generate_private_key(ec.SECP256R1()),
+    "ec-p384": lambda: ec.generate_private_key(ec.SECP384R1()),
+    "ec-p521": lambda: ec.generate_private_key(ec.SECP521R1()),
+    "ed25519": ed25519.Ed25519PrivateKey.generate,
+    "ed448": ed448.Ed448PrivateKey.generate,
+    "x25519": x25519.X25519PrivateKey.generate,
+}
+_DER = serialization.Encoding.DER
+_PKCS8 = serialization.PrivateFormat.PKCS8
+_SPKI = serialization.PublicFormat.SubjectPublicKeyInfo
+_NO_ENCRYPTION = serialization.NoEncryption()
 
 
 def generate(spec: KeySpec) -> KeyMaterial:
     """Generate key material for ``spec`` (policy checks happen before, in the manager)."""
+    fast = _FAST.get(spec.name)
+    if fast is not None:  # the hot path: one dict lookup, no enum dispatch (benchmarked)
+        key = fast()
+        material = KeyMaterial(key.private_bytes(_DER, _PKCS8, _NO_ENCRYPTION), spec)
+        material._fingerprint = _spki_fingerprint(key)
+        return material
     if spec.symmetric:
         return KeyMaterial(os.urandom(spec.key_bits // 8), spec)
     return private_key_material(generate_private_key(spec), spec)
