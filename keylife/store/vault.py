@@ -8,6 +8,8 @@ Layout under the KV v2 mount ``M`` (``cas_required`` is set on it by setup)::
     M/audit-head                   {"count", "hash", "last": the last batch}   (CAS)
     M/audit/<txid>                 one batch of hash-chained audit records
     M/leases/<name>                {"holder", "expires"}                        (CAS)
+    M/ix/<hh>                      index shard: ring documents of 1/256 of the rings (CAS);
+                                   see :mod:`keylife.store.vault_index`
 
 The ring document is ``{"ring": ring_to_dict(...), "mat": {version: id}, "purge": {...},
 "tx": {"id", "entries"}}``. ``mat`` names the material blob that belongs to each committed
@@ -19,10 +21,12 @@ deadline and each safe to repeat:
 
 1. finish the previous write of this ring if it was cut short (erase its ``purge`` blobs,
    append its audit batch unless the log already has it);
-2. encrypt each new material with Transit and write it at a new path (``cas=0``);
+2. add a pending token ``{tx, base=expected_revision}`` to the ring's index shard (CAS);
+   encrypt each new material with Transit and write it at a new path (``cas=0``);
 3. write the ring document with ``cas=expected_revision``: this is the commit point. A lost
    check-and-set raises :class:`ConflictError` (and removes the blobs of step 2). A write whose
    answer was lost (timeout, leader change) is resolved by reading back the ``tx`` id;
+   then put the new ``{rev, doc}`` into the index shard (CAS, retried on conflict);
 4. erase destroyed versions' material (all KV versions and metadata);
 5. append the audit batch: check-and-set on ``audit-head`` (retried on conflict), then the
    batch document. The batch id is the ring document's ``tx`` id, so step 1 of a later write
@@ -36,8 +40,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
+import random
 import secrets
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -54,6 +61,7 @@ from ..errors import (
 from ..lifecycle import Ring, ring_from_dict, ring_to_dict
 from ..material import KeyMaterial
 from ..specs import KeySpec
+from . import vault_index as ix
 from .base import Lease
 from .vault_client import CasMismatch, VaultClient, VaultSettings, b64, q
 
@@ -62,6 +70,9 @@ DEFAULT_TRANSIT = "transit"
 DEFAULT_KEY = "keylife"
 _AUDIT_RETRIES = 64
 _WORKERS = 8
+_SHARD_RETRIES = 32
+
+log = logging.getLogger("keylife.store.vault")
 
 
 def _entry_to_dict(e: AuditEntry) -> dict[str, Any]:
@@ -113,6 +124,9 @@ class VaultKeyStore:
         self._batch_written: set[str] = set()
         self._head: tuple[dict[str, Any], int] | None = None
         self._pool: ThreadPoolExecutor | None = None
+        #: index shard id -> (shard, KV version) as last read or written by this object
+        self._shards: dict[str, tuple[dict[str, Any], int]] = {}
+        self._shard_locks: dict[str, threading.Lock] = {}
 
     # ---- opening ----------------------------------------------------------------------------
 
@@ -264,9 +278,97 @@ class VaultKeyStore:
             raise IntegrityError(f"ring document {name} in Vault is malformed: {exc}") from exc
 
     def load_rings(self) -> list[Ring]:
+        """Every ring, no older than its state when the call began: from the index shards
+        (one read per shard), and from ``rings/<name>`` for each ring the index does not
+        cover (missing entry, or a pending write). The shards of rings read directly are
+        repaired (best effort)."""
         names = self.list_ring_names()
-        rings = self._map(self.load_ring, names)
-        return [r for r in rings if r is not None]
+        if not names:
+            return []
+        shard_ids = sorted({ix.shard_of(n) for n in names})
+        shards = dict(zip(shard_ids, self._map(self._shard_read, shard_ids), strict=True))
+        docs: dict[str, tuple[int, dict[str, Any]]] = {}
+        direct: list[str] = []
+        for name in names:
+            got = ix.trusted(shards[ix.shard_of(name)][0], name)
+            if got is None:
+                direct.append(name)
+            else:
+                docs[name] = got
+        with self._lock:
+            self._docs.update(docs)
+        repairs: dict[str, list[tuple[str, int, dict[str, Any]]]] = {}
+        for name, fresh in zip(direct, self._map(self._load_doc, direct), strict=True):
+            if fresh is not None:
+                docs[name] = (fresh[1], fresh[0])
+                repairs.setdefault(ix.shard_of(name), []).append((name, fresh[1], fresh[0]))
+        if repairs:
+            self._map(self._repair_shard, list(repairs.items()))
+        rings = []
+        for name in names:
+            if name not in docs:
+                continue  # listed, then gone
+            rev, doc = docs[name]
+            try:
+                rings.append(ring_from_dict(doc["ring"], rev))
+            except (KeyError, ValueError, TypeError) as exc:
+                raise IntegrityError(f"ring document {name} in Vault is malformed: {exc}") from exc
+        return rings
+
+    # ---- the index (keylife.store.vault_index) ------------------------------------------------
+
+    def _shard_read(self, shard_id: str) -> tuple[dict[str, Any], int]:
+        got = self._kv_read(f"{ix.SHARD_PREFIX}{shard_id}", what=f"read index shard {shard_id}")
+        shard, version = (ix.empty(), 0) if got is None else (ix.decode(got[0]), got[1])
+        with self._lock:
+            self._shards[shard_id] = (shard, version)
+        return shard, version
+
+    def _shard_update(self, shard_id: str, change: Callable[[dict[str, Any]], bool]) -> None:
+        """Apply ``change`` to the shard with check-and-set, re-reading and re-applying it
+        after a lost check-and-set. ``change`` must be a monotonic merge (safe to re-apply
+        on any later state of the shard)."""
+        with self._lock:
+            lock = self._shard_locks.setdefault(shard_id, threading.Lock())
+            cached = self._shards.get(shard_id)
+        path = f"{ix.SHARD_PREFIX}{shard_id}"
+        with lock:
+            for attempt in range(_SHARD_RETRIES):
+                shard, version = cached if cached is not None else self._shard_read(shard_id)
+                cached = None
+                new = ix.copy(shard)
+                if not change(new):
+                    return
+                data = ix.encode(new)
+                try:
+                    new_version = self._kv_cas(
+                        path,
+                        data,
+                        cas=version,
+                        what=f"write index shard {shard_id}",
+                        ours=lambda d, data=data: d == data,  # type: ignore[misc]
+                    )
+                except ConflictError:
+                    time.sleep(random.random() * min(0.1, 0.002 * 2**attempt))
+                    continue
+                with self._lock:
+                    self._shards[shard_id] = (new, new_version)
+                return
+        raise ConflictError(f"index shard {shard_id} kept changing underneath")
+
+    def _repair_shard(self, item: tuple[str, list[tuple[str, int, dict[str, Any]]]]) -> None:
+        shard_id, entries = item
+
+        def change(shard: dict[str, Any]) -> bool:
+            changed = False
+            for name, rev, doc in entries:
+                changed = ix.put_entry(shard, name, rev, doc) or changed
+            return changed
+
+        try:
+            self._shard_update(shard_id, change)
+        except StoreError as exc:  # read-only token, contention, outage: the docs are truth
+            log.debug("index shard %s not repaired: %s", shard_id, exc)
 
     def _prev_doc(self, name: str, revision: int) -> dict[str, Any] | None:
         if revision == 0:
@@ -301,6 +403,11 @@ class VaultKeyStore:
         mat: dict[str, str] = dict((prev or {}).get("mat") or {})
         purge: dict[str, str] = {}
         written: list[str] = []
+        txid = secrets.token_hex(12)
+        shard_id = ix.shard_of(name)
+        # 2a. announce the write in the index before the commit point: until the entry of
+        # this revision is in the shard, readers read rings/<name> itself
+        self._shard_update(shard_id, lambda s: ix.add_token(s, name, txid, expected_revision))
         # 2. new material, each at a fresh path
         for number, material in sorted((materials or {}).items()):
             blob_id = secrets.token_hex(8)
@@ -322,7 +429,6 @@ class VaultKeyStore:
             old = mat.pop(str(number), None)
             if old is not None:
                 purge[str(number)] = old
-        txid = secrets.token_hex(12)
         doc = {
             "ring": ring_to_dict(ring),
             "mat": mat,
@@ -347,6 +453,12 @@ class VaultKeyStore:
             ) from None
         with self._lock:
             self._docs[name] = (revision, doc)
+        # 3b. the index entry; if it cannot be written the pending token keeps readers on
+        # the ring document, and the next commit or load_rings() repairs the shard
+        try:
+            self._shard_update(shard_id, lambda s: ix.put_entry(s, name, revision, doc))
+        except ConflictError as exc:
+            log.warning("index shard %s not updated for %s: %s", shard_id, name, exc)
         # 4. erase destroyed material, 5. audit
         self._finish(name, doc, own=True)
         return replace(ring, revision=revision)
@@ -423,7 +535,14 @@ class VaultKeyStore:
             raise NotFoundError(missing)
         got = self._kv_read(f"m/{q(ring)}/{version}/{blob_id}", what=f"read {ring} v{version}")
         if got is None:
-            raise NotFoundError(missing)
+            # the cached document (e.g. from an index shard) may be older than the ring
+            fresh = self._load_doc(ring)
+            fresh_id = None if fresh is None else (fresh[0].get("mat") or {}).get(str(version))
+            if fresh_id is None or str(fresh_id) == blob_id:
+                raise NotFoundError(missing)
+            got = self._kv_read(f"m/{q(ring)}/{version}/{fresh_id}", what=f"read {ring} v{version}")
+            if got is None:
+                raise NotFoundError(missing)
         return self._decrypt(ring, version, str(got[0].get("ct", "")))
 
     def get_material(self, ring: str, version: int, spec: KeySpec) -> KeyMaterial:
@@ -600,8 +719,7 @@ class VaultKeyStore:
         with self._lock:
             docs = dict(self._docs)
         if not docs:
-            for name in self.list_ring_names():
-                self._load_doc(name)
+            self.load_rings()
             with self._lock:
                 docs = dict(self._docs)
         known = set(self._kv_list("audit/", "list audit batches")) | self._appended

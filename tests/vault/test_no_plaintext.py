@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import keylife
+from keylife.store import vault_index
 from keylife.store.vault import VaultKeyStore
 from tests.vault.conftest import RaftCluster, http
 
@@ -53,6 +54,10 @@ def kv_dump(addr: str, token: str, mount: str, prefix: str = "") -> list[tuple[s
         else:
             status, doc = http("GET", f"{addr}/v1/{mount}/data/{prefix}{key}", token)
             out.append((f"{mount}/{prefix}{key}", json.dumps(doc).encode()))
+            if prefix == "ix/":  # index shards travel compressed: search them decoded too
+                shard = vault_index.decode(doc["data"]["data"])
+                assert shard["rings"], key
+                out.append((f"{mount}/{prefix}{key} (decoded)", json.dumps(shard).encode()))
     return out
 
 
@@ -84,6 +89,7 @@ def test_no_plaintext_in_raft_storage_or_kv(
     # every KV document, as the API returns it
     dump = kv_dump(addr, raft1.token, "keylife")
     assert len(dump) >= 10 + 5
+    assert any(where.endswith("(decoded)") for where, _d in dump)  # the index was searched
     assert find(dump, secrets) == []
     # the search works: the same dump with one key planted is caught
     planted = [

@@ -15,6 +15,7 @@ import keylife
 from keylife.errors import StoreError
 from keylife.store.vault import VaultKeyStore
 from keylife.store.vault_client import VaultPermissionError
+from keylife.store.vault_index import shard_of
 from keylife.store.vault_policy import context
 from tests.vault.conftest import DevServer
 
@@ -110,6 +111,11 @@ def test_service_token_reads_its_ring_only(
     assert api("POST", f"{kv}/data/rings/web", {"options": {"cas": 0}, "data": {}}) == 403
     assert api("DELETE", f"{kv}/metadata/rings/web") == 403
     assert api("LIST", f"{kv}/metadata/m/db") == 403
+    # the index shards hold other rings' documents: not readable, not even web's own shard
+    for shard in (shard_of("web"), shard_of("db")):
+        assert vault_env.api("GET", f"{kv}/data/ix/{shard}")[0] == 200  # they exist
+        assert api("GET", f"{kv}/data/ix/{shard}") == 403
+    assert api("LIST", f"{kv}/metadata/ix") == 403
     assert api("GET", f"{transit}/export/encryption-key/keylife") == 403
     assert api("GET", f"{transit}/backup/keylife") == 403
     assert api("GET", f"{transit}/keys/keylife") == 403

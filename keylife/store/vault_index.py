@@ -1,0 +1,148 @@
+"""The ring index of the Vault store: ring documents gathered in 256 KV v2 shard documents.
+
+A nothing-due ``keylife rotate`` reads every ring. One KV read per ring costs ~2 ms on a
+2-core box (22 s for 10,000 rings); reading 256 shards costs a few hundred milliseconds. The
+per-ring document ``rings/<ring>`` stays the single source of truth and the commit point; the
+index is a cache of it that is never allowed to hide a committed change.
+
+Shard ``ix/<hh>`` (``hh`` = first byte of SHA-256 of the ring name, in hex) is stored as
+``{"v": 1, "z": base64(zlib(json))}``: OpenBao refuses a request body with about 1,000 JSON
+strings or more ("refused JSON input due to high complexity"), so the shard travels as one
+string. Decoded, it holds::
+
+    {"v": 1,
+     "rings":   {name: {"rev": <KV version of rings/<name>>, "doc": <that ring document>}},
+     "pending": {name: [{"tx": <txid>, "base": <expected revision>}, ...]}}
+
+The rules (the argument is written out in docs/vault.md, "The ring index"):
+
+- a writer adds a *pending token* ``{tx, base=expected_revision}`` to the ring's shard
+  **before** its ring check-and-set, and puts the new ``{rev, doc}`` entry **after** it;
+- an entry is only ever replaced by one with a higher ``rev`` (merges are monotonic);
+- a reader trusts an entry only when no token has ``base >= entry.rev`` (a token with a lower
+  base belongs to a write whose check-and-set can no longer succeed, or already did and is
+  covered by the entry); otherwise it reads ``rings/<name>`` itself;
+- tokens with ``base < entry.rev`` are pruned by whoever writes the shard next.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import zlib
+from collections.abc import Mapping
+from typing import Any
+
+SHARD_PREFIX = "ix/"
+SHARDS = 256
+
+
+def shard_of(name: str) -> str:
+    """The shard that holds ``name`` (stable across processes and hosts)."""
+    return f"{hashlib.sha256(name.encode()).digest()[0]:02x}"
+
+
+def empty() -> dict[str, Any]:
+    return {"v": 1, "rings": {}, "pending": {}}
+
+
+def encode(shard: Mapping[str, Any]) -> dict[str, Any]:
+    """The KV v2 data of a shard."""
+    text = json.dumps(shard, separators=(",", ":"), sort_keys=True).encode()
+    return {"v": 1, "z": base64.b64encode(zlib.compress(text, 6)).decode("ascii")}
+
+
+def decode(data: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A shard from its KV v2 data; anything malformed counts as absent (the ring documents
+    are the truth, so an unreadable entry only costs a direct read)."""
+    if not data or data.get("v") != 1 or not isinstance(data.get("z"), str):
+        return empty()
+    try:
+        raw = json.loads(zlib.decompress(base64.b64decode(data["z"], validate=True)))
+    except (ValueError, zlib.error, binascii.Error):
+        return empty()
+    return normalise(raw if isinstance(raw, dict) else None)
+
+
+def normalise(raw: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A decoded shard with malformed entries and tokens dropped."""
+    shard = empty()
+    if not raw or raw.get("v") != 1:
+        return shard
+    rings = raw.get("rings")
+    if isinstance(rings, dict):
+        for name, entry in rings.items():
+            if (
+                isinstance(entry, dict)
+                and isinstance(entry.get("rev"), int)
+                and isinstance(entry.get("doc"), dict)
+            ):
+                shard["rings"][name] = entry
+    pending = raw.get("pending")
+    if isinstance(pending, dict):
+        for name, tokens in pending.items():
+            if isinstance(tokens, list):
+                good = [t for t in tokens if isinstance(t, dict) and isinstance(t.get("base"), int)]
+                if good:
+                    shard["pending"][name] = good
+    return shard
+
+
+def copy(shard: Mapping[str, Any]) -> dict[str, Any]:
+    """Copy deep enough to change ``rings`` and ``pending`` without touching ``shard``."""
+    return {
+        "v": 1,
+        "rings": dict(shard["rings"]),
+        "pending": {k: list(v) for k, v in shard["pending"].items()},
+    }
+
+
+def entry_rev(shard: Mapping[str, Any], name: str) -> int:
+    entry = shard["rings"].get(name)
+    return int(entry["rev"]) if entry is not None else 0
+
+
+def trusted(shard: Mapping[str, Any], name: str) -> tuple[int, dict[str, Any]] | None:
+    """``(rev, doc)`` when the entry of ``name`` may be used instead of reading the ring
+    document; None when it is missing or a write of the ring may be in flight or cut short."""
+    entry = shard["rings"].get(name)
+    if entry is None:
+        return None
+    rev = int(entry["rev"])
+    if any(int(t["base"]) >= rev for t in shard["pending"].get(name, ())):
+        return None
+    return rev, entry["doc"]
+
+
+def _prune(shard: dict[str, Any], name: str) -> bool:
+    tokens = shard["pending"].get(name)
+    if not tokens:
+        return False
+    rev = entry_rev(shard, name)
+    keep = [t for t in tokens if int(t["base"]) >= rev]
+    if len(keep) == len(tokens):
+        return False
+    if keep:
+        shard["pending"][name] = keep
+    else:
+        del shard["pending"][name]
+    return True
+
+
+def add_token(shard: dict[str, Any], name: str, txid: str, base: int) -> bool:
+    """Step "before the commit point": announce a write of ``name`` on revision ``base``."""
+    _prune(shard, name)
+    shard["pending"].setdefault(name, []).append({"tx": txid, "base": base})
+    return True
+
+
+def put_entry(shard: dict[str, Any], name: str, rev: int, doc: Mapping[str, Any]) -> bool:
+    """Record revision ``rev`` of ``name`` unless the shard already has a newer one; prune the
+    tokens it covers. Returns whether the shard changed."""
+    changed = False
+    if rev > entry_rev(shard, name):
+        shard["rings"][name] = {"rev": rev, "doc": dict(doc)}
+        changed = True
+    return _prune(shard, name) or changed
