@@ -5,7 +5,8 @@ hvac and requests are imported only inside the commands (CLI start-up time is be
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -100,3 +101,149 @@ def policy(obj: Obj, ring: str | None, operator: bool) -> None:
         finally:
             store.close()
     emit(obj, {"name": name, "policy": hcl}, lambda: click.echo(hcl, nl=False))
+
+
+# ---- transit-resident keys ---------------------------------------------------------------------
+
+
+def _transit_doc(ring: Any) -> None:
+    d = ring.to_dict()
+    click.echo(
+        f"{d['name']}: Transit key {d['key']} ({d['key_type']}), newest v{d['latest_version']}, "
+        f"min_encryption_version {d['min_encryption_version']}, "
+        f"min_decryption_version {d['min_decryption_version']}"
+    )
+    for v in d["versions"]:
+        dates = ", ".join(
+            f"{k} {v[k]}" for k in ("created", "deactivated", "compromised", "destroyed") if v[k]
+        )
+        reason = f" ({v['reason']})" if v["reason"] else ""
+        click.echo(f"  v{v['number']}: {v['state']}{reason}; {dates}")
+
+
+@vault.group()
+def transit() -> None:
+    """Transit-resident keys: keys that never leave Vault, versions under the lifecycle."""
+
+
+def _transit_cmd(obj: Obj, action: Callable[[Any], Any]) -> None:
+    from keylife.store.transit_keys import TransitKeys
+
+    with errors(obj):
+        store = _open(obj)
+        try:
+            ring = action(TransitKeys(store))
+        finally:
+            store.close()
+    emit(obj, ring.to_dict(), lambda: _transit_doc(ring))
+
+
+@transit.command("create")
+@click.argument("name")
+@click.option("--type", "key_type", default="aes256-gcm96", show_default=True)
+@pass_obj
+def transit_create(obj: Obj, name: str, key_type: str) -> None:
+    """Create the non-exportable Transit key kl-NAME and its version record."""
+    _transit_cmd(obj, lambda tk: tk.create(name, key_type))
+
+
+@transit.command("show")
+@click.argument("name")
+@pass_obj
+def transit_show(obj: Obj, name: str) -> None:
+    """Versions, their states and dates, and Transit's floors."""
+    _transit_cmd(obj, lambda tk: tk.get(name))
+
+
+@transit.command("rotate")
+@click.argument("name")
+@pass_obj
+def transit_rotate(obj: Obj, name: str) -> None:
+    """Add a new version; new encryptions use it."""
+    _transit_cmd(obj, lambda tk: tk.rotate(name))
+
+
+@transit.command("deactivate")
+@click.argument("name")
+@click.argument("version", type=int)
+@pass_obj
+def transit_deactivate(obj: Obj, name: str, version: int) -> None:
+    """VERSION (and older active versions) stop encrypting: raises min_encryption_version."""
+    _transit_cmd(obj, lambda tk: tk.deactivate(name, version))
+
+
+@transit.command("compromise")
+@click.argument("name")
+@click.argument("version", type=int)
+@click.option("--reason", default="")
+@pass_obj
+def transit_compromise(obj: Obj, name: str, version: int, reason: str) -> None:
+    """VERSION compromised: raises min_decryption_version above it and trims it (and older
+    versions). Run `keylife vault rewrap --dry-run` first to see what would be lost."""
+    _transit_cmd(obj, lambda tk: tk.compromise(name, version, reason=reason))
+
+
+@transit.command("destroy")
+@click.argument("name")
+@click.argument("version", type=int)
+@click.option("--reason", default="")
+@pass_obj
+def transit_destroy(obj: Obj, name: str, version: int, reason: str) -> None:
+    """VERSION and older versions destroyed: raises min_decryption_version and trims."""
+    _transit_cmd(obj, lambda tk: tk.destroy(name, version, reason=reason))
+
+
+@vault.command()
+@click.argument("name")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, writable=True))
+@click.option("--batch-size", default=100, show_default=True, type=click.IntRange(1, 10000))
+@click.option("--dry-run", is_flag=True, help="List the ciphertexts still on older versions.")
+@pass_obj
+def rewrap(obj: Obj, name: str, file: str, batch_size: int, dry_run: bool) -> None:
+    """Rewrap FILE's ciphertexts (one `vault:vN:...` per line) to NAME's newest version.
+
+    The file is replaced atomically after each batch and a checkpoint (FILE.rewrap-checkpoint)
+    records progress: an interrupted run resumes where it stopped.
+    """
+    from keylife.store.transit_keys import TransitKeys, plan_rewrap, rewrap_file
+
+    with errors(obj):
+        store = _open(obj)
+        try:
+            keys = TransitKeys(store)
+            if dry_run:
+                plan = plan_rewrap(keys, name, file)
+                doc: dict[str, Any] = plan.to_dict()
+            else:
+                doc = rewrap_file(keys, name, file, batch_size=batch_size).to_dict()
+        finally:
+            store.close()
+
+    def text() -> None:
+        if not dry_run:
+            click.echo(
+                f"rewrapped {doc['rewrapped']} ciphertexts to v{doc['target_version']} "
+                f"in {doc['batches']} batches"
+                + (
+                    f" (resumed at line {doc['resumed_from_line'] + 1})"
+                    if doc["resumed_from_line"]
+                    else ""
+                )
+            )
+            return
+        click.echo(
+            f"{doc['to_rewrap']} of {doc['lines']} ciphertexts are not on v{doc['target_version']}"
+        )
+        for v in doc["versions"]:
+            shown = ", ".join(str(n) for n in v["lines"][:20])
+            more = " …" if len(v["lines"]) > 20 else ""
+            click.echo(
+                f"  v{v['version']} ({v['state']}): {v['ciphertexts']} ciphertexts, lines "
+                f"{shown}{more}; lost if v{v['version']} is compromised, destroyed or trimmed"
+            )
+        if doc["unusable_lines"]:
+            click.echo(f"  already undecryptable (trimmed): lines {doc['unusable_lines']}")
+        if doc["invalid_lines"]:
+            click.echo(f"  not Transit ciphertexts: lines {doc['invalid_lines']}")
+
+    emit(obj, doc, text)

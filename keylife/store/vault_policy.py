@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from .vault import VaultKeyStore
 
 KV_MAX_VERSIONS = 10
+TRANSIT_PREFIX = "kl-"  # keylife.store.transit_keys.KEY_PREFIX
 
 
 def context_prefix(ring: str) -> bytes:
@@ -47,6 +48,13 @@ path "{t}/encrypt/{k}" {{
   capabilities = ["update"]
 }}
 path "{t}/decrypt/{k}" {{
+  capabilities = ["update"]
+}}
+# transit-resident keys (kl-<ring>): create, rotate, raise floors, trim, rewrap; no export
+path "{t}/keys/{TRANSIT_PREFIX}*" {{
+  capabilities = ["create", "read", "update"]
+}}
+path "{t}/rewrap/{TRANSIT_PREFIX}*" {{
   capabilities = ["update"]
 }}
 """
