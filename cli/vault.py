@@ -242,8 +242,14 @@ def rewrap(obj: Obj, name: str, file: str, batch_size: int, dry_run: bool) -> No
                 f"{shown}{more}; lost if v{v['version']} is compromised, destroyed or trimmed"
             )
         if doc["unusable_lines"]:
-            click.echo(f"  already undecryptable (trimmed): lines {doc['unusable_lines']}")
+            click.echo(
+                "  already undecryptable (trimmed): lines "
+                + ", ".join(str(n) for n in doc["unusable_lines"])
+            )
         if doc["invalid_lines"]:
-            click.echo(f"  not Transit ciphertexts: lines {doc['invalid_lines']}")
+            click.echo(
+                "  not Transit ciphertexts: lines "
+                + ", ".join(str(n) for n in doc["invalid_lines"])
+            )
 
     emit(obj, doc, text)

@@ -44,6 +44,8 @@ def test_docs_examples_run(
         "STORE_URL": url,
         "SOURCE_STORE": source.store,
         "TARGET_URL": target,
+        "TRANSIT": mounts[1],
+        "CIPHERTEXTS": str(tmp_path / "cts.txt"),
     }
     try:
         for number, block in enumerate(blocks, 1):
@@ -54,9 +56,21 @@ def test_docs_examples_run(
 
     assert isinstance(namespace["signing_key"], ec.EllipticCurvePrivateKey)
     assert namespace["old"].number == 1  # type: ignore[attr-defined]
-    assert capsys.readouterr().out.split()[:2] == ["1", "1"]
+    out = capsys.readouterr().out
+    assert out.split()[:2] == ["1", "1"]
+    assert "2 ['destroyed', 'active']" in out
     with VaultKeyStore.from_url(target) as copy:
         assert copy.list_ring_names() == ["from-sqlite"]
+    # the transit-resident example: every ciphertext rewrapped to v2, v1 trimmed
+    lines = (tmp_path / "cts.txt").read_text().splitlines()
+    assert len(lines) == 5 and all(line.startswith("vault:v2:") for line in lines)
+    assert not (tmp_path / "cts.txt.rewrap-checkpoint").exists()
+    status, key = vault_env.api("GET", f"{mounts[1]}/keys/kl-invoices")
+    assert status == 200 and sorted(key["data"]["keys"]) == ["2"]
+    status, plain = vault_env.api(
+        "POST", f"{mounts[1]}/decrypt/kl-invoices", {"ciphertext": lines[4]}
+    )
+    assert status == 200 and plain["data"]["plaintext"] == "aW52b2ljZSA0"  # "invoice 4"
 
 
 def test_docs_policy_matches_generated() -> None:

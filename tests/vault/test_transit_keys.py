@@ -219,6 +219,7 @@ def test_dry_run_lists_ciphertexts_on_the_version_to_be_trimmed(
         cli, ["--store", vault_store.url, "vault", "rewrap", "docs", str(path), "--dry-run"]
     )
     assert "v1 (active): 3 ciphertexts, lines 1, 3, 5" in text.output
+    assert "not Transit ciphertexts: lines 4\n" in text.output
 
     # compromise v1 without rewrapping: exactly those lines become undecryptable
     tk.compromise("docs", 1)
