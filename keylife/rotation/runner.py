@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..clock import FixedClock, as_utc
 from ..errors import KeylifeError, LockHeldError, NotFoundError, StoreUnavailableError
@@ -28,6 +29,13 @@ from .plan import Plan, Step, StepKind, plan_ring, plan_rotation
 log = logging.getLogger("keylife.rotate")
 
 LEASE_NAME = "keylife-rotate"
+#: Report name prefix of transit-resident rings (Vault keys that never leave Vault).
+TRANSIT_PREFIX = "transit:"
+_TRANSIT_KINDS = {
+    "rotate": StepKind.ROTATE,
+    "deactivate": StepKind.DEACTIVATE,
+    "destroy": StepKind.DESTROY,
+}
 MAX_STEPS_PER_RING = 32
 
 
@@ -201,6 +209,8 @@ class Runner:
             return store.load_rings()
         rings = []
         for name in only:
+            if name.startswith(TRANSIT_PREFIX):
+                continue
             ring = store.load_ring(name)
             if ring is None:
                 raise NotFoundError(f"no ring named {name!r}")
@@ -209,7 +219,82 @@ class Runner:
 
     def plan(self, now: dt.datetime, only: Sequence[str] | None = None) -> tuple[Plan, int]:
         rings = self._rings(only)
-        return plan_rotation(rings, self.manager.policy, now), len(rings)
+        plan = plan_rotation(rings, self.manager.policy, now)
+        transit_steps, transit_due = self._plan_transit(now, only)
+        if not transit_due:
+            return plan, len(rings)
+        return (
+            Plan(now, (*plan.steps, *transit_steps), {**plan.next_due, **transit_due}),
+            len(rings) + len(transit_due),
+        )
+
+    # ---- transit-resident rings (keys that never leave Vault) --------------------------------
+
+    def _transit(self) -> Any:
+        factory = getattr(self.manager.store, "transit_keys", None)
+        return factory(actor=self.manager.actor) if callable(factory) else None
+
+    def _plan_transit(
+        self, now: dt.datetime, only: Sequence[str] | None
+    ) -> tuple[list[Step], dict[str, dt.datetime | None]]:
+        keys = self._transit()
+        if keys is None:
+            return [], {}
+        from ..store.transit_keys import plan_transit
+
+        rules = self.manager.policy.rules(Purpose.DATA_ENCRYPTION)
+        names = keys.list()
+        if only:
+            wanted = {n.removeprefix(TRANSIT_PREFIX) for n in only if n.startswith(TRANSIT_PREFIX)}
+            missing = wanted - set(names)
+            if missing:
+                raise NotFoundError(f"no transit-resident ring named {sorted(missing)[0]!r}")
+            names = [n for n in names if n in wanted]
+        steps: list[Step] = []
+        due: dict[str, dt.datetime | None] = {}
+        for name in names:
+            found, nxt = plan_transit(
+                keys.get(name), rules.cryptoperiod, rules.lead_time, rules.destroy_after, now
+            )
+            due[TRANSIT_PREFIX + name] = nxt
+            steps += [
+                Step(_TRANSIT_KINDS[t.kind], TRANSIT_PREFIX + name, t.version, t.reason, t.due)
+                for t in found
+            ]
+        return steps, due
+
+    def _run_transit(self, name: str, now: dt.datetime) -> RingResult:
+        keys = self._transit()
+        assert keys is not None
+        short = name.removeprefix(TRANSIT_PREFIX)
+        done: list[StepResult] = []
+        try:
+            for _ in range(MAX_STEPS_PER_RING):
+                steps, _due = self._plan_transit(now, [name])
+                if any(d.kind == "rotate" for d in done):
+                    # Transit dates the new version by Vault's clock: once per run is enough.
+                    steps = [st for st in steps if st.kind is not StepKind.ROTATE]
+                if not steps:
+                    return RingResult(name, "succeeded", tuple(done), next_due=_due.get(name))
+                step = steps[0]
+                if step.kind is StepKind.ROTATE:
+                    ring = keys.rotate(short, now=now)
+                    new: int | None = ring.latest
+                else:
+                    assert step.version is not None
+                    getattr(keys, step.kind.value)(short, step.version, now=now)
+                    new = None
+                log.info("%s: %s v%s done (%s)", name, step.kind.value, step.version, step.reason)
+                done.append(
+                    StepResult(step.kind.value, step.version, "succeeded", step.reason, new)
+                )
+            raise KeylifeError(f"ring {name} did not settle after {MAX_STEPS_PER_RING} steps")
+        except StoreUnavailableError:
+            raise
+        except KeylifeError as exc:
+            log.error("%s: %s", name, exc)
+            failed = StepResult("error", None, "failed", str(exc))
+            return RingResult(name, "failed", (*done, failed), str(exc))
 
     # ---- the lease --------------------------------------------------------------------------
 
@@ -302,6 +387,8 @@ class Runner:
         return RunReport(as_of, False, tuple(applied), checked, next_due, aborted)
 
     def _run_ring(self, name: str, now: dt.datetime) -> RingResult:
+        if name.startswith(TRANSIT_PREFIX):
+            return self._run_transit(name, now)
         view = KeyManager(
             self.manager.store,
             policy=self.manager.policy,

@@ -23,6 +23,7 @@ the position, so a killed run resumes where it stopped. :func:`plan_rewrap` is i
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -112,6 +113,15 @@ class TransitRing:
         }
 
 
+def _os_user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
 def _now(now: dt.datetime | None) -> str:
     return (now or dt.datetime.now(dt.UTC)).isoformat()
 
@@ -119,9 +129,21 @@ def _now(now: dt.datetime | None) -> str:
 class TransitKeys:
     """Transit-resident rings of one :class:`~keylife.store.vault.VaultKeyStore`."""
 
-    def __init__(self, store: VaultKeyStore) -> None:
+    def __init__(self, store: VaultKeyStore, *, actor: str | None = None) -> None:
         self.store = store
         self.transit = store.transit_mount
+        self.actor = actor or _os_user()
+
+    def _audit(
+        self, action: str, name: str, version: int | None, reason: str, now: dt.datetime | None
+    ) -> None:
+        """Every change leaves an audit record in keylife's log (ring ``transit:NAME``)."""
+        from ..audit import AuditEntry
+
+        at = now or dt.datetime.now(dt.UTC)
+        self.store.append_audit(
+            [AuditEntry(at, self.actor, action, f"transit:{name}", version, reason=reason)]
+        )
 
     # ---- plumbing ---------------------------------------------------------------------------
 
@@ -203,6 +225,7 @@ class TransitKeys:
             "versions": [TransitVersion(1, ACTIVE, _now(now)).to_dict()],
         }
         self._write(name, doc, 0)
+        self._audit("create", name, 1, f"transit-resident {key_type} key {key}", now)
         return self.get(name)
 
     def _change(
@@ -257,9 +280,22 @@ class TransitKeys:
 
     def rotate(self, name: str, *, now: dt.datetime | None = None) -> TransitRing:
         doc, _rev = self._read(name)
+        before = max(int(v["number"]) for v in doc["versions"])
         self._post(f"keys/{q(doc['key'])}/rotate", {}, f"rotate {doc['key']}")
-        # _change adopts the new Transit version as active
-        return self._change(name, lambda ring, _info: ring)
+        stamp = _now(now)
+
+        def change(ring: TransitRing, _info: dict[str, Any]) -> TransitRing:
+            # _change adopts the new Transit version as active; date it by keylife's clock
+            # (the one the cryptoperiod is counted on), not Vault's.
+            return _set(
+                ring,
+                lambda v: v.number > before and v.state == ACTIVE,
+                lambda v: dataclasses.replace(v, created=stamp),
+            )
+
+        ring = self._change(name, change)
+        self._audit("rotate", name, ring.latest, "new Transit key version", now)
+        return ring
 
     def deactivate(self, name: str, version: int, *, now: dt.datetime | None = None) -> TransitRing:
         """``version`` and every older active version stop encrypting (still decrypt)."""
@@ -278,7 +314,9 @@ class TransitKeys:
                 ),
             )
 
-        return self._change(name, change)
+        ring = self._change(name, change)
+        self._audit("deactivate", name, version, f"v{version} and older stop encrypting", now)
+        return ring
 
     def compromise(
         self, name: str, version: int, *, now: dt.datetime | None = None, reason: str = ""
@@ -333,7 +371,16 @@ class TransitKeys:
                 mark,
             )
 
-        return self._change(name, change)
+        ring = self._change(name, change)
+        action = "compromise" if state == COMPROMISED else "destroy"
+        self._audit(
+            action,
+            name,
+            version,
+            (reason or state) + f"; Transit decrypts only v{version + 1} and newer",
+            now,
+        )
+        return ring
 
 
 def _transit_view(info: Mapping[str, Any]) -> dict[str, int]:
@@ -376,6 +423,62 @@ def _set(
 ) -> TransitRing:
     versions = tuple(how(v) if which(v) else v for v in ring.versions)
     return TransitRing(ring.name, ring.key, ring.key_type, versions, ring.revision, ring.transit)
+
+
+# ---- scheduling: what `keylife rotate` does for transit-resident rings ----------------------
+
+
+@dataclass(frozen=True)
+class TransitStep:
+    kind: str  # rotate | deactivate | destroy
+    name: str
+    version: int | None
+    reason: str
+    due: dt.datetime
+
+
+def plan_transit(
+    ring: TransitRing,
+    cryptoperiod: dt.timedelta,
+    lead_time: dt.timedelta,
+    destroy_after: dt.timedelta | None,
+    now: dt.datetime,
+) -> tuple[list[TransitStep], dt.datetime | None]:
+    """Pure: steps due for a transit-resident ring at ``now`` (and when the next falls due).
+
+    The newest version is rotated ``lead_time`` before the end of its cryptoperiod (counted
+    from its creation); older versions still active are deactivated at once (superseded: they
+    keep decrypting); with ``destroy_after``, deactivated versions are destroyed (trimmed)
+    that long after their deactivation.
+    """
+    steps: list[TransitStep] = []
+    future: list[dt.datetime] = []
+    latest = ring.version(ring.latest)
+    if latest.state == ACTIVE:
+        due = dt.datetime.fromisoformat(latest.created) + cryptoperiod - lead_time
+        if due <= now:
+            steps.append(TransitStep("rotate", ring.name, latest.number, "cryptoperiod ends", due))
+        else:
+            future.append(due)
+    older = [v.number for v in ring.versions if v.state == ACTIVE and v.number < ring.latest]
+    if older:
+        steps.append(
+            TransitStep("deactivate", ring.name, max(older), "superseded by a newer version", now)
+        )
+    if destroy_after is not None:
+        expired = []
+        for v in ring.versions:
+            if v.state == DEACTIVATED and v.deactivated and v.number < ring.latest:
+                when = dt.datetime.fromisoformat(v.deactivated) + destroy_after
+                if when <= now:
+                    expired.append(v.number)
+                else:
+                    future.append(when)
+        if expired:
+            steps.append(
+                TransitStep("destroy", ring.name, max(expired), "retention period ended", now)
+            )
+    return steps, min(future, default=None)
 
 
 # ---- rewrapping stored ciphertexts --------------------------------------------------------------

@@ -48,7 +48,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from ..audit import GENESIS, AuditEntry, AuditRecord, chain
@@ -63,6 +63,9 @@ from ..material import KeyMaterial
 from ..specs import KeySpec
 from . import vault_index as ix
 from .base import Lease
+
+if TYPE_CHECKING:
+    from .transit_keys import TransitKeys
 from .vault_client import CasMismatch, VaultClient, VaultSettings, b64, q
 
 DEFAULT_MOUNT = "keylife"
@@ -633,6 +636,12 @@ class VaultKeyStore:
         else:
             raise ConflictError("the audit log kept changing underneath; try again")
         self._appended.add(txid)
+
+    def transit_keys(self, *, actor: str | None = None) -> TransitKeys:
+        """The transit-resident rings of this store (``keylife rotate`` schedules them)."""
+        from .transit_keys import TransitKeys
+
+        return TransitKeys(self, actor=actor)
 
     def append_audit(self, entries: Sequence[AuditEntry]) -> None:
         self._append_batch(secrets.token_hex(12), entries)
