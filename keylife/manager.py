@@ -253,11 +253,24 @@ class KeyManager:
         with contextlib.suppress(KeylifeError):  # the failure itself is what the caller sees
             self.store.append_audit([self._entry(action, ring, version, outcome=f"failure: {exc}")])
 
-    def apply(self, name: str, action: str, mutation: Mutation, version: int | None = None) -> Any:
-        """Load ring ``name``, apply ``mutation`` and commit with check-and-set, retrying."""
+    def apply(
+        self,
+        name: str,
+        action: str,
+        mutation: Mutation,
+        version: int | None = None,
+        *,
+        loaded: Ring | None = None,
+    ) -> Any:
+        """Load ring ``name``, apply ``mutation`` and commit with check-and-set, retrying.
+
+        ``loaded`` is a copy the caller just read: the first attempt uses it (one read fewer
+        against a remote store); a lost check-and-set reloads as usual.
+        """
         try:
             for _ in range(_CAS_RETRIES):
-                ring = self.load(name)
+                ring = loaded if loaded is not None and loaded.name == name else self.load(name)
+                loaded = None
                 change = mutation(ring, self.now())
                 try:
                     self.store.commit(

@@ -426,12 +426,19 @@ class Runner:
         kind = step.kind
         if kind is StepKind.ACTIVATE:
             assert step.version is not None
-            view.apply(ring.name, "activate", _activate(view, step.version, step.reason))
+            view.apply(
+                ring.name, "activate", _activate(view, step.version, step.reason), loaded=ring
+            )
             return None
         if kind in (StepKind.DEACTIVATE, StepKind.DESTROY):
             assert step.version is not None
             action = Action.DEACTIVATE if kind is StepKind.DEACTIVATE else Action.DESTROY
-            view.apply(ring.name, action.value, _simple(view, step.version, action, step.reason))
+            view.apply(
+                ring.name,
+                action.value,
+                _simple(view, step.version, action, step.reason),
+                loaded=ring,
+            )
             return None
         if kind in (StepKind.ROTATE, StepKind.STAGE):
             self._check_readable(view, ring, now)
@@ -446,7 +453,7 @@ class Runner:
             def mutate(r: Ring, at: dt.datetime) -> Change:
                 return rotate_change(view, r, at, material, fp, step.reason, stage=stage)
 
-            version = view.apply(ring.name, "rotate", mutate)
+            version = view.apply(ring.name, "rotate", mutate, loaded=ring)
             return int(version.number)
         if kind is StepKind.RENEW_CERTIFICATE:
             # The CA dates the certificate by its own clock, after the run's `now`: store it
