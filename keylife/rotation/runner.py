@@ -267,34 +267,20 @@ class Runner:
         keys = self._transit()
         assert keys is not None
         short = name.removeprefix(TRANSIT_PREFIX)
-        done: list[StepResult] = []
-        try:
-            for _ in range(MAX_STEPS_PER_RING):
-                steps, _due = self._plan_transit(now, [name])
-                if any(d.kind == "rotate" for d in done):
-                    # Transit dates the new version by Vault's clock: once per run is enough.
-                    steps = [st for st in steps if st.kind is not StepKind.ROTATE]
-                if not steps:
-                    return RingResult(name, "succeeded", tuple(done), next_due=_due.get(name))
-                step = steps[0]
-                if step.kind is StepKind.ROTATE:
-                    ring = keys.rotate(short, now=now)
-                    new: int | None = ring.latest
-                else:
-                    assert step.version is not None
-                    getattr(keys, step.kind.value)(short, step.version, now=now)
-                    new = None
-                log.info("%s: %s v%s done (%s)", name, step.kind.value, step.version, step.reason)
-                done.append(
-                    StepResult(step.kind.value, step.version, "succeeded", step.reason, new)
-                )
-            raise KeylifeError(f"ring {name} did not settle after {MAX_STEPS_PER_RING} steps")
-        except StoreUnavailableError:
-            raise
-        except KeylifeError as exc:
-            log.error("%s: %s", name, exc)
-            failed = StepResult("error", None, "failed", str(exc))
-            return RingResult(name, "failed", (*done, failed), str(exc))
+
+        def plan() -> tuple[list[Step], dt.datetime | None]:
+            steps, due = self._plan_transit(now, [name])
+            return steps, due.get(name)
+
+        def apply(step: Step) -> int | None:
+            if step.kind is StepKind.ROTATE:
+                return int(keys.rotate(short, now=now).latest)
+            assert step.version is not None
+            getattr(keys, step.kind.value)(short, step.version, now=now)
+            return None
+
+        # Transit dates a new version by Vault's clock: one rotation per run is enough.
+        return _settle(name, plan, apply, once=frozenset({StepKind.ROTATE}))
 
     # ---- the lease --------------------------------------------------------------------------
 
@@ -395,32 +381,21 @@ class Runner:
             actor=self.manager.actor,
             clock=FixedClock(now),
         )
-        done: list[StepResult] = []
-        next_due: dt.datetime | None = None
-        try:
-            for _ in range(MAX_STEPS_PER_RING):
-                ring = view.load(name)
-                steps, next_due = plan_ring(ring, view.policy, now)
-                if not steps:
-                    return RingResult(name, "succeeded", tuple(done), next_due=next_due)
-                step = steps[0]
-                if step.kind in _ONCE_PER_RUN and any(d.kind == step.kind.value for d in done):
-                    # The CA's answer (dates, clock skew) may make it look due again; once a
-                    # run is enough, the next run looks again.
-                    return RingResult(name, "succeeded", tuple(done), next_due=next_due)
-                new = self._apply(view, ring, step, now)
-                log.info("%s: %s v%s done (%s)", name, step.kind.value, step.version, step.reason)
-                done.append(
-                    StepResult(step.kind.value, step.version, "succeeded", step.reason, new)
-                )
-            raise KeylifeError(f"ring {name} did not settle after {MAX_STEPS_PER_RING} steps")
-        except StoreUnavailableError:
-            raise
-        except KeylifeError as exc:
-            log.error("%s: %s", name, exc)
+        current: list[Ring] = []
+
+        def plan() -> tuple[list[Step], dt.datetime | None]:
+            current[:] = [view.load(name)]
+            return plan_ring(current[0], view.policy, now)
+
+        def apply(step: Step) -> int | None:
+            return self._apply(view, current[0], step, now)
+
+        def record(exc: KeylifeError) -> None:
             view._record_failure("rotate", name, None, exc)
-            failed = StepResult("error", None, "failed", str(exc))
-            return RingResult(name, "failed", (*done, failed), str(exc), next_due)
+
+        # The CA's answer (dates, clock skew) may make a renewal look due again at once; one
+        # conversation with the CA per ring and run is enough, the next run looks again.
+        return _settle(name, plan, apply, once=_ONCE_PER_RUN, on_failure=record)
 
     def _apply(self, view: KeyManager, ring: Ring, step: Step, now: dt.datetime) -> int | None:
         kind = step.kind
@@ -488,6 +463,40 @@ class Runner:
         for v in ring.versions:
             if v.processes_at(now, grace):
                 view.material(v)
+
+
+def _settle(
+    name: str,
+    plan: Callable[[], tuple[list[Step], dt.datetime | None]],
+    apply: Callable[[Step], int | None],
+    *,
+    once: frozenset[StepKind],
+    on_failure: Callable[[KeylifeError], None] | None = None,
+) -> RingResult:
+    """Re-plan and apply the first due step until nothing is due (steps of a kind in ``once``
+    at most once). A store outage propagates; any other error fails this ring only."""
+    done: list[StepResult] = []
+    next_due: dt.datetime | None = None
+    try:
+        for _ in range(MAX_STEPS_PER_RING):
+            steps, next_due = plan()
+            ran = {d.kind for d in done}
+            steps = [s for s in steps if not (s.kind in once and s.kind.value in ran)]
+            if not steps:
+                return RingResult(name, "succeeded", tuple(done), next_due=next_due)
+            step = steps[0]
+            new = apply(step)
+            log.info("%s: %s v%s done (%s)", name, step.kind.value, step.version, step.reason)
+            done.append(StepResult(step.kind.value, step.version, "succeeded", step.reason, new))
+        raise KeylifeError(f"ring {name} did not settle after {MAX_STEPS_PER_RING} steps")
+    except StoreUnavailableError:
+        raise
+    except KeylifeError as exc:
+        log.error("%s: %s", name, exc)
+        if on_failure is not None:
+            on_failure(exc)
+        failed = StepResult("error", None, "failed", str(exc))
+        return RingResult(name, "failed", (*done, failed), str(exc), next_due)
 
 
 def _activate(view: KeyManager, number: int, reason: str) -> Callable[[Ring, dt.datetime], Change]:
