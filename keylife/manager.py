@@ -858,6 +858,8 @@ def _resolve_policy(policy: Policy | str | Path | None) -> Policy:
     if policy is None:
         policy = os.environ.get("KEYLIFE_POLICY") or None
     if policy is None:
+        policy = config.file_settings().get("policy")
+    if policy is None:
         return default_policy()
     text = str(policy)
     if text in ("default", "128-bit"):

@@ -33,6 +33,7 @@ def _isolated_home(
         "KEYLIFE_MASTER_KEY_FILE",
         "KEYLIFE_MASTER_KEY",
         "KEYLIFE_POLICY",
+        "KEYLIFE_CONFIG",
         "VAULT_TOKEN",
         "VAULT_ADDR",
     ):

@@ -130,6 +130,7 @@ def test_cli_reference_matches_the_code() -> None:
         "KEYLIFE_MASTER_KEY",
         "KEYLIFE_POLICY",
         "KEYLIFE_BACKUP_PASSPHRASE",
+        "KEYLIFE_CONFIG",
         "XDG_DATA_HOME",
         "XDG_CONFIG_HOME",
     ):
