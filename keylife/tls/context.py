@@ -20,7 +20,7 @@ from keylife.tls.certs import evaluate_chain
 from keylife.tls.ciphersuites import CipherSuite, suite_by_code, suites_for_tls12
 from keylife.tls.clienthello import HelloParseError, TlsVersion, parse_client_hello
 from keylife.tls.policy import TlsPolicy, TlsPolicyError, load_policy
-from keylife.tls.report import ContextReport, SuiteResult
+from keylife.tls.report import ContextReport
 from keylife.tls.rules import FindingCollector, SeenSuite, evaluate_protocols, evaluate_suites
 
 __all__ = ["check_context", "cipher_string", "client_context", "server_context"]
@@ -102,19 +102,7 @@ def check_context(
         findings=findings,
         min_version=min(versions).label if versions else None,
         max_version=max(versions).label if versions else None,
-        suites=tuple(
-            SuiteResult(
-                code=s.suite.hex,
-                name=s.suite.name,
-                protocol=s.version.label,
-                strength=s.suite.strength,
-                key_exchange=s.suite.key_exchange,
-                forward_secrecy=s.suite.forward_secrecy,
-                anonymous=s.suite.anonymous,
-                export=s.suite.export,
-            )
-            for s in seen
-        ),
+        suites=tuple(s.result() for s in seen),
         certificates=certs,
     )
 

@@ -21,7 +21,7 @@ from keylife.tls.probe import (
     fetch_chain_tls13,
     observe_endpoint,
 )
-from keylife.tls.report import ProtocolSupport, SuiteResult, TlsReport, Verdict
+from keylife.tls.report import ProtocolSupport, TlsReport, Verdict
 from keylife.tls.rules import (
     FindingCollector,
     SeenSuite,
@@ -140,28 +140,12 @@ def _judge(
         verdict=verdict,
         findings=findings,
         protocols=tuple(ProtocolSupport(v.label, ok) for v, ok in obs.versions.items()),
-        suites=tuple(_suite_result(s) for s in seen),
+        suites=tuple(s.result() for s in seen),
         groups=tuple(g.name for c in obs.groups if (g := group_by_code(c)) is not None),
         certificates=infos,
         trusted=trusted,
         handshakes=obs.handshakes,
         duration_ms=int((time.monotonic() - started) * 1000),
-    )
-
-
-def _suite_result(seen: SeenSuite) -> SuiteResult:
-    group = group_by_code(seen.group) if seen.group is not None else None
-    return SuiteResult(
-        code=seen.suite.hex,
-        name=seen.suite.name,
-        protocol=seen.version.label,
-        strength=seen.suite.strength,
-        key_exchange=seen.suite.key_exchange,
-        forward_secrecy=seen.suite.forward_secrecy,
-        anonymous=seen.suite.anonymous,
-        export=seen.suite.export,
-        dh_bits=seen.dh_bits,
-        group=group.name if group else None,
     )
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from keylife.tls.ciphersuites import CipherSuite, group_by_code
 from keylife.tls.clienthello import TlsVersion
 from keylife.tls.policy import RULES, TlsPolicy
-from keylife.tls.report import Finding
+from keylife.tls.report import Finding, SuiteResult
 
 __all__ = [
     "FindingCollector",
@@ -57,6 +57,22 @@ class SeenSuite:
     suite: CipherSuite
     dh_bits: int | None = None
     group: int | None = None
+
+    def result(self) -> SuiteResult:
+        """The report's view of this suite."""
+        group = group_by_code(self.group) if self.group is not None else None
+        return SuiteResult(
+            code=self.suite.hex,
+            name=self.suite.name,
+            protocol=self.version.label,
+            strength=self.suite.strength,
+            key_exchange=self.suite.key_exchange,
+            forward_secrecy=self.suite.forward_secrecy,
+            anonymous=self.suite.anonymous,
+            export=self.suite.export,
+            dh_bits=self.dh_bits,
+            group=group.name if group else None,
+        )
 
 
 def _names(suites: Iterable[SeenSuite], limit: int = 6) -> str:
