@@ -32,7 +32,6 @@ sys.path.insert(0, str(ROOT))
 
 from tests.tls import peers  # noqa: E402
 from tests.tls.conftest import LEGACY_PEERS, OPENSSL_PEERS, PYTHON_PEERS  # noqa: E402
-from tests.tls.pki import NOW, dh1024_params, issue, issue_sha1  # noqa: E402
 
 ENDPOINTS = [
     "strong", "strong-rsa", "tls13-only", "openssl-strong", "tls10-11", "null-suites",
@@ -63,32 +62,11 @@ MOZILLA_TO_KEYLIFE = {
 
 
 def start_peers(stack: ExitStack, tmp: Path) -> tuple[dict[str, int], Path]:
-    from tests.tls.conftest import Pki
+    from tests.tls.pki import make_pki
 
     d = tmp / "pki"
     d.mkdir()
-    root = issue(d, "root", ca=True, not_after=NOW + dt.timedelta(days=3650))
-    inter = issue(d, "intermediate", issuer=root, ca=True)
-    pki = Pki(
-        directory=d,
-        root=root,
-        intermediate=inter,
-        leaf=issue(d, "leaf", issuer=root),
-        rsa_leaf=issue(d, "rsa-leaf", issuer=root, key_kind="rsa2048"),
-        rsa1024=issue(d, "rsa1024", issuer=root, key_kind="rsa1024"),
-        expired=issue(
-            d,
-            "expired",
-            issuer=root,
-            not_before=NOW - dt.timedelta(days=60),
-            not_after=NOW - dt.timedelta(days=1),
-        ),
-        self_signed=issue(d, "self-signed"),
-        wrong_host=issue(d, "wrong-host", issuer=root, names=("other.example",)),
-        sha1=issue_sha1(d, "sha1", root),
-        behind_intermediate=issue(d, "behind-intermediate", issuer=inter),
-        dh1024=dh1024_params(d),
-    )
+    pki = make_pki(d)
     ports: dict[str, int] = {}
     for name in ENDPOINTS:
         server: Any
@@ -101,7 +79,7 @@ def start_peers(stack: ExitStack, tmp: Path) -> tuple[dict[str, int], Path]:
             server = peers.LegacyServer(versions, suites, pki.rsa_leaf.der)
         stack.enter_context(server)
         ports[name] = server.port
-    return ports, root.cert_path
+    return ports, pki.root.cert_path
 
 
 def run_keylife(ports: dict[str, int], ca: Path, policy: str) -> tuple[float, dict[str, Any]]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import ssl
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -12,50 +11,12 @@ from pathlib import Path
 import pytest
 
 from tests.tls import peers
-from tests.tls.pki import NOW, Issued, dh1024_params, issue, issue_sha1
-
-
-@dataclass(frozen=True)
-class Pki:
-    directory: Path
-    root: Issued
-    intermediate: Issued
-    leaf: Issued  # EC P-256, issued by root
-    rsa_leaf: Issued  # RSA-2048, issued by root
-    rsa1024: Issued
-    expired: Issued
-    self_signed: Issued
-    wrong_host: Issued
-    sha1: Issued
-    behind_intermediate: Issued  # issued by the intermediate
-    dh1024: Path
+from tests.tls.pki import Issued, Pki, make_pki
 
 
 @pytest.fixture(scope="session")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    d = tmp_path_factory.mktemp("pki")
-    root = issue(d, "root", ca=True, not_after=NOW + dt.timedelta(days=3650))
-    inter = issue(d, "intermediate", issuer=root, ca=True)
-    return Pki(
-        directory=d,
-        root=root,
-        intermediate=inter,
-        leaf=issue(d, "leaf", issuer=root),
-        rsa_leaf=issue(d, "rsa-leaf", issuer=root, key_kind="rsa2048"),
-        rsa1024=issue(d, "rsa1024", issuer=root, key_kind="rsa1024"),
-        expired=issue(
-            d,
-            "expired",
-            issuer=root,
-            not_before=NOW - dt.timedelta(days=60),
-            not_after=NOW - dt.timedelta(days=1),
-        ),
-        self_signed=issue(d, "self-signed"),
-        wrong_host=issue(d, "wrong-host", issuer=root, names=("other.example",)),
-        sha1=issue_sha1(d, "sha1", root),
-        behind_intermediate=issue(d, "behind-intermediate", issuer=inter),
-        dh1024=dh1024_params(d),
-    )
+    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 @dataclass(frozen=True)

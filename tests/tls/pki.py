@@ -174,3 +174,45 @@ def dh1024_params(directory: Path) -> Path:
     text = "-----BEGIN DH PARAMETERS-----\n" + "\n".join(lines) + "\n-----END DH PARAMETERS-----\n"
     path.write_text(text)
     return path
+
+
+@dataclass(frozen=True)
+class Pki:
+    directory: Path
+    root: Issued
+    intermediate: Issued
+    leaf: Issued  # EC P-256, issued by root
+    rsa_leaf: Issued  # RSA-2048, issued by root
+    rsa1024: Issued
+    expired: Issued
+    self_signed: Issued
+    wrong_host: Issued
+    sha1: Issued
+    behind_intermediate: Issued  # issued by the intermediate
+    dh1024: Path
+
+
+def make_pki(d: Path) -> Pki:
+    """Every certificate the TLS tests and the benchmark serve, made at run time in ``d``."""
+    root = issue(d, "root", ca=True, not_after=NOW + dt.timedelta(days=3650))
+    inter = issue(d, "intermediate", issuer=root, ca=True)
+    return Pki(
+        directory=d,
+        root=root,
+        intermediate=inter,
+        leaf=issue(d, "leaf", issuer=root),
+        rsa_leaf=issue(d, "rsa-leaf", issuer=root, key_kind="rsa2048"),
+        rsa1024=issue(d, "rsa1024", issuer=root, key_kind="rsa1024"),
+        expired=issue(
+            d,
+            "expired",
+            issuer=root,
+            not_before=NOW - dt.timedelta(days=60),
+            not_after=NOW - dt.timedelta(days=1),
+        ),
+        self_signed=issue(d, "self-signed"),
+        wrong_host=issue(d, "wrong-host", issuer=root, names=("other.example",)),
+        sha1=issue_sha1(d, "sha1", root),
+        behind_intermediate=issue(d, "behind-intermediate", issuer=inter),
+        dh1024=dh1024_params(d),
+    )
