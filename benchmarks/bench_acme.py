@@ -18,10 +18,8 @@ certbot is not a keylife dependency: install it in a throwaway venv, e.g.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,23 +30,6 @@ from pathlib import Path
 import trustme
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(port: int, timeout: float = 15) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.02)
-    raise RuntimeError(f"port {port} never opened")
 
 
 def timed(cmd: list[str], env: dict[str, str]) -> float:
@@ -66,67 +47,17 @@ def main() -> None:
     parser.add_argument("--certbot", default="/tmp/certbot-venv/bin/certbot")
     args = parser.parse_args()
 
+    # The test suite's launcher: the same Pebble and challtestsrv settings the tests use.
+    sys.path.insert(0, str(ROOT))
+    from tests.acme.conftest import PebbleLauncher, start_challtestsrv
+
     work = Path(tempfile.mkdtemp(prefix="keylife-bench-acme-"))
-    procs: list[subprocess.Popen[bytes]] = []
-    logs = []
+    dns = start_challtestsrv(work)
+    launcher = PebbleLauncher(work, dns, trustme.CA())
     try:
-        ca = trustme.CA()
-        leaf = ca.issue_cert("localhost", "127.0.0.1")
-        leaf.private_key_pem.write_to_path(str(work / "key.pem"))
-        leaf.cert_chain_pems[0].write_to_path(str(work / "cert.pem"))
-        ca.cert_pem.write_to_path(str(work / "ca.pem"))
-        dns, mgmt, port, pmgmt, http_port, tls_port = (free_port() for _ in range(6))
-        config = {
-            "pebble": {
-                "listenAddress": f"127.0.0.1:{port}",
-                "managementListenAddress": f"127.0.0.1:{pmgmt}",
-                "certificate": str(work / "cert.pem"),
-                "privateKey": str(work / "key.pem"),
-                "httpPort": http_port,
-                "tlsPort": tls_port,
-                "ocspResponderURL": "",
-                "externalAccountBindingRequired": False,
-            }
-        }
-        (work / "pebble.json").write_text(json.dumps(config))
-        for cmd, env_extra in (
-            (
-                [
-                    "pebble-challtestsrv",
-                    "-dns01",
-                    f"127.0.0.1:{dns}",
-                    "-management",
-                    f"127.0.0.1:{mgmt}",
-                    "-http01",
-                    "",
-                    "-https01",
-                    "",
-                    "-tlsalpn01",
-                    "",
-                    "-defaultIPv6",
-                    "",
-                ],
-                {},
-            ),
-            (
-                ["pebble", "-config", str(work / "pebble.json"), "-dnsserver", f"127.0.0.1:{dns}"],
-                {
-                    "PEBBLE_VA_NOSLEEP": "1",
-                    "PEBBLE_WFE_NONCEREJECT": "0",
-                    "PEBBLE_AUTHZREUSE": "0",
-                },
-            ),
-        ):
-            log = open(work / f"{cmd[0]}.log", "wb")  # noqa: SIM115
-            logs.append(log)
-            procs.append(
-                subprocess.Popen(
-                    cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **env_extra}
-                )
-            )
-        wait_port(mgmt)
-        wait_port(port)
-        directory = f"https://127.0.0.1:{port}/dir"
+        pebble = launcher.launch("pebble")
+        directory, http_port, mgmt = pebble.directory_url, pebble.http_port, dns.management_port
+        ca_pem = pebble.ca_bundle
         hook = work / "dns_hook.sh"
         hook.write_text(
             "#!/bin/sh\n"
@@ -147,7 +78,6 @@ def main() -> None:
             results.setdefault(name, []).append(seconds)
 
         certbot = args.certbot if Path(args.certbot).exists() else shutil.which("certbot")
-        sys.path.insert(0, str(ROOT))
         from keylife.acme import AcmeClient, DnsHook01, StandaloneHttp01, generate_private_key
 
         for run in range(args.runs):
@@ -186,7 +116,7 @@ def main() -> None:
                     "--directory",
                     directory,
                     "--ca-bundle",
-                    str(work / "ca.pem"),
+                    ca_pem,
                     "--agree-tos",
                     *extra,
                 ]
@@ -194,9 +124,7 @@ def main() -> None:
             # keylife library (in-process)
             for mode in ("http-01", "dns-01"):
                 start = time.monotonic()
-                with AcmeClient(
-                    directory, generate_private_key(), ca_bundle=str(work / "ca.pem")
-                ) as c:
+                with AcmeClient(directory, generate_private_key(), ca_bundle=ca_pem) as c:
                     c.register(agree_tos=True)
                     if mode == "http-01":
                         c.issue(
@@ -212,7 +140,7 @@ def main() -> None:
                         )
                 record(f"keylife library AcmeClient.issue, {mode}", time.monotonic() - start)
             if certbot:
-                cenv = {**os.environ, "REQUESTS_CA_BUNDLE": str(work / "ca.pem")}
+                cenv = {**os.environ, "REQUESTS_CA_BUNDLE": ca_pem}
                 for mode in ("http-01", "dns-01"):
                     cdir = work / f"cb-{mode}-{run}"
                     common = [
@@ -274,11 +202,8 @@ def main() -> None:
                 ratio = statistics.median(kl) / statistics.median(cb)
                 print(f"{mode}: keylife CLI / certbot = {ratio:.2f}")
     finally:
-        for proc in procs:
-            proc.terminate()
-            proc.wait(timeout=5)
-        for log in logs:
-            log.close()
+        for proc in (*launcher.started, dns.proc):
+            proc.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -204,10 +204,9 @@ def _require_binaries() -> None:
             pytest.skip(f"{binary} not installed (Debian package 'pebble')")
 
 
-@pytest.fixture(scope="session")
-def challtestsrv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChallTestSrv]:
-    _require_binaries()
-    work = tmp_path_factory.mktemp("challtestsrv")
+def start_challtestsrv(work: Path) -> ChallTestSrv:
+    """pebble-challtestsrv for DNS only (its own HTTP responders off), on free loopback ports;
+    the caller stops ``.proc``."""
     dns_port, mgmt_port = free_port(udp_too=True), free_port()
     proc = start(
         [
@@ -230,9 +229,20 @@ def challtestsrv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChallTest
     try:
         wait_port(mgmt_port, proc.proc, work / "challtestsrv.log")
         wait_port(dns_port, proc.proc, work / "challtestsrv.log")
-        yield ChallTestSrv(dns_port, mgmt_port, proc)
-    finally:
+    except BaseException:
         proc.stop()
+        raise
+    return ChallTestSrv(dns_port, mgmt_port, proc)
+
+
+@pytest.fixture(scope="session")
+def challtestsrv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChallTestSrv]:
+    _require_binaries()
+    server = start_challtestsrv(tmp_path_factory.mktemp("challtestsrv"))
+    try:
+        yield server
+    finally:
+        server.proc.stop()
 
 
 @pytest.fixture(scope="session")
