@@ -541,52 +541,41 @@ class KeyManager:
     ) -> KeyVersion:
         """Revoke version ``number`` with a KMIP / RFC 5280 reason.
 
-        A compromise reason moves it to ``compromised`` (recording when it occurred);
-        any other reason deactivates it.
+        A compromise reason moves it to ``compromised`` (recording when it occurred); any
+        other reason deactivates it, or, on an already deactivated version, records the reason.
         """
         why = RevocationReason.parse(reason)
         text = f"revoked: {why.value}" + (f" ({message})" if message else "")
-        if why.compromise:
-            occurred = as_utc(occurred_at) if occurred_at else None
+        occurred = as_utc(occurred_at) if occurred_at else None
 
-            def mutate(ring: Ring, now: dt.datetime) -> Change:
-                version = ring.get(number)
-                if version is None:
-                    raise NotFoundError(f"ring {name} has no version {number}")
-                updated = _compromise(self, version, now, occurred or now, why, message)
-                return Change(
-                    ring.replace_version(updated),
-                    [self._entry("revoke", name, number, text)],
-                    result=updated,
-                )
-
-            result: KeyVersion = self.apply(name, "revoke", mutate, number)
-            return result
-        current = self.load(name).get(number)
-        if current is not None and current.state is State.DEACTIVATED:
-            # Already out of use: record the reason; there is no state to change.
-            def record(ring: Ring, now: dt.datetime) -> Change:
-                v = ring.get(number)
-                assert v is not None
-                if v.state is not State.DEACTIVATED:
-                    return Change(ring, [], result=v)
+        def mutate(ring: Ring, now: dt.datetime) -> Change:
+            v = ring.get(number)
+            if v is None:
+                raise NotFoundError(f"ring {name} has no version {number}")
+            if why.compromise:
+                updated = _compromise(self, v, now, occurred or now, why, message)
+            elif v.state is State.DEACTIVATED:
+                # Already out of use: record the reason; there is no state to change.
                 updated = replace(v, revocation_reason=why, revocation_message=message)
-                return Change(
-                    ring.replace_version(updated),
-                    [self._entry("revoke", name, number, text)],
-                    result=updated,
+            else:
+                updated = transition(
+                    v,
+                    Action.DEACTIVATE,
+                    at=now,
+                    actor=self.actor,
+                    reason=text,
+                    deactivation=min(now, v.deactivation or now),
+                    revocation_reason=why,
+                    revocation_message=message,
                 )
+            return Change(
+                ring.replace_version(updated),
+                [self._entry("revoke", name, number, text)],
+                result=updated,
+            )
 
-            recorded: KeyVersion = self.apply(name, "revoke", record, number)
-            return recorded
-        return self._simple(
-            name,
-            number,
-            Action.DEACTIVATE,
-            text,
-            revocation_reason=why,
-            revocation_message=message,
-        )
+        result: KeyVersion = self.apply(name, "revoke", mutate, number)
+        return result
 
     def compromise(
         self,

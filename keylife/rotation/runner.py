@@ -279,8 +279,7 @@ class Runner:
             getattr(keys, step.kind.value)(short, step.version, now=now)
             return None
 
-        # Transit dates a new version by Vault's clock: one rotation per run is enough.
-        return _settle(name, plan, apply, once=frozenset({StepKind.ROTATE}))
+        return _settle(name, plan, apply, once=frozenset())
 
     # ---- the lease --------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..audit import AuditEntry, verify_chain
+from ..audit import AuditEntry, replay, verify_chain
 from ..errors import BackupError, IntegrityError
 from ..lifecycle import ring_to_dict
 from ..material import KeyMaterial
@@ -83,20 +83,7 @@ def migrate(
         if progress is not None:
             progress(ring.name)
     records = source.read_audit()
-    entries = [
-        AuditEntry(
-            dt.datetime.fromisoformat(r.at),
-            r.actor,
-            r.action,
-            r.ring,
-            r.version,
-            r.outcome,
-            r.reason,
-        )
-        for r in records
-    ]
-    for start in range(0, len(entries), _AUDIT_CHUNK):
-        target.append_audit(entries[start : start + _AUDIT_CHUNK])
+    replay(records, target, chunk=_AUDIT_CHUNK)
     report = MigrationReport(source.url, target.url, len(rings), versions, len(plain), len(records))
     verify_copy(source, target, plain=plain)
     target.append_audit(

@@ -26,6 +26,8 @@ def test_docs_examples_run(pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyP
     (tmp_path / "key.pem").write_bytes(pki.leaf.key_path.read_bytes())
     monkeypatch.chdir(tmp_path)
     namespace: dict[str, object] = {"__name__": "docs_tls"}
-    for number, block in enumerate(_blocks(), 1):
+    blocks = _blocks()
+    assert blocks, "docs/tls.md lost its python examples"
+    for number, block in enumerate(blocks, 1):
         code = compile(block, f"docs/tls.md python block {number}", "exec")
         exec(code, namespace)
