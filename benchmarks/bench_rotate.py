@@ -19,31 +19,28 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo, for tests.rings
+
 import keylife
 from keylife.audit import AuditEntry
-from keylife.keygen import fingerprint, generate
-from keylife.lifecycle import Ring, new_version
 from keylife.rotation import plan_rotation, run
-from keylife.specs import parse_spec
 from keylife.store.sqlite import MasterKeyFile, SqliteStore
+from tests.rings import fresh_ring
 
 HERE = Path(__file__).resolve().parent
 
 
 def populate(store: SqliteStore, count: int, spec_name: str, created: dt.datetime) -> None:
     """Rings written in bulk (one commit each, as create_ring does, minus the policy check)."""
-    spec = parse_spec(spec_name)
     purpose = "signing" if spec_name.startswith("ec") else "data-encryption"
     for i in range(count):
-        material = generate(spec)
-        ring = Ring(f"ring-{i:05d}", spec, purpose, created)
-        ring, _ = new_version(
-            ring,
-            fingerprint=fingerprint(material),
-            now=created,
-            actor="bench",
-            activation=created,
+        ring, material = fresh_ring(
+            f"ring-{i:05d}",
+            spec_name,
+            purpose,
+            created=created,
             deactivation=created + dt.timedelta(days=730),
+            actor="bench",
         )
         store.commit(
             ring,

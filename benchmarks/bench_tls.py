@@ -30,8 +30,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.tls import peers  # noqa: E402
-from tests.tls.conftest import LEGACY_PEERS, OPENSSL_PEERS, PYTHON_PEERS  # noqa: E402
+from tests.tls import peers
+from tests.tls.conftest import LEGACY_PEERS, OPENSSL_PEERS, PYTHON_PEERS
 
 ENDPOINTS = [
     "strong", "strong-rsa", "tls13-only", "openssl-strong", "tls10-11", "null-suites",

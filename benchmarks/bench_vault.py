@@ -35,15 +35,17 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo, for tests.rings
+
 import keylife
 from keylife.keygen import fingerprint, generate
-from keylife.lifecycle import Ring, new_version
 from keylife.rotation import run
 from keylife.specs import parse_spec
 from keylife.store.vault import VaultKeyStore
 from keylife.store.vault_client import VaultClient
 from keylife.store.vault_index import shard_of
 from keylife.store.vault_policy import context
+from tests.rings import fresh_ring
 
 TOKEN = "bench-root"
 
@@ -106,18 +108,14 @@ class Counting:
 
 
 def seed(store: VaultKeyStore, n: int, now: dt.datetime, *, due: bool) -> None:
-    spec = parse_spec("ec-p256")
-
     def one(i: int) -> None:
-        material = generate(spec)
-        ring = Ring(f"svc-{i:05d}", spec, "signing", now - dt.timedelta(days=30))
-        ring, _ = new_version(
-            ring,
-            fingerprint=fingerprint(material),
-            now=now - dt.timedelta(days=30),
-            actor="seed",
-            activation=now - dt.timedelta(days=30),
+        ring, material = fresh_ring(
+            f"svc-{i:05d}",
+            "ec-p256",
+            "signing",
+            created=now - dt.timedelta(days=30),
             deactivation=now + (dt.timedelta(hours=1) if due else dt.timedelta(days=300)),
+            actor="seed",
         )
         store.commit(ring, expected_revision=0, materials={1: material})
 

@@ -14,10 +14,10 @@ import pytest
 import keylife
 from keylife.audit import AuditEntry, verify_chain
 from keylife.errors import ConflictError, MaterialUnavailableError, NotFoundError
-from keylife.keygen import fingerprint, generate
 from keylife.lifecycle import Ring, State, new_version
 from keylife.specs import parse_spec
 from keylife.store.base import KeyStore
+from tests.rings import fresh_ring
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
@@ -36,18 +36,7 @@ __all__ = [
 
 
 def _ring(name: str, spec: str = "aes-256") -> tuple[Ring, keylife.KeyMaterial]:
-    s = parse_spec(spec)
-    material = generate(s)
-    ring = Ring(name, s, "data-encryption", T0)
-    ring, _ = new_version(
-        ring,
-        fingerprint=fingerprint(material),
-        now=T0,
-        actor="test",
-        activation=T0,
-        deactivation=T0 + dt.timedelta(days=365),
-    )
-    return ring, material
+    return fresh_ring(name, spec, created=T0, deactivation=T0 + dt.timedelta(days=365))
 
 
 def test_contract_create_and_load(store: KeyStore) -> None:

@@ -10,10 +10,10 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from keylife.keygen import fingerprint, generate
-from keylife.lifecycle import Ring, State, new_version
-from keylife.specs import parse_spec
+from keylife.keygen import fingerprint
+from keylife.lifecycle import Ring, State
 from keylife.store.vault import VaultKeyStore
+from tests.rings import fresh_ring
 
 
 def keylife_cmd(*args: str) -> list[str]:
@@ -24,19 +24,16 @@ def seed_due_rings(store: VaultKeyStore, n: int, prefix: str = "svc") -> list[st
     """``n`` EC P-256 signing rings whose primary is inside the rotation lead time (due now),
     written concurrently straight through the store (without audit records: seeding only)."""
     now = dt.datetime.now(dt.UTC)
-    spec = parse_spec("ec-p256")
 
     def one(i: int) -> str:
         name = f"{prefix}-{i:04d}"
-        material = generate(spec)
-        ring = Ring(name, spec, "signing", now - dt.timedelta(days=30))
-        ring, _ = new_version(
-            ring,
-            fingerprint=fingerprint(material),
-            now=now - dt.timedelta(days=30),
-            actor="seed",
-            activation=now - dt.timedelta(days=30),
+        ring, material = fresh_ring(
+            name,
+            "ec-p256",
+            "signing",
+            created=now - dt.timedelta(days=30),
             deactivation=now + dt.timedelta(hours=1),
+            actor="seed",
         )
         store.commit(
             ring,

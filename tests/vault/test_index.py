@@ -9,13 +9,12 @@ from typing import Any
 
 import pytest
 
-from keylife.keygen import fingerprint, generate
-from keylife.lifecycle import Ring, new_version
+from keylife.lifecycle import Ring
 from keylife.policy import default_policy
 from keylife.rotation import plan_rotation
-from keylife.specs import parse_spec
 from keylife.store import vault_index as ix
 from keylife.store.vault import VaultKeyStore
+from tests.rings import fresh_ring
 from tests.vault.conftest import DevServer
 
 pytestmark = pytest.mark.vault
@@ -28,18 +27,13 @@ class Crash(BaseException):
 
 
 def _ring(name: str, deactivation: dt.timedelta) -> tuple[Ring, Any]:
-    spec = parse_spec("ec-p256")
-    material = generate(spec)
-    ring = Ring(name, spec, "signing", NOW - dt.timedelta(days=30))
-    ring, _ = new_version(
-        ring,
-        fingerprint=fingerprint(material),
-        now=NOW - dt.timedelta(days=30),
-        actor="t",
-        activation=NOW - dt.timedelta(days=30),
+    return fresh_ring(
+        name,
+        "ec-p256",
+        "signing",
+        created=NOW - dt.timedelta(days=30),
         deactivation=NOW + deactivation,
     )
-    return ring, material
 
 
 def _count_calls(store: VaultKeyStore) -> list[tuple[str, str]]:
