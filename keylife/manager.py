@@ -120,12 +120,16 @@ class CompromiseResult:
 class KeyRing:
     """A service's view of one ring."""
 
-    def __init__(self, manager: KeyManager, name: str) -> None:
+    def __init__(self, manager: KeyManager, name: str, loaded: Ring | None = None) -> None:
         self._manager = manager
         self.name = name
+        # The copy ``manager.ring()`` read to check the name serves the next read once, so
+        # ``manager.ring(name).primary()`` reads the store once, not twice.
+        self._loaded = loaded
 
     def _ring(self) -> Ring:
-        return self._manager.load(self.name)
+        ring, self._loaded = self._loaded, None
+        return ring if ring is not None else self._manager.load(self.name)
 
     @property
     def spec(self) -> KeySpec:
@@ -212,8 +216,8 @@ class KeyManager:
     # ---- reading ----------------------------------------------------------------------------
 
     def ring(self, name: str) -> KeyRing:
-        self.load(name)
-        return KeyRing(self, name)
+        """A service's view of ring ``name``; raises NotFoundError now if there is none."""
+        return KeyRing(self, name, self.load(name))
 
     def load(self, name: str) -> Ring:
         ring = self.store.load_ring(name)

@@ -188,3 +188,29 @@ def test_error_tree() -> None:
     assert issubclass(errors.SpecNotAllowedError, errors.PolicyError)
     assert issubclass(errors.IntegrityError, errors.StoreError)
     assert issubclass(errors.InvalidTransitionError, errors.LifecycleError)
+
+
+def test_ring_then_primary_reads_the_ring_once(tmp_path) -> None:
+    """``manager.ring(name).primary()`` (the common service call) reads the ring once; later
+    calls on the same KeyRing read it again, so they never serve a stale primary."""
+    from keylife.store.sqlite import MasterKeyFile, SqliteStore
+
+    store = SqliteStore.init(tmp_path / "k.db", MasterKeyFile(tmp_path / "mk"))
+    reads: list[str] = []
+    original = store.load_ring
+
+    def counting(name: str):  # type: ignore[no-untyped-def]
+        reads.append(name)
+        return original(name)
+
+    store.load_ring = counting  # type: ignore[method-assign]
+    with keylife.KeyManager(store) as m:
+        m.create_ring("svc", "aes-256", "data-encryption")
+        reads.clear()
+        ring = m.ring("svc")
+        assert ring.primary().number == 1
+        assert reads == ["svc"]
+        m.rotate("svc")
+        reads.clear()
+        assert ring.primary().number == 2  # fresh, not the copy from ring()
+        assert reads == ["svc"]
