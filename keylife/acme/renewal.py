@@ -1,17 +1,13 @@
-"""When to renew a certificate: ACME Renewal Information (RFC 9773) or a share of its lifetime.
+"""ACME Renewal Information (RFC 9773): fetching and parsing the CA's suggested window.
 
-:func:`renewal_due` is pure: it takes the certificate's dates, the CA's suggested window if any,
-and ``now``; it never sleeps and never draws random numbers. The RFC asks clients to pick a
-random time inside the window; here the caller passes ``spread`` (``0 <= spread < 1``), and
-:func:`spread_for` derives a stable one from the certificate serial, so a fleet spreads out
-while every run of ``keylife rotate`` agrees on the same instant.
+The timing rules themselves (:func:`renewal_due`, :func:`lifetime_due`, :func:`spread_for`)
+are pure and live in :mod:`keylife.certificates`; they are re-exported here.
 """
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
-import hashlib
 import json
 import math
 from dataclasses import dataclass
@@ -19,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 
+from keylife.certificates import ari_check_due, lifetime_due, renewal_due, spread_for
+from keylife.clock import as_utc
 from keylife.errors import AcmeError
 
 if TYPE_CHECKING:
@@ -29,66 +27,6 @@ DEFAULT_ARI_RETRY = dt.timedelta(hours=6)
 #: Retry-After values are clamped into this range.
 MIN_ARI_RETRY = dt.timedelta(minutes=1)
 MAX_ARI_RETRY = dt.timedelta(days=7)
-SHORT_LIFETIME = dt.timedelta(days=10)
-
-
-def _utc(value: dt.datetime) -> dt.datetime:
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
-
-
-def lifetime_due(not_before: dt.datetime, not_after: dt.datetime) -> dt.datetime:
-    """When a third of the lifetime remains (half, for lifetimes under ten days)."""
-    not_before, not_after = _utc(not_before), _utc(not_after)
-    lifetime = not_after - not_before
-    if lifetime <= dt.timedelta(0):
-        return not_before
-    share = 2 if lifetime < SHORT_LIFETIME else 3
-    return not_after - lifetime / share
-
-
-def renewal_due(
-    not_before: dt.datetime,
-    not_after: dt.datetime,
-    now: dt.datetime,
-    ari_window: tuple[dt.datetime, dt.datetime] | None = None,
-    ari_retry_after: dt.datetime | None = None,
-    *,
-    spread: float = 0.0,
-) -> dt.datetime:
-    """The instant at which the certificate should be renewed (due when ``<= now``).
-
-    - With an ARI window ``(start, end)``, the time ``start + spread * (end - start)``, never
-      later than notAfter. If that window is stale (``now`` is at or past ``ari_retry_after``,
-      when the CA asked to be asked again), the earlier of it and the lifetime rule is used,
-      so a CA that cannot be reached never delays renewal past the lifetime rule.
-    - Without a window: when a third of the lifetime remains, or half of it if the lifetime is
-      under ten days.
-    """
-    if not 0.0 <= spread < 1.0:
-        raise ValueError("spread must be in [0, 1)")
-    now = _utc(now)
-    by_lifetime = lifetime_due(not_before, not_after)
-    if ari_window is None:
-        return by_lifetime
-    start, end = _utc(ari_window[0]), _utc(ari_window[1])
-    if end < start:
-        start, end = end, start
-    chosen = min(start + (end - start) * spread, _utc(not_after))
-    if ari_retry_after is not None and now >= _utc(ari_retry_after):
-        return min(chosen, by_lifetime)
-    return chosen
-
-
-def ari_check_due(ari_retry_after: dt.datetime | None, now: dt.datetime) -> bool:
-    """Whether renewal information should be fetched again (never fetched, or Retry-After
-    passed)."""
-    return ari_retry_after is None or _utc(now) >= _utc(ari_retry_after)
-
-
-def spread_for(serial: int) -> float:
-    """A stable number in [0, 1) from a certificate serial, to place renewal in the window."""
-    digest = hashlib.sha256(str(serial).encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64
 
 
 def ari_cert_id(cert: x509.Certificate) -> str:
@@ -155,7 +93,7 @@ def parse_renewal_info(body: Any, retry_after_header: str | None, now: dt.dateti
         raise AcmeError("the CA's renewal information has no valid suggestedWindow") from exc
     if end < start:
         raise AcmeError("the CA's renewal window ends before it starts")
-    now = _utc(now)
+    now = as_utc(now)
     retry = parse_retry_after(retry_after_header, now) or now + DEFAULT_ARI_RETRY
     retry = min(max(retry, now + MIN_ARI_RETRY), now + MAX_ARI_RETRY)
     explanation = body.get("explanationURL")
@@ -163,7 +101,7 @@ def parse_renewal_info(body: Any, retry_after_header: str | None, now: dt.dateti
 
 
 def _parse_time(text: str) -> dt.datetime:
-    return _utc(dt.datetime.fromisoformat(text.replace("Z", "+00:00")))
+    return as_utc(dt.datetime.fromisoformat(text.replace("Z", "+00:00")))
 
 
 def fetch_renewal_info(

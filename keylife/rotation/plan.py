@@ -30,10 +30,17 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from ..certificates import (
+    CERTIFICATE_PEM,
+    CERTIFICATE_REVOKED,
+    certificate_due,
+    is_account_ring,
+    is_certificate_ring,
+    retry_after,
+)
 from ..lifecycle import KeyVersion, Ring, State
 from ..policy import Policy, Purpose
 
@@ -93,38 +100,6 @@ class Plan:
             "steps": [s.to_dict() for s in self.steps],
             "next_due": {k: (v.isoformat() if v else None) for k, v in self.next_due.items()},
         }
-
-
-def is_certificate_ring(ring: Ring) -> bool:
-    return "acme" in ring.attributes
-
-
-def is_account_ring(ring: Ring) -> bool:
-    """An ACME account key: replaced only through the CA's keyChange, never by a fresh key."""
-    return "acme_account" in ring.attributes
-
-
-def _certificate_due(version: KeyVersion, now: dt.datetime) -> dt.datetime | None:
-    if version.activation is None or version.deactivation is None:
-        return None
-    from ..acme.renewal import renewal_due
-
-    attrs = version.attributes
-    window = None
-    if attrs.get("ari_window_start") and attrs.get("ari_window_end"):
-        window = (
-            dt.datetime.fromisoformat(attrs["ari_window_start"]),
-            dt.datetime.fromisoformat(attrs["ari_window_end"]),
-        )
-    retry = attrs.get("ari_retry_after")
-    return renewal_due(
-        version.activation,
-        version.deactivation,
-        now,
-        window,
-        dt.datetime.fromisoformat(retry) if retry else None,
-        spread=float(attrs.get("ari_spread", "0") or 0),
-    )
 
 
 def plan_ring(
@@ -223,8 +198,8 @@ def plan_ring(
         for v in ring.versions:
             if (
                 v.state in (State.COMPROMISED, State.DESTROYED_COMPROMISED)
-                and "certificate_pem" in v.attributes
-                and "certificate_revoked_at" not in v.attributes
+                and CERTIFICATE_PEM in v.attributes
+                and CERTIFICATE_REVOKED not in v.attributes
             ):
                 steps.append(
                     Step(
@@ -235,7 +210,7 @@ def plan_ring(
                         v.compromise_date or now,
                     )
                 )
-        if primary is not None and "certificate_pem" not in primary.attributes:
+        if primary is not None and CERTIFICATE_PEM not in primary.attributes:
             steps.append(
                 Step(
                     StepKind.RENEW_CERTIFICATE,
@@ -246,21 +221,21 @@ def plan_ring(
                 )
             )
         elif primary is not None:
-            due = _certificate_due(primary, now)
+            due = certificate_due(primary, now)
             if due is not None:
-                retry = primary.attributes.get("ari_retry_after")
-                if due > now and retry and dt.datetime.fromisoformat(retry) <= now:
+                retry = retry_after(primary)
+                if due > now and retry is not None and retry <= now:
                     steps.append(
                         Step(
                             StepKind.REFRESH_RENEWAL_INFO,
                             ring.name,
                             primary.number,
                             "the CA's renewal window is due to be asked again (Retry-After)",
-                            dt.datetime.fromisoformat(retry),
+                            retry,
                         )
                     )
-                elif retry:
-                    future.append(dt.datetime.fromisoformat(retry))
+                elif retry is not None:
+                    future.append(retry)
                 if due <= now:
                     steps.append(
                         Step(
@@ -315,9 +290,3 @@ def plan_rotation(rings: Iterable[Ring], policy: Policy, now: dt.datetime) -> Pl
         steps.extend(ring_steps)
         next_due[ring.name] = nxt
     return Plan(now, tuple(steps), next_due)
-
-
-def acme_settings(ring: Ring) -> dict[str, object]:
-    raw = ring.attributes.get("acme", "{}")
-    value = json.loads(raw)
-    return value if isinstance(value, dict) else {}
