@@ -40,8 +40,10 @@ from .errors import (
 
 if TYPE_CHECKING:
     from .clock import Clock, FixedClock, SystemClock
+    from .compose import init, open
     from .lifecycle import KeyVersion, RevocationReason, Ring, State
-    from .manager import CompromiseResult, KeyManager, KeyRing, LoadedKey, init, open
+    from .loaded import LoadedKey
+    from .manager import CompromiseResult, KeyManager, KeyRing
     from .material import KeyMaterial
     from .policy import Policy, Purpose, default_policy, load_policy
     from .specs import KeySpec, parse_spec
@@ -57,9 +59,9 @@ _LAZY = {
     "CompromiseResult": "manager",
     "KeyManager": "manager",
     "KeyRing": "manager",
-    "LoadedKey": "manager",
-    "init": "manager",
-    "open": "manager",
+    "LoadedKey": "loaded",
+    "init": "compose",
+    "open": "compose",
     "KeyMaterial": "material",
     "Policy": "policy",
     "Purpose": "policy",

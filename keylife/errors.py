@@ -55,7 +55,25 @@ class LifecycleError(KeylifeError):
 
 
 class InvalidTransitionError(LifecycleError):
-    """A state transition that the lifecycle does not allow."""
+    """A state transition that the lifecycle does not allow.
+
+    ``ring``, ``version``, ``from_state`` and ``action`` say which request was refused.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        ring: str | None = None,
+        version: int | None = None,
+        from_state: str | None = None,
+        action: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.ring = ring
+        self.version = version
+        self.from_state = from_state
+        self.action = action
 
 
 class NotFoundError(KeylifeError):

@@ -221,7 +221,11 @@ def transition(
         allowed = ", ".join(a.value for a in allowed_actions(version.state)) or "none"
         raise InvalidTransitionError(
             f"{version.ring} v{version.number} is {version.state.value}; cannot {action.value}. "
-            f"Allowed from {version.state.value}: {allowed}"
+            f"Allowed from {version.state.value}: {allowed}",
+            ring=version.ring,
+            version=version.number,
+            from_state=version.state.value,
+            action=action.value,
         )
     event = Event(at, action.value, version.state.value, target.value, actor, reason)
     return replace(version, state=target, events=(*version.events, event), **changes)

@@ -12,6 +12,7 @@ Lifecycle layer (certificates as key versions of a ring): :func:`issue_certifica
 :func:`rollover_account`.
 """
 
+from keylife.acme.authority import AcmeAuthority
 from keylife.acme.challenges import (
     ChallengeSolver,
     ChallengeTask,
@@ -49,6 +50,7 @@ from keylife.acme.rollover import rollover_account_key
 __all__ = [
     "KEY_TYPES",
     "REASONS",
+    "AcmeAuthority",
     "AcmeClient",
     "CertSettings",
     "ChallengeFailures",

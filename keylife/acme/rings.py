@@ -489,8 +489,8 @@ def rollover_account(manager: KeyManager, settings: CertSettings) -> int:
             attributes={"acme_account": json.dumps({"directory": settings.directory})},
         )
         rollover_account_key(client, new_key)
-    manager.activate(name, staged.number, reason="ACME keyChange accepted")
-    manager.deactivate(name, old.number, reason=f"replaced by v{staged.number} via keyChange")
+    # Activation supersedes the old key (deactivated in the same write).
+    manager.activate(name, staged.number, reason=f"ACME keyChange accepted; replaces v{old.number}")
     return staged.number
 
 
