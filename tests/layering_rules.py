@@ -31,7 +31,7 @@ import ast
 import fnmatch
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 #: The layers, lowest first. A pattern is a dotted module name (``keylife.store`` is the package
@@ -120,7 +120,7 @@ class Import:
 class Violation:
     kind: str  # "cycle", "upward", "no-layer", "ambiguous-layer", "private", "unknown", "size"
     message: str
-    modules: tuple[str, ...] = field(default=())
+    modules: tuple[str, ...] = ()
 
     def __str__(self) -> str:
         return self.message
@@ -196,45 +196,33 @@ def _nodes(node: ast.AST, where: str) -> Iterator[tuple[ast.AST, str]]:
             yield from _nodes(child, where)
 
 
-def _resolve(module: Module, level: int, name: str | None) -> str | None:
-    """The absolute name of a (possibly relative) import, or None if it climbs out of the top
-    package."""
-    if level == 0:
-        return name
-    parts = module.package.split(".")
-    if level - 1 >= len(parts):
-        return None
+def _resolve(package: str, level: int, name: str | None) -> str | None:
+    """The absolute name of an import ``level`` dots deep from ``package`` (0: absolute), or
+    None if it climbs out of the top package."""
+    parts = package.split(".")
+    if level == 0 or level - 1 >= len(parts):
+        return name if level == 0 else None
     base = ".".join(parts[: len(parts) - (level - 1)])
     return f"{base}.{name}" if name else base
 
 
 def _import_module_target(call: ast.Call, module: Module) -> str | None:
+    """``importlib.import_module("keylife.x")``, or (".x", __name__ / __package__ / "pkg")."""
     func = call.func
     called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
-    if called != "import_module" or not call.args:
+    args: list[object] = [
+        a.value if isinstance(a, ast.Constant) else getattr(a, "id", None) for a in call.args
+    ]
+    if called != "import_module" or not args or not isinstance(args[0], str):
         return None
-    first = call.args[0]
-    if not (isinstance(first, ast.Constant) and isinstance(first.value, str)):
-        return None
-    name: str = first.value
-    if not name.startswith("."):
-        return name
-    anchor: str | None = None
-    if len(call.args) > 1:
-        second = call.args[1]
-        if isinstance(second, ast.Constant) and isinstance(second.value, str):
-            anchor = second.value
-        elif isinstance(second, ast.Name) and second.id == "__name__":
-            anchor = module.name
-        elif isinstance(second, ast.Name) and second.id == "__package__":
-            anchor = module.package
-    if anchor is None:
-        return None
+    name: str = args[0]
     level = len(name) - len(name.lstrip("."))
-    parts = anchor.split(".")
-    if level - 1 >= len(parts):
-        return None
-    return ".".join([*parts[: len(parts) - (level - 1)], name[level:]])
+    anchors = {"__name__": module.name, "__package__": module.package}
+    second = args[1] if len(args) > 1 else None
+    anchor = anchors.get(second, second) if isinstance(second, str) else None
+    if level == 0 or not isinstance(anchor, str):
+        return name if level == 0 else None
+    return _resolve(anchor, level, name[level:])
 
 
 def _lazy_targets(module: Module) -> Iterator[tuple[str, int]]:
@@ -264,7 +252,7 @@ def imports_of(module: Module) -> Iterator[Import]:
             for alias in node.names:
                 yield Import(module.name, alias.name, node.lineno, where)
         elif isinstance(node, ast.ImportFrom):
-            target = _resolve(module, node.level, node.module)
+            target = _resolve(module.package, node.level, node.module)
             if target is None:
                 target = "." * node.level + (node.module or "")
             names = tuple(alias.name for alias in node.names)
@@ -350,58 +338,10 @@ def build_graph(roots: Mapping[str, Path]) -> Graph:
     return Graph(modules, edges, violations)
 
 
-def _strongly_connected(edges: Mapping[str, Mapping[str, Import]]) -> list[list[str]]:
-    """Tarjan's algorithm, iterative; only the components that hold a cycle."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    on_stack: set[str] = set()
-    stack: list[str] = []
-    found: list[list[str]] = []
-    counter = 0
-    for start in sorted(edges):
-        if start in index:
-            continue
-        work: list[tuple[str, Iterator[str]]] = [(start, iter(sorted(edges[start])))]
-        index[start] = low[start] = counter
-        counter += 1
-        stack.append(start)
-        on_stack.add(start)
-        while work:
-            node, children = work[-1]
-            child = next(children, None)
-            if child is not None:
-                if child not in index:
-                    index[child] = low[child] = counter
-                    counter += 1
-                    stack.append(child)
-                    on_stack.add(child)
-                    work.append((child, iter(sorted(edges.get(child, {})))))
-                elif child in on_stack:
-                    low[node] = min(low[node], index[child])
-                continue
-            work.pop()
-            if work:
-                parent = work[-1][0]
-                low[parent] = min(low[parent], low[node])
-            if low[node] == index[node]:
-                component = []
-                while True:
-                    member = stack.pop()
-                    on_stack.discard(member)
-                    component.append(member)
-                    if member == node:
-                        break
-                if len(component) > 1:
-                    found.append(sorted(component))
-    return found
-
-
-def _shortest_path(
-    edges: Mapping[str, Mapping[str, Import]], start: str, goal: str, within: set[str]
-) -> list[str]:
+def _shortest_path(edges: Mapping[str, Mapping[str, Import]], start: str, goal: str) -> list[str]:
+    """The shortest chain of imports from ``start`` to ``goal`` (both included), or []."""
     previous: dict[str, str] = {}
     queue = deque([start])
-    seen = {start}
     while queue:
         node = queue.popleft()
         if node == goal:
@@ -410,39 +350,35 @@ def _shortest_path(
                 path.append(previous[path[-1]])
             return path[::-1]
         for child in sorted(edges[node]):
-            if child in within and child not in seen:
-                seen.add(child)
+            if child != start and child not in previous:
                 previous[child] = node
                 queue.append(child)
-    raise AssertionError(f"{goal} is not reachable from {start}")  # pragma: no cover
+    return []
 
 
 def cycles(graph: Graph) -> list[Violation]:
-    """One violation per distinct cycle: for every import edge inside a strongly connected
-    group, the shortest way back, so every edge that takes part in a cycle is named once."""
+    """One violation per distinct cycle: for every import that can be followed back to its
+    importer, the shortest way back, so every import that takes part in a cycle is named."""
     out: list[Violation] = []
-    for component in _strongly_connected(graph.edges):
-        members = set(component)
-        seen: set[tuple[str, ...]] = set()
-        for importer in component:
-            for target in sorted(graph.edges[importer]):
-                if target not in members:
-                    continue
-                loop = [importer, *_shortest_path(graph.edges, target, importer, members)[:-1]]
-                first = loop.index(min(loop))
-                loop = loop[first:] + loop[:first]
-                if tuple(loop) in seen:
-                    continue
-                seen.add(tuple(loop))
-                hops = [
-                    _where(graph.modules, graph.edges[a][b])
-                    for a, b in zip(loop, [*loop[1:], loop[0]], strict=True)
-                ]
-                path = " -> ".join([*loop, loop[0]])
-                out.append(
-                    Violation("cycle", f"import cycle: {path} [{', '.join(hops)}]", tuple(loop))
-                )
-    return out
+    seen: set[tuple[str, ...]] = set()
+    for importer in sorted(graph.edges):
+        for target in sorted(graph.edges[importer]):
+            back = _shortest_path(graph.edges, target, importer)
+            if not back:
+                continue
+            loop = [importer, *back[:-1]]
+            first = loop.index(min(loop))
+            loop = loop[first:] + loop[:first]
+            if tuple(loop) in seen:
+                continue
+            seen.add(tuple(loop))
+            hops = [
+                _where(graph.modules, graph.edges[a][b])
+                for a, b in zip(loop, [*loop[1:], loop[0]], strict=True)
+            ]
+            path = " -> ".join([*loop, loop[0]])
+            out.append(Violation("cycle", f"import cycle: {path} [{', '.join(hops)}]", tuple(loop)))
+    return sorted(out, key=lambda v: v.modules)
 
 
 def layering(graph: Graph, layers: Sequence[tuple[str, Sequence[str]]]) -> list[Violation]:
