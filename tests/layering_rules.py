@@ -40,7 +40,14 @@ from pathlib import Path
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "errors and clock",
-        ("keylife.errors", "keylife.clock", "keylife.files", "keylife.names", "keylife._version"),
+        (
+            "keylife.errors",
+            "keylife.clock",
+            "keylife.files",
+            "keylife.names",
+            "keylife.identity",
+            "keylife._version",
+        ),
     ),
     (
         "pure core",
