@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from .audit import AuditEntry
+from .dependents import dependents
 from .errors import InvalidTransitionError, LifecycleError, NotFoundError
 from .lifecycle import (
     TRANSITIONS,
@@ -110,6 +111,21 @@ def _superseded_entries(
                 )
             )
     return out
+
+
+def _refuse_if_superseded(ring: Ring, v: KeyVersion, action: Action, now: dt.datetime) -> None:
+    """An older version never takes protection back from a newer primary: at most one version
+    protects at any instant, and it is the newest."""
+    primary = ring.primary(now)
+    if primary is not None and primary.number > v.number:
+        raise InvalidTransitionError(
+            f"{ring.name} v{v.number} is older than the primary v{primary.number}; it cannot "
+            f"{action.value} (it may only be deactivated, revoked or destroyed)",
+            ring=ring.name,
+            version=v.number,
+            from_state=v.state.value,
+            action=action.value,
+        )
 
 
 def _promote(
@@ -244,6 +260,8 @@ def activate(
     v = _get(ring, number)
     if if_needed and v.state is not State.PRE_ACTIVE:
         return Change(ring, version=v)  # already done by another writer
+    if (v.state, Action.ACTIVATE) in TRANSITIONS:
+        _refuse_if_superseded(ring, v, Action.ACTIVATE, now)
     changes: dict[str, object] = {}
     if v.activation is None or v.activation > now:
         changes["activation"] = now
@@ -286,6 +304,8 @@ def transition_version(
     v = _get(ring, number)
     if if_needed and (v.state, action) not in TRANSITIONS:
         return Change(ring, version=v)  # already done by another writer
+    if action is Action.RESUME and (v.state, action) in TRANSITIONS:
+        _refuse_if_superseded(ring, v, action, now)
     changes: dict[str, object] = {}
     if action is Action.DEACTIVATE and (v.deactivation is None or v.deactivation > now):
         changes["deactivation"] = now
@@ -469,29 +489,3 @@ def annotate(
         (_entry(now, actor, "annotate", ring.name, number, f"{reason} ({keys})"),),
         version=updated,
     )
-
-
-_ENCRYPTED = (
-    "data encrypted or keys wrapped under v{n} since {start}: re-encrypt them under the replacement"
-)
-_PROTECTED_DATA = {
-    "data-encryption": _ENCRYPTED,
-    "key-wrapping": _ENCRYPTED,
-    "signing": "signatures made with v{n} since {start}: re-sign them and distrust the public "
-    "key {fp}",
-    "authentication": "MACs made with v{n} since {start}: recompute them",
-}
-
-
-def dependents(ring: Ring, bad: KeyVersion, was_primary: KeyVersion | None) -> list[str]:
-    """What relies on a compromised version, as steps for the operator."""
-    start = (bad.activation or bad.created).isoformat()
-    template = _PROTECTED_DATA.get(ring.purpose, "peers that trust v{n} ({fp}): redeploy")
-    deps = [template.format(n=bad.number, start=start, fp=bad.fingerprint)]
-    for key, value in sorted(bad.attributes.items()):
-        if key.startswith("deployed_to") or key == "certificate_pem":
-            label = "certificate issued for this key" if key == "certificate_pem" else value
-            deps.append(f"{key}: {label}")
-    if was_primary is not None and was_primary.number != bad.number:
-        deps.append(f"v{was_primary.number} was the primary and has been superseded")
-    return deps

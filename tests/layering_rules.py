@@ -56,6 +56,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "keylife.policy",
             "keylife.lifecycle",
             "keylife.operations",
+            "keylife.dependents",
             "keylife.certificates",
             "keylife.rotation.plan",
             "keylife.audit",
@@ -66,6 +67,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "services",
         (
+            "keylife.writer",
+            "keylife.keyring",
             "keylife.manager",
             "keylife.loaded",
             "keylife.rotation.runner",

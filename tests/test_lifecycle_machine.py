@@ -86,7 +86,13 @@ class LifecycleMachine(RuleBasedStateMachine):
             action = Action.COMPROMISE if verb == "revoke" else Action(verb)
             if verb == "revoke":
                 return
-            assert (before.state, action) not in TRANSITIONS, exc
+            primary = ring.primary(self.clock.now())
+            superseded = primary is not None and primary.number > version
+            if (before.state, action) in TRANSITIONS:
+                # the one refusal of an allowed transition: an older version may not take
+                # protection back from a newer primary
+                assert action in (Action.ACTIVATE, Action.RESUME) and superseded, exc
+                assert exc.ring == name and exc.version == version
             assert self.m.load(name).get(version) == before  # refused: nothing changed
             return
         assert TRANSITIONS[(before.state, action)] is after.state
@@ -106,8 +112,9 @@ class LifecycleMachine(RuleBasedStateMachine):
         now = self.clock.now()
         for ring in self.m.rings():
             protecting = [v for v in ring.versions if v.protects_at(now)]
+            assert len(protecting) <= 1, [(v.number, v.state.value) for v in protecting]
             primary = ring.primary(now)
-            assert primary is None or primary.number == max(v.number for v in protecting)
+            assert primary is None or primary.number == protecting[0].number
             numbers = [v.number for v in ring.versions]
             assert numbers == sorted(set(numbers))
             assert ring.next_version > max(numbers)
