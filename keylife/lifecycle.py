@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -422,7 +422,3 @@ def check_invariants(ring: Ring, now: dt.datetime | None = None) -> list[str]:
     if numbers and ring.next_version <= max(numbers):
         problems.append(f"{ring.name}: next_version {ring.next_version} would reuse a number")
     return problems
-
-
-def iter_usable(versions: Iterable[KeyVersion]) -> Iterable[KeyVersion]:
-    return (v for v in versions if v.has_material)

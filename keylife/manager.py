@@ -38,7 +38,6 @@ __all__ = [
     "KeyManager",
     "KeyRing",
     "LoadedKey",
-    "versions_by_state",
 ]
 
 
@@ -488,10 +487,3 @@ class KeyManager(RingWriter):
 def _version_of(change: ops.Change) -> KeyVersion:
     assert change.version is not None
     return change.version
-
-
-def versions_by_state(ring: Ring) -> dict[str, list[int]]:
-    out: dict[str, list[int]] = {}
-    for v in ring.versions:
-        out.setdefault(v.state.value, []).append(v.number)
-    return out
