@@ -34,6 +34,12 @@ def key() -> None:
     "--protect-stop-at", help="ISO 8601 end of applying protection (before deactivation)."
 )
 @click.option("--process-start-at", help="ISO 8601 start of processing (decrypt/verify).")
+@click.option(
+    "--exceed-policy",
+    metavar="REASON",
+    default="",
+    help="Allow dates outside the policy's limits as a recorded, audited exception.",
+)
 @pass_obj
 def create(
     obj: Obj,
@@ -45,8 +51,12 @@ def create(
     deactivate_at: str | None,
     protect_stop_at: str | None,
     process_start_at: str | None,
+    exceed_policy: str,
 ) -> None:
-    """Create ring NAME with its first version, under the policy."""
+    """Create ring NAME with its first version, under the policy.
+
+    Dates must fit the policy: activation now or later, deactivation at most one cryptoperiod
+    after activation; --exceed-policy REASON records an exception instead of refusing."""
     act = parse_when(activate_at, "--activate-at")
     deact = parse_when(deactivate_at, "--deactivate-at")
     pstop = parse_when(protect_stop_at, "--protect-stop-at")
@@ -61,6 +71,7 @@ def create(
             key_bits=size,
             protect_stop_at=pstop,
             process_start_at=pstart,
+            exceed_policy=exceed_policy,
         )
     emit(obj, version_dict(v), lambda: print_version(v))
 

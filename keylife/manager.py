@@ -25,6 +25,7 @@ from .errors import (
 )
 from .keyring import KeyRing
 from .lifecycle import Action, KeyVersion, RevocationReason, Ring
+from .limits import check_dates
 from .loaded import LoadedKey
 from .material import KeyMaterial
 from .policy import Policy, Purpose
@@ -140,6 +141,7 @@ class KeyManager(RingWriter):
         material: KeyMaterial | None = None,
         version_attributes: Mapping[str, str] | None = None,
         reason: str = "",
+        exceed_policy: str = "",
     ) -> KeyVersion:
         """Create ring ``name`` with its first version.
 
@@ -154,7 +156,10 @@ class KeyManager(RingWriter):
 
         ``type`` defaults to the policy's default for ``purpose``; the version activates at
         ``activate_at`` (default now) and deactivates at ``deactivate_at`` (default: activation
-        plus the purpose's cryptoperiod).
+        plus the purpose's cryptoperiod). The dates must fit the policy
+        (:func:`keylife.limits.check_dates`): a generated key may not activate in the past, and
+        deactivation may not follow activation by more than the cryptoperiod, unless
+        ``exceed_policy`` gives the reason for an exception (recorded and audited).
         """
         from .keygen import fingerprint, generate
 
@@ -165,11 +170,23 @@ class KeyManager(RingWriter):
                 material.spec if material is not None else self._spec_for(type, purpose_, key_bits)
             )
             self.check_spec(spec, purpose_, now)
+            rules = self.policy.rules(purpose_)
             activation = now if activate_at is None else as_utc(activate_at)
             deactivation = (
-                activation + self.policy.rules(purpose_).cryptoperiod
-                if deactivate_at is None
-                else as_utc(deactivate_at)
+                activation + rules.cryptoperiod if deactivate_at is None else as_utc(deactivate_at)
+            )
+            protect_stop = None if protect_stop_at is None else as_utc(protect_stop_at)
+            process_start = None if process_start_at is None else as_utc(process_start_at)
+            check_dates(
+                rules,
+                purpose_.value,
+                now=now,
+                activation=activation,
+                deactivation=deactivation,
+                protect_stop=protect_stop,
+                process_start=process_start,
+                imported=material is not None,
+                exceed_policy=exceed_policy,
             )
             if material is None:
                 material = generate(spec)
@@ -182,11 +199,12 @@ class KeyManager(RingWriter):
                 now=now,
                 activation=activation,
                 deactivation=deactivation,
-                protect_stop=None if protect_stop_at is None else as_utc(protect_stop_at),
-                process_start=None if process_start_at is None else as_utc(process_start_at),
+                protect_stop=protect_stop,
+                process_start=process_start,
                 attributes=attributes,
                 version_attributes=version_attributes,
                 reason=reason,
+                exception=exceed_policy,
             )
         except KeylifeError as exc:
             self.record_failure("create", name, None, exc)
@@ -210,19 +228,31 @@ class KeyManager(RingWriter):
         attributes: Mapping[str, str] | None = None,
         reason: str = "added",
         supersede: bool = True,
+        exceed_policy: str = "",
     ) -> KeyVersion:
-        """Store externally produced material (e.g. a certificate key) as a new version."""
+        """Store externally produced material (e.g. a certificate key) as a new version. Its
+        spec and dates must fit the policy as in :meth:`create_ring` (imported material may be
+        back-dated)."""
         from .keygen import fingerprint
 
         purpose = Purpose.parse(self.load(name).purpose)
         self.check_spec(material.spec, purpose, self.now())
         key = ops.NewKey(fingerprint(material), material.spec)
-        cryptoperiod = self.policy.rules(purpose).cryptoperiod
+        rules = self.policy.rules(purpose)
 
         def operation(ring: Ring, now: dt.datetime) -> ops.Change:
             activation = now if activate_at is None else as_utc(activate_at)
             deactivation = (
-                activation + cryptoperiod if deactivate_at is None else as_utc(deactivate_at)
+                activation + rules.cryptoperiod if deactivate_at is None else as_utc(deactivate_at)
+            )
+            check_dates(
+                rules,
+                purpose.value,
+                now=now,
+                activation=activation,
+                deactivation=deactivation,
+                imported=True,
+                exceed_policy=exceed_policy,
             )
             return ops.add_version(
                 ring,
@@ -234,6 +264,7 @@ class KeyManager(RingWriter):
                 attributes=attributes,
                 reason=reason,
                 supersede=supersede,
+                exception=exceed_policy,
             )
 
         return _version_of(self.apply(name, "create", operation, material=material))

@@ -32,6 +32,7 @@ from .lifecycle import (
     supersede_older,
     transition,
 )
+from .limits import POLICY_EXCEPTION
 from .names import check_ring_name
 from .specs import KeySpec
 
@@ -113,6 +114,22 @@ def _superseded_entries(
     return out
 
 
+def _with_exception(
+    attributes: Mapping[str, str] | None, exception: str
+) -> Mapping[str, str] | None:
+    if not exception:
+        return attributes
+    return {**(attributes or {}), POLICY_EXCEPTION: exception}
+
+
+def _exception_entries(
+    now: dt.datetime, actor: str, ring: str, number: int, exception: str
+) -> list[AuditEntry]:
+    if not exception:
+        return []
+    return [_entry(now, actor, "policy-exception", ring, number, exception)]
+
+
 def _refuse_if_superseded(ring: Ring, v: KeyVersion, action: Action, now: dt.datetime) -> None:
     """An older version never takes protection back from a newer primary: at most one version
     protects at any instant, and it is the newest."""
@@ -153,9 +170,14 @@ def create_ring(
     attributes: Mapping[str, str] | None = None,
     version_attributes: Mapping[str, str] | None = None,
     reason: str = "",
+    exception: str = "",
 ) -> Change:
-    """A new ring with its first version (active at once when ``activation <= now``)."""
+    """A new ring with its first version (active at once when ``activation <= now``).
+
+    ``exception`` records why the version's dates exceed the policy (checked by the caller
+    with :func:`keylife.limits.check_dates`): on the version and in the audit log."""
     check_ring_name(name)
+    version_attributes = _with_exception(version_attributes, exception)
     ring = Ring(name, spec, purpose, now, attributes=dict(attributes or {}))
     ring, version = new_version(
         ring,
@@ -173,6 +195,7 @@ def create_ring(
     audit = [
         _entry(now, actor, "create", name, version.number, reason or f"{spec.name} for {purpose}")
     ]
+    audit += _exception_entries(now, actor, name, version.number, exception)
     if version.state is State.ACTIVE:
         audit.append(
             _entry(now, actor, "activate", name, version.number, "activation date reached")
@@ -191,10 +214,13 @@ def add_version(
     attributes: Mapping[str, str] | None = None,
     reason: str = "added",
     supersede: bool = True,
+    exception: str = "",
 ) -> Change:
     """A new version of ``ring`` replacing its primary; active at once when its activation has
-    come, and then (with ``supersede``) the previous primary is deactivated."""
+    come, and then (with ``supersede``) the previous primary is deactivated. ``exception`` as
+    for :func:`create_ring`."""
     prev = ring.primary(now)
+    attributes = _with_exception(attributes, exception)
     new_ring, version = new_version(
         ring,
         fingerprint=key.fingerprint,
@@ -208,6 +234,7 @@ def add_version(
         reason=reason,
     )
     audit = [_entry(now, actor, "create", ring.name, version.number, reason)]
+    audit += _exception_entries(now, actor, ring.name, version.number, exception)
     if version.state is State.ACTIVE:
         if supersede:
             new_ring, more = _promote(new_ring, version, now, actor, reason)

@@ -56,6 +56,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "keylife.policy",
             "keylife.lifecycle",
             "keylife.operations",
+            "keylife.limits",
             "keylife.dependents",
             "keylife.certificates",
             "keylife.rotation.plan",

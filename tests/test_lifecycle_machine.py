@@ -50,7 +50,7 @@ class LifecycleMachine(RuleBasedStateMachine):
     def _existing(self) -> list[str]:
         return self.m.store.list_ring_names()
 
-    @rule(name=st.sampled_from(RINGS), days_to_activation=st.integers(-1, 3))
+    @rule(name=st.sampled_from(RINGS), days_to_activation=st.integers(0, 3))
     def create(self, name: str, days_to_activation: int) -> None:
         activate_at = self.clock.now() + dt.timedelta(days=days_to_activation)
         try:
