@@ -10,11 +10,13 @@ attribute :data:`POLICY_EXCEPTION`.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
+from .clock import as_utc
 from .errors import LifecycleError, PolicyError
 from .policy import PurposeRules
 
-__all__ = ["POLICY_EXCEPTION", "check_dates"]
+__all__ = ["POLICY_EXCEPTION", "VersionDates", "check_dates", "version_dates"]
 
 #: Version attribute holding the reason an operator gave for exceeding the policy.
 POLICY_EXCEPTION = "policy_exception"
@@ -73,3 +75,49 @@ def check_dates(
             f"{(activation + rules.cryptoperiod).isoformat()}, or pass --exceed-policy REASON "
             "to record an exception)"
         )
+
+
+@dataclass(frozen=True)
+class VersionDates:
+    activation: dt.datetime
+    deactivation: dt.datetime
+    protect_stop: dt.datetime | None = None
+    process_start: dt.datetime | None = None
+
+
+def version_dates(
+    rules: PurposeRules,
+    purpose: str,
+    *,
+    now: dt.datetime,
+    activate_at: dt.datetime | None = None,
+    deactivate_at: dt.datetime | None = None,
+    protect_stop_at: dt.datetime | None = None,
+    process_start_at: dt.datetime | None = None,
+    imported: bool = False,
+    exceed_policy: str = "",
+) -> VersionDates:
+    """A new version's dates: activation now and deactivation one cryptoperiod later unless
+    given, checked with :func:`check_dates`."""
+    activation = now if activate_at is None else as_utc(activate_at)
+    deactivation = (
+        activation + rules.cryptoperiod if deactivate_at is None else as_utc(deactivate_at)
+    )
+    dates = VersionDates(
+        activation,
+        deactivation,
+        None if protect_stop_at is None else as_utc(protect_stop_at),
+        None if process_start_at is None else as_utc(process_start_at),
+    )
+    check_dates(
+        rules,
+        purpose,
+        now=now,
+        activation=dates.activation,
+        deactivation=dates.deactivation,
+        protect_stop=dates.protect_stop,
+        process_start=dates.process_start,
+        imported=imported,
+        exceed_policy=exceed_policy,
+    )
+    return dates

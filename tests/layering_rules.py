@@ -56,6 +56,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "keylife.policy",
             "keylife.lifecycle",
             "keylife.operations",
+            "keylife.changes",
+            "keylife.revocation",
             "keylife.limits",
             "keylife.dependents",
             "keylife.certificates",
@@ -63,12 +65,16 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "keylife.audit",
         ),
     ),
-    ("crypto primitives", ("keylife.material", "keylife.keygen", "keylife.sealing")),
+    (
+        "crypto primitives",
+        ("keylife.material", "keylife.keygen", "keylife.keyimport", "keylife.sealing"),
+    ),
     ("store contract", ("keylife.store.base", "keylife.store")),
     (
         "services",
         (
             "keylife.writer",
+            "keylife.creation",
             "keylife.keyring",
             "keylife.manager",
             "keylife.loaded",

@@ -25,6 +25,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 import keylife
 from keylife import operations as ops
+from keylife import revocation
 from keylife.errors import InvalidTransitionError, KeylifeError
 from keylife.lifecycle import TRANSITIONS, Action, RevocationReason, Ring, State, ring_to_dict
 from keylife.policy import Purpose, default_policy
@@ -149,6 +150,7 @@ from keylife.rotation.plan import plan_ring
 from keylife.lifecycle import Ring
 from keylife.policy import default_policy
 from keylife import operations as ops
+from keylife import revocation
 from keylife.specs import parse_spec
 now = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
 c = ops.create_ring("web", parse_spec("ec-p256"), "tls-server", ops.NewKey("fp"), actor="t",
@@ -282,7 +284,7 @@ class OperationsMachine(RuleBasedStateMachine):
         why = RevocationReason.KEY_COMPROMISE if compromise else RevocationReason.SUPERSEDED
         try:
             if compromise:
-                change = ops.compromise(
+                change = revocation.compromise(
                     ring,
                     number,
                     why,
@@ -293,7 +295,7 @@ class OperationsMachine(RuleBasedStateMachine):
                     cryptoperiod=PERIOD,
                 )
             else:
-                change = ops.revoke(ring, number, why, actor="sm", now=self.now)
+                change = revocation.revoke(ring, number, why, actor="sm", now=self.now)
         except KeylifeError:
             return
         self._apply(change)
