@@ -13,12 +13,14 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import ssl
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509 import verification
 
 from keylife.acme.csr import CertificateKey, Identifier
@@ -146,7 +148,10 @@ def load_roots(trust_roots: str | None) -> list[x509.Certificate]:
             raise AcmeError("no trust store found; give trust_roots (a PEM file)") from exc
     try:
         data = Path(path).read_bytes()
-        roots = x509.load_pem_x509_certificates(data)
+        with warnings.catch_warnings():
+            # System stores carry old roots with e.g. negative serials; they still verify.
+            warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+            roots = x509.load_pem_x509_certificates(data)
     except (OSError, ValueError) as exc:
         raise AcmeError(f"cannot read the trusted roots from {path}") from exc
     return roots
