@@ -68,7 +68,7 @@ def translated(action: str, url: str | None = None) -> Iterator[None]:
     except KeylifeError:
         raise
     except messages.Error as exc:
-        raise from_problem(exc, action) from exc
+        raise from_problem(exc, f"{action}{where}") from exc
     except requests.exceptions.SSLError as exc:
         raise AcmeError(
             f"{action}: TLS verification of the ACME server{where} failed; if it uses a private "

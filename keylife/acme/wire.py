@@ -63,19 +63,23 @@ def obj(url: str, value: Any, field: str = "body") -> Mapping[str, Any]:
     return value
 
 
-def text(url: str, jobj: Mapping[str, Any], key: str, *, required: bool = True) -> str | None:
+def text(
+    url: str, jobj: Mapping[str, Any], key: str, *, required: bool = True, label: str = ""
+) -> str | None:
     value = jobj.get(key)
     if value is None and not required:
         return None
     if not isinstance(value, str) or not value:
-        raise bad(url, key, "a non-empty string", value)
+        raise bad(url, label + key, "a non-empty string", value)
     return value
 
 
-def https_url(url: str, jobj: Mapping[str, Any], key: str, *, required: bool = True) -> str | None:
-    value = text(url, jobj, key, required=required)
+def https_url(
+    url: str, jobj: Mapping[str, Any], key: str, *, required: bool = True, label: str = ""
+) -> str | None:
+    value = text(url, jobj, key, required=required, label=label)
     if value is not None and (not value.lower().startswith("https://") or len(value) > 2048):
-        raise bad(url, key, "an https:// URL")
+        raise bad(url, label + key, "an https:// URL")
     return value
 
 
@@ -227,7 +231,7 @@ def parse_challenge(url: str, value: Any, field: str = "challenge") -> Challenge
     kind = jobj.get("type")
     if not isinstance(kind, str) or not kind:
         raise bad(url, f"{field}.type", "a non-empty string", kind)
-    chall_url = https_url(url, jobj, "url")
+    chall_url = https_url(url, jobj, "url", label=f"{field}.")
     state = jobj.get("status", "pending")
     if state not in _CHALLENGE_STATES:
         raise bad(url, f"{field}.status", "one of " + ", ".join(_CHALLENGE_STATES))

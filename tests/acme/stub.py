@@ -288,3 +288,55 @@ class StubAcme:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join()
+
+
+# -- helpers for tests that drive keylife against the stub ----------------------------------
+
+
+def stub_settings(stub: StubAcme, *domains: str, **kwargs: Any) -> Any:
+    """CertSettings for ``domains`` at the stub (orders there need no challenge)."""
+    from keylife.acme import CertSettings
+
+    return CertSettings(
+        directory=stub.directory_url,
+        domains=domains or ("stub.example.com",),
+        ca_bundle=stub.ca_bundle,
+        trust_roots=stub.roots_file,
+        poll_interval=0.02,
+        agree_tos=True,
+        **kwargs,
+    )
+
+
+def cli_args(stub: StubAcme) -> list[str]:
+    return [
+        "--directory",
+        stub.directory_url,
+        "--ca-bundle",
+        stub.ca_bundle,
+        "--trust-roots",
+        stub.roots_file,
+        "--agree-tos",
+        "--poll-interval",
+        "0.02",
+    ]
+
+
+def run_cli(home: Path, *args: str, timeout: float = 60) -> Any:
+    """``python -m keylife_cli --store ... ARGS`` in a fresh environment; the CompletedProcess."""
+    import os
+    import subprocess
+    import sys
+
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "LANG": "C.UTF-8"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "keylife_cli",
+        "--store",
+        str(home / "data" / "keylife.db"),
+        "--master-key-file",
+        str(home / "config" / "master.key"),
+        *args,
+    ]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
