@@ -49,6 +49,15 @@ DEFAULT_TIMEOUT = 300.0
 _CHUNK = 64 * 1024
 
 
+def _no_header_tracebacks(record: logging.LogRecord) -> bool:
+    """urllib3 logs a traceback for unparsable headers; keylife reports the failure itself."""
+    return not str(record.msg).startswith("Failed to parse headers")
+
+
+for _name in ("urllib3.connection", "urllib3.connectionpool"):
+    logging.getLogger(_name).addFilter(_no_header_tracebacks)
+
+
 class Deadline:
     """A monotonic instant by which an operation must be done."""
 
@@ -234,6 +243,8 @@ class AcmeNetwork(acme_client.ClientNetwork):
             except BaseException:
                 response.close()
                 raise
+            if watch.fired:  # the watchdog's shutdown can look like a short, complete answer
+                raise OSError("connection shut down at the deadline")
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
             if watch.fired or deadline.remaining() <= 0:
                 deadline.check(f"{method} {url}", url)
