@@ -297,15 +297,15 @@ def stub_settings(stub: StubAcme, *domains: str, **kwargs: Any) -> Any:
     """CertSettings for ``domains`` at the stub (orders there need no challenge)."""
     from keylife.acme import CertSettings
 
-    return CertSettings(
-        directory=stub.directory_url,
-        domains=domains or ("stub.example.com",),
-        ca_bundle=stub.ca_bundle,
-        trust_roots=stub.roots_file,
-        poll_interval=0.02,
-        agree_tos=True,
-        **kwargs,
-    )
+    fields: dict[str, Any] = {
+        "directory": stub.directory_url,
+        "domains": domains or ("stub.example.com",),
+        "ca_bundle": stub.ca_bundle,
+        "trust_roots": stub.roots_file,
+        "poll_interval": 0.02,
+        "agree_tos": True,
+    }
+    return CertSettings(**{**fields, **kwargs})
 
 
 def cli_args(stub: StubAcme) -> list[str]:
