@@ -48,6 +48,7 @@ from keylife.acme.wire import (
     parse_order,
     parse_retry_after,
 )
+from keylife.clock import SystemClock
 from keylife.errors import AcmeError, AcmeTimeoutError, RateLimitedError
 
 log = logging.getLogger(__name__)
@@ -91,7 +92,7 @@ class AcmeClient:
         self.network_timeout = network_timeout
         self.bad_nonce_attempts = bad_nonce_attempts
         self._sleep = sleep
-        self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
+        self._clock = clock or SystemClock().now
         self._deadline: Deadline | None = None
         self._key = account_key
         self._jwk, _ = jwk_and_alg(account_key)
