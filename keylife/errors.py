@@ -25,7 +25,10 @@ material.
     ├── AuditError                  audit log could not be written or read
     ├── AcmeError                   the ACME CA refused or failed (problem document attached)
     │   ├── ChallengeFailedError    one or more identifiers failed validation
-    │   └── RateLimitedError        the CA asked to retry later (``retry_after``)
+    │   ├── RateLimitedError        the CA asked to retry later (``retry_after``)
+    │   ├── AcmeResponseError       the CA's answer is malformed or too large (``url``, ``field``)
+    │   ├── AcmeTimeoutError        an ACME operation passed its overall deadline (``url``)
+    │   └── CertificateCheckError   an issued certificate failed keylife's checks (``problem``)
     └── TlsError                    TLS check could not be performed
 """
 
@@ -132,15 +135,49 @@ class RateLimitedError(AcmeError):
         self.retry_after = retry_after
 
 
+class AcmeResponseError(AcmeError):
+    """The CA answered with something that is not a valid ACME message (or is too large).
+
+    ``url`` is where the answer came from and ``field`` the offending part (``body`` for the
+    whole answer).
+    """
+
+    def __init__(self, message: str, *, url: str | None = None, field: str | None = None) -> None:
+        super().__init__(message)
+        self.url = url
+        self.field = field
+
+
+class AcmeTimeoutError(AcmeError):
+    """An ACME operation did not finish within its overall deadline."""
+
+    def __init__(self, message: str, *, url: str | None = None, timeout: float = 0.0) -> None:
+        super().__init__(message)
+        self.url = url
+        self.timeout = timeout
+
+
+class CertificateCheckError(AcmeError):
+    """A certificate the CA issued failed a check (names, key, chain, validity); nothing was
+    stored. ``problem`` is one of ``names``, ``key``, ``chain``, ``validity``."""
+
+    def __init__(self, message: str, *, problem: str) -> None:
+        super().__init__(message)
+        self.problem = problem
+
+
 class TlsError(KeylifeError):
     """A TLS check could not be performed."""
 
 
 __all__ = [
     "AcmeError",
+    "AcmeResponseError",
+    "AcmeTimeoutError",
     "AlreadyExistsError",
     "AuditError",
     "BackupError",
+    "CertificateCheckError",
     "ChallengeFailedError",
     "ConflictError",
     "IntegrityError",
