@@ -116,12 +116,16 @@ def exception_entries(
 
 
 def refuse_if_superseded(ring: Ring, v: KeyVersion, action: Action, now: dt.datetime) -> None:
-    """An older version never takes protection back from a newer primary: at most one version
-    protects at any instant, and it is the newest."""
-    primary = ring.primary(now)
-    if primary is not None and primary.number > v.number:
+    """An older version never takes protection back from a newer one that is active or only
+    suspended: at most one version protects at any instant, and it is the newest."""
+    newer = [
+        w.number
+        for w in ring.versions
+        if w.number > v.number and w.state in (State.ACTIVE, State.SUSPENDED)
+    ]
+    if newer:
         raise InvalidTransitionError(
-            f"{ring.name} v{v.number} is older than the primary v{primary.number}; it cannot "
+            f"{ring.name} v{v.number} is older than v{max(newer)}, which took over; it cannot "
             f"{action.value} (it may only be deactivated, revoked or destroyed)",
             ring=ring.name,
             version=v.number,

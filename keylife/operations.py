@@ -27,6 +27,7 @@ from .changes import (
     promote,
     refuse_if_superseded,
     result,
+    superseded_entries,
     with_exception,
 )
 from .errors import LifecycleError
@@ -36,6 +37,7 @@ from .lifecycle import (
     Ring,
     State,
     new_version,
+    supersede_older,
     transition,
 )
 from .names import check_ring_name
@@ -236,11 +238,17 @@ def transition_version(
     if action is Action.DESTROY:
         changes["destroy_date"] = now
     updated = transition(v, action, at=now, actor=actor, reason=reason, **changes)
+    new_ring = ring.replace_version(updated)
+    audit = [entry(now, actor, action.value, ring.name, number, reason)]
+    if action is Action.RESUME:  # a resumed version takes over from older ones
+        before = new_ring
+        new_ring = supersede_older(new_ring, number, now=now, actor=actor)
+        audit += superseded_entries(before, new_ring, now, actor)
     return Change(
-        ring.replace_version(updated),
-        (entry(now, actor, action.value, ring.name, number, reason),),
+        new_ring,
+        tuple(audit),
         destroy=() if updated.has_material else (number,),
-        version=updated,
+        version=new_ring.get(number),
     )
 
 

@@ -91,8 +91,10 @@ class LifecycleMachine(RuleBasedStateMachine):
             action = Action.COMPROMISE if verb == "revoke" else Action(verb)
             if verb == "revoke":
                 return
-            primary = ring.primary(self.clock.now())
-            superseded = primary is not None and primary.number > version
+            superseded = any(
+                w.number > version and w.state in (State.ACTIVE, State.SUSPENDED)
+                for w in ring.versions
+            )
             if (before.state, action) in TRANSITIONS:
                 # the one refusal of an allowed transition: an older version may not take
                 # protection back from a newer primary

@@ -265,11 +265,13 @@ class OperationsMachine(RuleBasedStateMachine):
                 cryptoperiod=PERIOD,
             )
         except InvalidTransitionError as exc:
-            primary = ring.primary(self.now)
+            newer = [
+                w
+                for w in ring.versions
+                if w.number > number and w.state in (State.ACTIVE, State.SUSPENDED)
+            ]
             assert (before.state, action) not in TRANSITIONS or (
-                action in (Action.ACTIVATE, Action.RESUME)
-                and primary is not None
-                and primary.number > number
+                action in (Action.ACTIVATE, Action.RESUME) and newer
             ), exc
             return
         self._apply(change)

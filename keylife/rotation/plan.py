@@ -142,12 +142,15 @@ class _Sim:
 
 def _activations(sim: _Sim) -> None:
     """Rule 1: pre-active versions whose date has come activate, superseding older ones; one
-    that a newer active version overtook never protects and is destroyed instead."""
+    that a newer version overtook (it left pre-active first) never protects and is destroyed
+    instead."""
     versions = sim.ring.versions
     for v in versions:
         if v.state is not State.PRE_ACTIVE or v.activation is None or not sim.at(v.activation):
             continue
-        newer = [w.number for w in versions if w.number > v.number and w.state is State.ACTIVE]
+        newer = [
+            w.number for w in versions if w.number > v.number and w.state is not State.PRE_ACTIVE
+        ]
         if newer:
             sim.step(
                 StepKind.DESTROY,
