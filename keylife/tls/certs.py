@@ -26,7 +26,7 @@ __all__ = ["evaluate_chain", "load_chain"]
 
 
 def load_chain(ders: Sequence[bytes]) -> list[x509.Certificate]:
-    from keylife.tls.probe import ProbeError
+    from keylife.errors import ProbeError
 
     try:
         with warnings.catch_warnings():  # odd but parseable certificates are still judged

@@ -15,11 +15,11 @@ from typing import Any, Literal
 
 from cryptography import x509
 
-from keylife.errors import TlsError
+from keylife.errors import HelloParseError, TlsError, TlsPolicyError
 from keylife.tls.certs import evaluate_chain
 from keylife.tls.ciphersuites import CipherSuite, suite_by_code, suites_for_tls12
-from keylife.tls.clienthello import HelloParseError, TlsVersion, parse_client_hello
-from keylife.tls.policy import TlsPolicy, TlsPolicyError, load_policy
+from keylife.tls.clienthello import TlsVersion, parse_client_hello
+from keylife.tls.policy import TlsPolicy, load_policy
 from keylife.tls.report import ContextReport
 from keylife.tls.rules import FindingCollector, SeenSuite, evaluate_protocols, evaluate_suites
 
@@ -205,10 +205,10 @@ _TLS13_DEFAULTS = frozenset(
 
 def cipher_string(policy: TlsPolicy | str | Path | None = None) -> str:
     """An OpenSSL cipher list (TLS 1.2 and below) of the suites ``policy`` allows."""
-    from keylife.tls.ciphersuites import _openssl_names
+    from keylife.tls.ciphersuites import openssl_names
 
     pol = load_policy(policy)
-    by_code = {code: name for name, code in _openssl_names().items()}
+    by_code = {code: name for name, code in openssl_names().items()}
     chosen: list[CipherSuite] = [
         s
         for s in suites_for_tls12()
