@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 
 from keylife.errors import ProbeError, TlsError
 from keylife.tls.certs import evaluate_chain, load_chain
@@ -93,7 +94,7 @@ def check_endpoint(
         return _error_report(obs, base, started)
     try:
         return _judge(obs, chain, pol, base, server_name or host, ca, now, started)
-    except (ValueError, TypeError) as exc:  # a certificate too odd to evaluate
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:  # a certificate too odd
         return TlsReport(
             **base,
             verdict="error",
