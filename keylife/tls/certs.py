@@ -298,5 +298,15 @@ def evaluate_chain(
     reason = _verify_trust(chain, ca_file, now)
     if reason is not None:
         store = f"CA file {ca_file}" if ca_file else "the system trust store"
-        out.add("tls.cert.trusted.v1", reason, f"a chain to {store}")
+        out.add("tls.cert.trusted.v1", f"{reason}; {_trust_hint(ca_file)}", f"a chain to {store}")
     return infos, reason is None
+
+
+def _trust_hint(ca_file: str | None) -> str:
+    """The likely fix for an untrusted chain."""
+    if ca_file is None:
+        return (
+            "if the server's CA is private, pass its root certificate with --ca-file "
+            "(ca_file= in Python)"
+        )
+    return f"check that --ca-file {ca_file} holds the root that issued this chain"
