@@ -209,13 +209,20 @@ def evaluate_chain(
     With ``endpoint_rules=False`` (a context's own certificate) only the key, signature hash
     and validity dates are checked: host name, chain and trust depend on who connects.
     """
-    policy = out.policy
     infos = tuple(describe(c) for c in chain)
     if not chain:
         out.add("tls.cert.missing.v1", "no certificate presented", "an X.509 certificate")
         return infos, None
-    leaf, leaf_info = chain[0], infos[0]
+    _key_rules(infos, out)
+    _validity_rules(chain, infos, now, out)
+    if not endpoint_rules:
+        return infos, None
+    return infos, _endpoint_rules(chain, infos, host, ca_file, now, out)
 
+
+def _key_rules(infos: Sequence[CertificateInfo], out: FindingCollector) -> None:
+    policy = out.policy
+    leaf_info = infos[0]
     if leaf_info.key_type not in policy.allowed_key_types:
         out.add(
             "tls.cert.key-type.v1",
@@ -242,6 +249,15 @@ def evaluate_chain(
                 "SHA-256 or stronger",
             )
 
+
+def _validity_rules(
+    chain: Sequence[x509.Certificate],
+    infos: Sequence[CertificateInfo],
+    now: dt.datetime,
+    out: FindingCollector,
+) -> None:
+    policy = out.policy
+    leaf, leaf_info = chain[0], infos[0]
     for cert, info in zip(chain, infos, strict=True):
         role = "leaf" if info is leaf_info else info.subject
         if cert.not_valid_after_utc < now:
@@ -262,8 +278,17 @@ def evaluate_chain(
             f"at least {policy.expiry_warning_days} days of validity left",
         )
 
-    if not endpoint_rules:
-        return infos, None
+
+def _endpoint_rules(
+    chain: Sequence[x509.Certificate],
+    infos: Sequence[CertificateInfo],
+    host: str | None,
+    ca_file: str | None,
+    now: dt.datetime,
+    out: FindingCollector,
+) -> bool:
+    """Host name, self-signed leaf, chain order and completeness, trust: True if trusted."""
+    leaf, leaf_info = chain[0], infos[0]
     if host is not None and not hostname_matches(leaf, host):
         out.add(
             "tls.cert.hostname.v1",
@@ -299,7 +324,7 @@ def evaluate_chain(
     if reason is not None:
         store = f"CA file {ca_file}" if ca_file else "the system trust store"
         out.add("tls.cert.trusted.v1", f"{reason}; {_trust_hint(ca_file)}", f"a chain to {store}")
-    return infos, reason is None
+    return reason is None
 
 
 def _trust_hint(ca_file: str | None) -> str:
