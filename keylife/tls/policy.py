@@ -185,7 +185,7 @@ def load_policy(spec: str | Path | TlsPolicy | None = None) -> TlsPolicy:
 
 def _one_line(exc: BaseException) -> str:
     if isinstance(exc, RecursionError):
-        return "nested too deeply"
+        return "values nested too deeply to parse"
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
