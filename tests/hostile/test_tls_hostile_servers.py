@@ -20,8 +20,10 @@ import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import jsonschema
 import pytest
 
+from keylife.tls import json_schema
 from tests.tls import hostile_peers as hp
 from tests.tls.peers import HostileServer
 from tests.tls.pki import make_pki
@@ -101,7 +103,9 @@ def test_deadline_report_keeps_what_was_seen(hostile: Callable[[str], int]) -> N
     run = hp.run_keylife(
         "tls", "check", f"127.0.0.1:{port}", "--timeout", "10", "--deadline", "2", "--json"
     )
-    (result,) = json.loads(run.stdout)["results"]
+    doc = json.loads(run.stdout)
+    jsonschema.Draft202012Validator(json_schema()).validate(doc)
+    (result,) = doc["results"]
     assert result["verdict"] == "error"
     assert "seen so far: " in result["error"]
     assert result["suites"], "suites accepted before the deadline are reported"

@@ -121,7 +121,7 @@ class AcceptEverything:
         certificate = handshake(11, len(cert).to_bytes(3, "big") + cert)
         if number == self.reset_on:
             conn.sendall(record(22, server_hello(version, offered[0]) + certificate[:200], version))
-            stopping.wait(0.1)  # let the client read the ServerHello before the reset
+            stopping.wait(0.3)  # let the client read the ServerHello before the reset
             conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             return  # closing with SO_LINGER 0 sends RST
         flight = server_hello(version, offered[0]) + certificate + handshake(14, b"")
