@@ -149,7 +149,7 @@ class _Endpoint:
             if self.stop.is_set():
                 raise ProbeError("stopped: another connection to this endpoint failed")
             if left <= 0:
-                if time.monotonic() >= self.deadline:
+                if until >= self.deadline:  # this connection's time was cut to the deadline
                     raise self.deadline_error()
                 raise ProbeError(f"no complete TLS answer within {self.timeout:g} s")
             sock.settimeout(min(left, POLL_INTERVAL))

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import jsonschema
 import pytest
@@ -81,7 +80,7 @@ def hostile(cert_der: bytes) -> Iterator[Callable[[str], int]]:
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_hostile_server_ends_in_error_within_deadline_and_memory(
-    hostile: Callable[[str], int], name: str, tmp_path: Path
+    hostile: Callable[[str], int], name: str
 ) -> None:
     port = hostile(name)
     run = hp.run_keylife(
