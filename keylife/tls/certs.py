@@ -16,13 +16,24 @@ from functools import lru_cache
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 
 from keylife.tls.report import CertificateInfo
 from keylife.tls.rules import FindingCollector
 
-__all__ = ["evaluate_chain", "load_chain"]
+__all__ = ["CERTIFICATE_ERRORS", "evaluate_chain", "load_chain"]
+
+CERTIFICATE_ERRORS: tuple[type[Exception], ...] = (
+    ValueError,
+    TypeError,
+    UnsupportedAlgorithm,
+    x509.InvalidVersion,
+    x509.DuplicateExtension,
+    x509.UnsupportedGeneralNameType,
+)
+"""What cryptography raises for a certificate a peer made up: a probe error, not a crash."""
 
 
 def load_chain(ders: Sequence[bytes]) -> list[x509.Certificate]:
@@ -32,7 +43,7 @@ def load_chain(ders: Sequence[bytes]) -> list[x509.Certificate]:
         with warnings.catch_warnings():  # odd but parseable certificates are still judged
             warnings.simplefilter("ignore")
             return [x509.load_der_x509_certificate(d) for d in ders]
-    except ValueError as exc:
+    except CERTIFICATE_ERRORS as exc:
         raise ProbeError(f"the peer sent a certificate that cannot be parsed: {exc}") from exc
 
 

@@ -10,10 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
 
 from keylife.errors import ProbeError, TlsError
-from keylife.tls.certs import evaluate_chain, load_chain
+from keylife.tls.certs import CERTIFICATE_ERRORS, evaluate_chain, load_chain
 from keylife.tls.ciphersuites import group_by_code, suite_by_code
 from keylife.tls.policy import TlsPolicy, load_policy
 from keylife.tls.probe import EndpointObservation, fetch_chain_tls13, observe_endpoint
@@ -94,7 +93,7 @@ def check_endpoint(
         return _error_report(obs, base, started)
     try:
         return _judge(obs, chain, pol, base, server_name or host, ca, now, started)
-    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:  # a certificate too odd
+    except CERTIFICATE_ERRORS as exc:  # a certificate too odd to evaluate
         return TlsReport(
             **base,
             verdict="error",

@@ -21,7 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from keylife.errors import FlightLimitError, HelloParseError, KeylifeError
-from keylife.tls import check_endpoint
+from keylife.tls import check_endpoint, load_policy
+from keylife.tls.certs import CERTIFICATE_ERRORS, evaluate_chain, load_chain
 from keylife.tls.ciphersuites import GROUPS
 from keylife.tls.clienthello import (
     MAX_CERTIFICATES,
@@ -32,8 +33,9 @@ from keylife.tls.clienthello import (
     build_client_hello,
     parse_client_hello,
 )
+from keylife.tls.rules import FindingCollector
 from tests.tls.peers import HostileServer
-from tests.tls.pki import Pki
+from tests.tls.pki import NOW, Pki
 
 FUZZ = settings(
     max_examples=150,
@@ -157,6 +159,21 @@ def test_client_hello_parser(data: st.DataObject) -> None:
     except KeylifeError:
         return
     assert all(0 <= s <= 0xFFFF for s in hello.suites)
+
+
+@FUZZ
+@given(data=st.data())
+def test_mutated_certificates_are_judged_or_refused(pki: Pki, data: st.DataObject) -> None:
+    """What check_endpoint does with a peer's chain: an error verdict or findings, no crash."""
+    chain_der = [data.draw(mutated(pki.behind_intermediate.der)), pki.intermediate.der]
+    try:
+        chain = load_chain(chain_der)
+        out = FindingCollector(load_policy())
+        evaluate_chain(chain, host="localhost", ca_file=str(pki.root.cert_path), now=NOW, out=out)
+    except KeylifeError:
+        return  # load_chain: a ProbeError, reported as verdict error
+    except CERTIFICATE_ERRORS:
+        return  # check_endpoint reports these as verdict error
 
 
 # -- end to end: check_endpoint against a server answering with mutated flights -------------
