@@ -30,6 +30,11 @@ material.
     │   ├── AcmeTimeoutError        an ACME operation passed its overall deadline (``url``)
     │   └── CertificateCheckError   an issued certificate failed keylife's checks (``problem``)
     └── TlsError                    TLS check could not be performed
+        ├── TlsPolicyError          invalid [tls] policy (also a PolicyError)
+        ├── TlsTargetError          a host or SNI name that is not a valid host name (``rule``)
+        ├── ProbeError              the endpoint could not be probed (unreachable, not TLS, slow)
+        └── HelloParseError         bytes that are not a TLS flight (also a ValueError)
+            └── FlightLimitError    a peer's handshake flight exceeds a cap (``limit``)
 """
 
 from __future__ import annotations
@@ -170,6 +175,36 @@ class TlsError(KeylifeError):
     """A TLS check could not be performed."""
 
 
+class TlsPolicyError(TlsError, PolicyError):
+    """A TLS policy (built-in profile name or ``[tls]`` table) is invalid."""
+
+
+class TlsTargetError(TlsError):
+    """A ``tls check`` host or server name breaks the host-name rule named in ``rule``."""
+
+    def __init__(self, message: str, *, name: str, rule: str) -> None:
+        super().__init__(message)
+        self.name = name
+        self.rule = rule
+
+
+class ProbeError(TlsError):
+    """The endpoint could not be probed: unreachable, not TLS, too slow or too large."""
+
+
+class HelloParseError(TlsError, ValueError):
+    """The peer's bytes are not a TLS server flight (or not a ClientHello)."""
+
+
+class FlightLimitError(HelloParseError):
+    """A peer's handshake flight exceeds one of the prober's caps (``limit``, in ``unit``)."""
+
+    def __init__(self, message: str, *, limit: int, unit: str) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.unit = unit
+
+
 __all__ = [
     "AcmeError",
     "AcmeResponseError",
@@ -180,6 +215,8 @@ __all__ = [
     "CertificateCheckError",
     "ChallengeFailedError",
     "ConflictError",
+    "FlightLimitError",
+    "HelloParseError",
     "IntegrityError",
     "InvalidTransitionError",
     "KeylifeError",
@@ -188,10 +225,13 @@ __all__ = [
     "MaterialUnavailableError",
     "NotFoundError",
     "PolicyError",
+    "ProbeError",
     "RateLimitedError",
     "SpecNotAllowedError",
     "StoreError",
     "StoreUnavailableError",
     "TlsError",
+    "TlsPolicyError",
+    "TlsTargetError",
     "UnknownSpecError",
 ]
