@@ -38,6 +38,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo, for tests.rings
 
 import keylife
+from keylife.clock import SystemClock
 from keylife.keygen import fingerprint, generate
 from keylife.rotation import run
 from keylife.specs import parse_spec
@@ -258,7 +259,7 @@ def main() -> None:
         proc, addr = start_bao(Path(tmp))
         try:
             for n in args.sizes:
-                now = dt.datetime.now(dt.UTC)
+                now = SystemClock().now()
                 row: dict[str, Any] = {}
                 # nothing due
                 url, _m, _t = setup_mounts(addr, f"idle{n}")

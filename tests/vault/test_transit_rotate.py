@@ -47,7 +47,7 @@ def test_the_ordinary_planner_plans_transit_rings(vault_store: VaultKeyStore) ->
         (1, State.DEACTIVATED),
         (2, State.ACTIVE),
     ]
-    steps, nxt = plan_ring(ring, policy, at + 30 * DAY)
+    steps, _ = plan_ring(ring, policy, at + 30 * DAY)
     assert [(s.kind, s.version) for s in steps] == [(StepKind.DESTROY, 1)]
     assert plan_ring(ring, policy, at)[1] == at + 30 * DAY
 
