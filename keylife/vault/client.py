@@ -258,10 +258,6 @@ class VaultClient:
         for session in sessions:
             session.close()
 
-    @property
-    def token(self) -> str | None:
-        return self._token
-
     def request(
         self,
         method: str,

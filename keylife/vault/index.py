@@ -43,7 +43,6 @@ from ..errors import ConflictError, StoreError
 from .kv import KV
 
 SHARD_PREFIX = "ix/"
-SHARDS = 256
 _SHARD_RETRIES = 32
 
 log = logging.getLogger("keylife.vault.index")

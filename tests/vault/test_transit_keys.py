@@ -251,3 +251,34 @@ def test_dry_run_lists_ciphertexts_on_the_version_to_be_trimmed(
     after = plan_rewrap(tk, "docs", path)
     assert after.unusable == [1, 3, 5] and after.states[1] == "compromised"
     assert [decrypt(vault_env, transit, "kl-docs", c)[0] for c in v1] == [400, 400, 400]
+
+
+def test_transit_cli_keeps_its_output(vault_store: VaultKeyStore) -> None:
+    def keylife(*args: str) -> Any:
+        result = CliRunner().invoke(
+            cli, ["--store", vault_store.url, "--actor", "cli-op", "--json", "vault", *args]
+        )
+        return result.exit_code, json.loads(result.output) if result.output else None
+
+    code, doc = keylife("transit", "create", "cli-ring")
+    assert code == 0 and doc["key"] == "kl-cli-ring" and doc["key_type"] == "aes256-gcm96"
+    code, doc = keylife("transit", "rotate", "cli-ring")
+    assert code == 0 and doc["latest_version"] == 2 and doc["min_encryption_version"] == 2
+    assert [v["state"] for v in doc["versions"]] == ["deactivated", "active"]
+    assert set(doc["versions"][0]) == {
+        "number",
+        "state",
+        "created",
+        "deactivated",
+        "compromised",
+        "destroyed",
+        "reason",
+    }
+    code, doc = keylife("transit", "show", "cli-ring")
+    assert code == 0 and doc["transit"]["latest_version"] == 2
+    code, doc = keylife("transit", "deactivate", "cli-ring", "2")
+    assert code == 1 and "rotate before deactivating it" in doc["error"]["message"]
+    code, doc = keylife("transit", "create", "bad name")
+    assert code == 1 and "ring name 'bad name' is not allowed" in doc["error"]["message"]
+    actors = {r.actor for r in vault_store.read_audit() if r.ring == "transit:cli-ring"}
+    assert actors == {"cli-op"}
