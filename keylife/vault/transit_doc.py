@@ -209,7 +209,8 @@ def adopt(
     """Add the versions Transit has and ``ring`` lacks (new in Transit: it encrypts with them),
     each active and superseding the older ones. Versions above ``fresh_after`` were made just
     now (dated ``now``, with ``reason``); others are a rotation whose record was cut short
-    (dated by Transit)."""
+    (dated by Transit). Older active versions are superseded by the newest active one, as of
+    its creation (records written before keylife kept a single active version)."""
     for number in range(ring.next_version, info.latest_version + 1):
         fresh = number > fresh_after
         at = now if fresh else (info.created.get(number) or now)
@@ -225,6 +226,12 @@ def adopt(
             reason=reason if fresh else "adopted from Transit (its record was cut short)",
         )
         ring = supersede_older(ring, version.number, now=at, actor=actor)
+    active = [v for v in ring.versions if v.state is State.ACTIVE]
+    if len(active) > 1:
+        # recorded before keylife kept one version active (older keylife left superseded
+        # versions active): the newest took over when it was created
+        newest = active[-1]
+        ring = supersede_older(ring, newest.number, now=newest.created, actor=actor)
     return ring
 
 

@@ -97,3 +97,39 @@ def test_rotate_runs_due_transit_rings_and_audits_them(
     ]
     assert {r.actor for r in records[1:]} == {"cron"} and records[0].actor == "ops"
     assert m.verify_audit().ok
+
+
+def test_records_of_older_keylife_are_brought_under_the_lifecycle(
+    vault_store: VaultKeyStore, vault_env: DevServer, mounts: tuple[str, str]
+) -> None:
+    """Older keylife left v1 active after a rotation, and dated nothing by a schedule: the
+    newest version took over when it was created, and the next change records that."""
+    transit, kv = mounts[1], mounts[0]
+    tk = transit_rings(vault_store)
+    v1 = tk.create("legacy").version(1).created
+    assert vault_env.api("POST", f"{transit}/keys/kl-legacy/rotate")[0] in (200, 204)
+    v2 = v1 + DAY
+    _status, body = vault_env.api("GET", f"{kv}/data/tk/legacy")
+    doc = body["data"]["data"]
+    doc["versions"].append({**doc["versions"][0], "number": 2, "created": v2.isoformat()})
+    version = body["data"]["metadata"]["version"]
+    assert (
+        vault_env.api("POST", f"{kv}/data/tk/legacy", {"options": {"cas": version}, "data": doc})[0]
+        == 200
+    )
+    ring = tk.load("legacy")
+    assert [(v.state, v.deactivation) for v in ring.versions] == [
+        (State.DEACTIVATED, v2),
+        (State.ACTIVE, v2 + DEFAULT_RULES[Purpose.DATA_ENCRYPTION].cryptoperiod),
+    ]
+    tk.rotate("legacy", now=v2 + 2 * DAY)
+    records = [
+        (r.action, r.version) for r in vault_store.read_audit() if r.ring == "transit:legacy"
+    ]
+    assert records == [("create", 1), ("rotate", 3), ("deactivate", 2), ("deactivate", 1)]
+    assert [v.state.value for v in tk.load("legacy").versions] == [
+        "deactivated",
+        "deactivated",
+        "active",
+    ]
+    assert key_info(vault_env, transit, "kl-legacy")["min_encryption_version"] == 3
