@@ -169,7 +169,8 @@ def transit_show(obj: Obj, name: str) -> None:
 @click.argument("name")
 @pass_obj
 def transit_rotate(obj: Obj, name: str) -> None:
-    """Add a new version; new encryptions use it."""
+    """Add a new version, active at once (new encryptions use it); older versions stop
+    encrypting (min_encryption_version) and still decrypt."""
     _transit_cmd(obj, lambda tk: tk.rotate(name))
 
 
@@ -178,7 +179,8 @@ def transit_rotate(obj: Obj, name: str) -> None:
 @click.argument("version", type=int)
 @pass_obj
 def transit_deactivate(obj: Obj, name: str, version: int) -> None:
-    """VERSION (and older active versions) stop encrypting: raises min_encryption_version."""
+    """VERSION (and older active versions) stop encrypting: raises min_encryption_version.
+    Not the newest version (rotate instead)."""
     _transit_cmd(obj, lambda tk: tk.deactivate(name, version))
 
 

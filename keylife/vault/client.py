@@ -258,6 +258,11 @@ class VaultClient:
         for session in sessions:
             session.close()
 
+    @property
+    def token(self) -> str | None:
+        """The token in use (after an AppRole login: the one it gave)."""
+        return self._token
+
     def request(
         self,
         method: str,
