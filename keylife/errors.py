@@ -20,6 +20,7 @@ material.
     │   ├── StoreUnavailableError   backend cannot be reached (Vault down, file missing)
     │   ├── ConflictError           check-and-set lost against another writer
     │   ├── IntegrityError          AEAD tag or hash chain does not verify
+    │   ├── CorruptRecordError      a stored ring or version document does not decode
     │   └── LockHeldError           another rotation run holds the lease
     ├── BackupError                 archive corrupted, truncated, wrongly keyed, or target not empty
     ├── AuditError                  audit log could not be written or read
@@ -86,6 +87,19 @@ class IntegrityError(StoreError):
     """Stored data failed its integrity check (AEAD tag, hash chain)."""
 
 
+class CorruptRecordError(StoreError):
+    """A stored ring or version document is malformed (unknown state, bad date, missing key).
+
+    ``ring`` names the ring (``version`` the version, where known) so one bad row fails that
+    ring only.
+    """
+
+    def __init__(self, message: str, *, ring: str = "", version: int | None = None) -> None:
+        super().__init__(message)
+        self.ring = ring
+        self.version = version
+
+
 class LockHeldError(StoreError):
     """Another run holds the rotation lease."""
 
@@ -125,6 +139,7 @@ __all__ = [
     "BackupError",
     "ChallengeFailedError",
     "ConflictError",
+    "CorruptRecordError",
     "IntegrityError",
     "InvalidTransitionError",
     "KeylifeError",
