@@ -438,28 +438,39 @@ def ring_from_dict(d: Mapping[str, Any], revision: int) -> Ring:
     )
 
 
-def decode_ring(doc: object, revision: int, name: str) -> Ring:
-    """The ring stored under ``name``; never raises.
+def ring_from_stored(doc: object, revision: int, name: str) -> Ring:
+    """The ring stored under ``name`` (``doc``: the mapping or its JSON text).
 
-    ``doc`` is the stored mapping or its JSON text. A document that does not decode (or names
-    another ring) gives a ring with no versions whose ``damage`` says why, so one bad row
-    fails that ring only.
+    Raises :class:`CorruptRecordError` naming the ring (and version) for anything malformed,
+    including a document that names another ring.
     """
     try:
         if isinstance(doc, str | bytes):
             doc = json.loads(doc)
-        if not isinstance(doc, Mapping):
-            raise CorruptRecordError(f"ring {name!r} is damaged: not a JSON object", ring=name)
-        ring = ring_from_dict(doc, revision)
-        if ring.name != name:
-            raise CorruptRecordError(
-                f"ring {name!r} is damaged: its document names ring {shorten(ring.name)}", ring=name
-            )
-        return ring
+    except (ValueError, RecursionError) as exc:  # JSON that does not parse, or nests too deep
+        raise CorruptRecordError(
+            f"ring {name!r} is damaged: not valid JSON ({type(exc).__name__})", ring=name
+        ) from None
+    if not isinstance(doc, Mapping):
+        raise CorruptRecordError(f"ring {name!r} is damaged: not a JSON object", ring=name)
+    ring = ring_from_dict(doc, revision)
+    if ring.name != name:
+        raise CorruptRecordError(
+            f"ring {name!r} is damaged: its document names ring {shorten(ring.name)}", ring=name
+        )
+    return ring
+
+
+def decode_ring(doc: object, revision: int, name: str) -> Ring:
+    """The ring stored under ``name``, as :func:`ring_from_stored`, but never raises.
+
+    A document that does not decode gives a ring with no versions whose ``damage`` says why,
+    so one bad row fails that ring only (listings show it, the planner gives it no steps).
+    """
+    try:
+        return ring_from_stored(doc, revision, name)
     except CorruptRecordError as exc:
         damage = str(exc)
-    except (ValueError, RecursionError) as exc:  # JSON that does not parse, or nests too deep
-        damage = f"ring {name!r} is damaged: not valid JSON ({type(exc).__name__})"
     return Ring(
         name=name,
         spec=parse_spec(PLACEHOLDER_SPEC),

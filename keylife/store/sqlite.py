@@ -21,14 +21,13 @@ from pathlib import Path
 from ..audit import GENESIS, AuditEntry, AuditRecord, chain, decode_audit
 from ..errors import (
     ConflictError,
-    CorruptRecordError,
     IntegrityError,
     NotFoundError,
     StoreError,
     StoreUnavailableError,
 )
 from ..files import private_dir
-from ..lifecycle import Ring, decode_ring, ring_to_dict
+from ..lifecycle import Ring, decode_ring, ring_from_stored, ring_to_dict
 from ..material import KeyMaterial
 from ..sealing import MasterKey, MasterKeyFile, associated_data
 from ..specs import KeySpec
@@ -236,12 +235,7 @@ class SqliteStore:
             row = self._db.execute(
                 "SELECT doc, revision FROM rings WHERE name=?", (name,)
             ).fetchone()
-        if row is None:
-            return None
-        ring = decode_ring(row[0], _revision(row[1]), name)
-        if ring.damage:
-            raise CorruptRecordError(ring.damage, ring=name)
-        return ring
+        return None if row is None else ring_from_stored(row[0], _revision(row[1]), name)
 
     def load_rings(self) -> list[Ring]:
         with self._reading():
