@@ -246,6 +246,19 @@ class ArchiveContents:
     def material_count(self) -> int:
         return sum(len(m) for m in self.materials.values())
 
+    def normalised(self) -> dict[str, Any]:
+        """The archive as :func:`snapshot` of a store holding exactly this would give it."""
+        return {
+            "format": 1,
+            "rings": [ring_to_dict(r) for r in self.rings],
+            "material": [
+                {"ring": ring, "version": n, "key": base64.b64encode(m.reveal()).decode()}
+                for ring, by_number in self.materials.items()
+                for n, m in by_number.items()
+            ],
+            "audit": [r.to_dict() for r in self.records],
+        }
+
 
 def _items(data: Mapping[str, Any], key: str) -> list[Any]:
     items = data.get(key)
@@ -334,6 +347,9 @@ def check_archive(data: Mapping[str, Any]) -> ArchiveContents:
     chain_report = verify_chain(records)
     if not chain_report.ok:
         raise BackupError(f"the archive's audit log does not verify: {chain_report.problem}")
+    for r in records:
+        if r.to_entry().at.isoformat() != r.at:  # replay could not reproduce its hash
+            raise BackupError(f"archive audit record {r.seq} has a non-canonical timestamp")
     rings = _check_rings(_items(data, "rings"))
     materials = _check_material(rings, _items(data, "material"))
     return ArchiveContents(rings, materials, tuple(records))
@@ -365,16 +381,20 @@ def restore_snapshot(store: KeyStore, data: dict[str, Any]) -> BackupSummary:
             "restore needs an empty store (no rings, no audit records); "
             "initialise a new store and restore into it"
         )
+    expected = contents.normalised()
     if isinstance(store, SnapshotImporter):
         entries = [r.to_entry() for r in contents.records]
         store.import_snapshot(
-            contents.rings, contents.materials, entries, check=lambda: verify_restore(store, data)
+            contents.rings,
+            contents.materials,
+            entries,
+            check=lambda: verify_restore(store, expected),
         )
     else:
         for ring in contents.rings:
             store.commit(ring, expected_revision=0, materials=contents.materials.get(ring.name))
         replay(contents.records, store)
-        verify_restore(store, data)
+        verify_restore(store, expected)
     return BackupSummary(len(contents.rings), contents.material_count, len(contents.records))
 
 

@@ -305,10 +305,8 @@ def supersede_older(ring: Ring, newest: int, *, now: dt.datetime, actor: str) ->
 
 
 # ---- serialisation (used by every store backend) -------------------------------------------
-#
-# Stored documents are outside input (anyone with write access to the store can change them):
-# every field is checked for its type, enum and date range, and any problem is a
-# CorruptRecordError naming the ring and version, never a KeyError/ValueError/TypeError.
+# Stored documents are outside input: every field is checked (keylife.documents), and any
+# problem is a CorruptRecordError naming the ring and version.
 
 _VERSION_DATES = (
     "activation",
@@ -424,18 +422,22 @@ def ring_from_dict(d: Mapping[str, Any], revision: int) -> Ring:
     doc = Document(d, label, None, f"ring {shorten(label)}")
     name = doc.get("name", str)
     created = doc.date("created", required=True)
-    versions = doc.get("versions", (list, tuple), required=False) or ()
+    items = doc.get("versions", (list, tuple), required=False) or ()
     assert created is not None
-    return Ring(
+    ring = Ring(
         name=name,
         spec=_spec(doc),
         purpose=doc.get("purpose", str),
         created=created,
-        versions=tuple(version_from_dict(name, v) for v in versions),
+        versions=tuple(version_from_dict(name, v) for v in items),
         next_version=doc.number("next_version") or 1,
         attributes=doc.strings("attributes"),
         revision=revision,
     )
+    problems = check_invariants(ring)
+    if problems:
+        doc.fail(problems[0].removeprefix(f"{name}: "))
+    return ring
 
 
 def ring_from_stored(doc: object, revision: int, name: str) -> Ring:

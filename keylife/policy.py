@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -271,6 +272,13 @@ def parse_toml(raw: bytes, where: str, error: type[KeylifeError]) -> dict[str, A
         raise error(f"{where}: not valid TOML: nested too deeply") from None
 
 
+def _key(name: str) -> str:
+    """A TOML key as written in a message: bare if it can be, else quoted and escaped."""
+    if re.fullmatch(r"[A-Za-z0-9_-]{1,64}", name, re.ASCII):
+        return name
+    return json.dumps(name[:64])
+
+
 def policy_from_dict(data: Mapping[str, Any], where: str = "<policy>") -> Policy:
     unknown = set(data) - {"policy", "purposes", "tls"}
     if unknown:
@@ -283,7 +291,8 @@ def policy_from_dict(data: Mapping[str, Any], where: str = "<policy>") -> Policy
     bad = set(head) - {"profile", "min_strength"}
     if bad:
         raise PolicyError(
-            f"{where}: unknown key policy.{sorted(bad)[0]}; allowed keys: profile, min_strength"
+            f"{where}: unknown key policy.{_key(sorted(bad)[0])}; "
+            "allowed keys: profile, min_strength"
         )
     profile = head.get("profile", "default")
     if profile not in PROFILES:
@@ -312,7 +321,7 @@ def policy_from_dict(data: Mapping[str, Any], where: str = "<policy>") -> Policy
             purpose = Purpose(pname)
         except ValueError:
             raise PolicyError(
-                f"{where}: unknown purpose purposes.{pname}; allowed purposes: "
+                f"{where}: unknown purpose purposes.{_key(pname)}; allowed purposes: "
                 f"{', '.join(p.value for p in Purpose)}"
             ) from None
         purposes[purpose] = _purpose_rules(purposes[purpose], purpose, body, where)
@@ -329,7 +338,7 @@ def _purpose_rules(base: PurposeRules, purpose: Purpose, body: Any, where: str) 
     bad = set(body) - _PURPOSE_KEYS
     if bad:
         raise PolicyError(
-            f"{where}: unknown key {prefix}.{sorted(bad)[0]}; allowed keys: "
+            f"{where}: unknown key {prefix}.{_key(sorted(bad)[0])}; allowed keys: "
             f"{', '.join(sorted(_PURPOSE_KEYS))}"
         )
     changes: dict[str, Any] = {}

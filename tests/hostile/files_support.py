@@ -81,3 +81,80 @@ def one_line_error(result: Result | subprocess.CompletedProcess[str], code: int)
     lines = [line for line in out.splitlines() if "error" in line.lower()]
     assert len(lines) == 1, out
     return lines[0]
+
+
+# ---- fuzzing: mutated valid documents --------------------------------------------------------
+
+#: Strings a hostile store or archive would try: odd states, dates at the edges, huge sizes.
+NASTY_STRINGS = [
+    "",
+    "resting",
+    "9999-12-31T23:59:59+00:00",
+    "0001-01-01T00:00:00-14:00",
+    "2026-01-01T00:00:00",
+    "2026-13-45",
+    "hmac-sha256:99999999",
+    "rsa-1024",
+    "../../evil\nname",
+    "\x1b[2J",
+    "\u0663",
+]
+
+
+def json_values() -> Any:
+    from hypothesis import strategies as st
+
+    leaves = (
+        st.none()
+        | st.booleans()
+        | st.integers(min_value=-(2**70), max_value=2**70)
+        | st.floats(allow_nan=False)
+        | st.text(max_size=12)
+        | st.sampled_from(NASTY_STRINGS)
+    )
+    return st.recursive(
+        leaves,
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner),
+        max_leaves=6,
+    )
+
+
+def _paths(doc: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    out = [prefix]
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            out += _paths(v, (*prefix, k))
+    elif isinstance(doc, list):
+        for i, v in enumerate(doc):
+            out += _paths(v, (*prefix, i))
+    return out
+
+
+def mutate(doc: Any, data: Any, rounds: int = 3) -> Any:
+    """A deep copy of ``doc`` with up to ``rounds`` random edits: replace a value, delete a
+    key or item, add a key, or duplicate an item (``data`` is Hypothesis's ``st.data()``)."""
+    import copy
+
+    from hypothesis import strategies as st
+
+    doc = copy.deepcopy(doc)
+    for _ in range(data.draw(st.integers(1, rounds))):
+        path = data.draw(st.sampled_from(_paths(doc)))
+        if not path:
+            if data.draw(st.booleans()):
+                doc = data.draw(json_values())
+            continue
+        parent = doc
+        for step in path[:-1]:
+            parent = parent[step]
+        last = path[-1]
+        op = data.draw(st.sampled_from(["replace", "delete", "add", "duplicate"]))
+        if op == "replace":
+            parent[last] = data.draw(json_values())
+        elif op == "delete":
+            del parent[last]
+        elif op == "add" and isinstance(parent, dict):
+            parent[data.draw(st.text(max_size=8))] = data.draw(json_values())
+        elif op == "duplicate" and isinstance(parent, list):
+            parent.append(copy.deepcopy(parent[last]))
+    return doc

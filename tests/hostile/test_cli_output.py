@@ -81,7 +81,15 @@ def test_clean_escapes_every_control_and_bidi_character() -> None:
         ("key", "create", "early", "--purpose", "signing", "--activate-at", "0001-01-01"),
         ("key", "compromise", "s1", "--occurred-at", "0001-01-01T00:00+14:00"),
         ("rotate", "--as-of", "9999-12-31T23:30Z", "--dry-run"),
-        ("key", "create", "x", "--purpose", "signing", "--deactivate-at", "٢٠٣١-01-01"),
+        (
+            "key",
+            "create",
+            "x",
+            "--purpose",
+            "signing",
+            "--deactivate-at",
+            "\u0662\u0660\u0663\u0661-01-01",
+        ),
     ],
 )
 def test_dates_out_of_range_are_usage_errors(kl: Sandbox, args: tuple[str, ...]) -> None:
