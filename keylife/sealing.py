@@ -129,5 +129,6 @@ class MasterKeyFile:
         if self.env_value and not pending:
             raise StoreError("the master key comes from KEYLIFE_MASTER_KEY; it cannot be written")
         path = self.pending if pending else self.path
-        private_dir(path.parent, error=StoreError)
+        if not path.parent.is_dir():  # an existing one (or a link to one) is the operator's
+            private_dir(path.parent, error=StoreError)
         atomic_write(path, key.encode(), mode=0o600, error=StoreError)

@@ -95,7 +95,8 @@ class SqliteStore:
         """Create the database and, if absent, the master key. Idempotent."""
         db_path = Path(db_path)
         _refuse_dangling(db_path)
-        private_dir(db_path.parent, error=StoreUnavailableError)
+        if not db_path.parent.is_dir():  # an existing one (or a link to one) is the operator's
+            private_dir(db_path.parent, error=StoreUnavailableError)
         if key_file.env_value is None and not key_file.path.exists():
             if db_path.exists() and cls._has_key_id(db_path):
                 raise StoreError(

@@ -141,3 +141,14 @@ def test_metrics_file_in_a_missing_directory_is_caught_before_the_run(tmp_path: 
     now = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
     with pytest.raises(KeylifeError, match="cannot write in"):
         metrics.write(target, RunReport(now, False, (), 0))
+
+
+def test_a_symlinked_data_directory_still_works(tmp_path: Path) -> None:
+    import keylife
+
+    real = tmp_path / "big-disk"
+    real.mkdir()
+    (tmp_path / "data").symlink_to(real)
+    with keylife.init(str(tmp_path / "data" / "k.db"), master_key_file=tmp_path / "k") as m:
+        m.create_ring("sig", "ec-p256", "signing")
+    assert (real / "k.db").exists()
