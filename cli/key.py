@@ -4,31 +4,18 @@ from __future__ import annotations
 
 import click
 
+from keylife.lifecycle import RevocationReason
+from keylife.policy import Purpose
+from keylife.specs import SPECS
+
 from .context import Obj, emit, errors, parse_when, pass_obj
 from .render import print_history, print_ring_table, print_version, ring_summary, version_dict
 
-TYPES = (
-    "rsa-2048, rsa-3072, rsa-4096, ec-p256, ec-p384, ec-p521, ed25519, ed448, x25519, "
-    "aes-128, aes-192, aes-256, hmac-sha256, hmac-sha384, hmac-sha512, chacha20"
-)
-PURPOSES = (
-    "signing",
-    "data-encryption",
-    "key-wrapping",
-    "key-agreement",
-    "tls-server",
-    "tls-client",
-    "authentication",
-)
-REASONS = (
-    "unspecified",
-    "key-compromise",
-    "ca-compromise",
-    "affiliation-changed",
-    "superseded",
-    "cessation-of-operation",
-    "privilege-withdrawn",
-)
+# Choices come from the library's own tables, never from copies.
+TYPES = ", ".join(SPECS)
+PURPOSES = tuple(p.value for p in Purpose)
+REASONS = tuple(r.value for r in RevocationReason)
+COMPROMISE_REASONS = tuple(r.value for r in RevocationReason if r.compromise)
 
 
 @click.group()
@@ -47,6 +34,12 @@ def key() -> None:
     "--protect-stop-at", help="ISO 8601 end of applying protection (before deactivation)."
 )
 @click.option("--process-start-at", help="ISO 8601 start of processing (decrypt/verify).")
+@click.option(
+    "--exceed-policy",
+    metavar="REASON",
+    default="",
+    help="Allow dates outside the policy's limits as a recorded, audited exception.",
+)
 @pass_obj
 def create(
     obj: Obj,
@@ -58,8 +51,12 @@ def create(
     deactivate_at: str | None,
     protect_stop_at: str | None,
     process_start_at: str | None,
+    exceed_policy: str,
 ) -> None:
-    """Create ring NAME with its first version, under the policy."""
+    """Create ring NAME with its first version, under the policy.
+
+    Dates must fit the policy: activation now or later, deactivation at most one cryptoperiod
+    after activation; --exceed-policy REASON records an exception instead of refusing."""
     act = parse_when(activate_at, "--activate-at")
     deact = parse_when(deactivate_at, "--deactivate-at")
     pstop = parse_when(protect_stop_at, "--protect-stop-at")
@@ -74,6 +71,7 @@ def create(
             key_bits=size,
             protect_stop_at=pstop,
             process_start_at=pstart,
+            exceed_policy=exceed_policy,
         )
     emit(obj, version_dict(v), lambda: print_version(v))
 
@@ -186,9 +184,7 @@ def rotate(obj: Obj, name: str) -> None:
 @key.command()
 @click.argument("name")
 @click.option("--version", "number", type=int, help="Compromised version (default: the primary).")
-@click.option(
-    "--reason", type=click.Choice(("key-compromise", "ca-compromise")), default="key-compromise"
-)
+@click.option("--reason", type=click.Choice(COMPROMISE_REASONS), default="key-compromise")
 @click.option("--occurred-at", required=True, help="ISO 8601 date the compromise occurred.")
 @click.option("--message", default="", help="Free text kept with the revocation notice.")
 @pass_obj

@@ -50,9 +50,9 @@ def show(obj: Obj, as_of: str | None) -> None:
     at = parse_when(as_of, "--as-of")
     with errors(obj):
         from keylife.clock import SystemClock
-        from keylife.manager import _resolve_policy
+        from keylife.compose import resolve_policy
 
-        pol = _resolve_policy(obj.policy)
+        pol = resolve_policy(obj.policy)
         d = _view(pol, at or SystemClock().now())
     emit(obj, d, lambda: _print_policy(d))
 

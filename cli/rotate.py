@@ -10,7 +10,18 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .context import EXIT_USAGE, Obj, emit, errors, fail, parse_when, pass_obj
+from .context import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
+    Obj,
+    emit,
+    errors,
+    fail,
+    parse_when,
+    pass_obj,
+)
 
 if TYPE_CHECKING:
     from keylife.rotation import RunReport
@@ -120,5 +131,13 @@ def rotate(
             from keylife.rotation import metrics
 
             metrics.write(metrics_file, report)
-    emit(obj, report.to_dict(), lambda: _print_report(report))
-    sys.exit(report.exit_code)
+    code = run_exit_code(report)
+    emit(obj, {**report.to_dict(), "exit_code": code}, lambda: _print_report(report))
+    sys.exit(code)
+
+
+def run_exit_code(report: RunReport) -> int:
+    """0 nothing failed; 1 some ring failed; 3 the store became unavailable mid-run."""
+    if report.aborted:
+        return EXIT_UNAVAILABLE
+    return EXIT_FAILED if report.failed else EXIT_OK

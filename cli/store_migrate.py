@@ -14,18 +14,19 @@ from .context import Obj, emit, errors, pass_obj
 def migrate(obj: Obj, source: str, target: str) -> None:
     """Copy every ring, version, material (re-sealed for the target) and the audit log from
     SRC to the empty DST, then verify the copy (rings, material, audit chain)."""
-    import datetime as dt
 
-    from keylife.manager import _default_actor, _open_store
+    from keylife.clock import SystemClock
+    from keylife.compose import open_store
+    from keylife.identity import default_actor
     from keylife.store.migrate import migrate as do_migrate
 
     with errors(obj):
-        src = _open_store(source, obj.master_key_file, create=False)
+        src = open_store(source, obj.master_key_file, create=False)
         try:
-            dst = _open_store(target, obj.master_key_file, create=True)
+            dst = open_store(target, obj.master_key_file, create=True)
             try:
                 report = do_migrate(
-                    src, dst, actor=obj.actor or _default_actor(), now=dt.datetime.now(dt.UTC)
+                    src, dst, actor=obj.actor or default_actor(), now=SystemClock().now()
                 )
             finally:
                 dst.close()

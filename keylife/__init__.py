@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from . import errors as _errors
 from ._version import __version__
 from .errors import (
     AcmeError,
@@ -41,8 +42,10 @@ from .errors import (
 
 if TYPE_CHECKING:
     from .clock import Clock, FixedClock, SystemClock
+    from .compose import init, open
     from .lifecycle import KeyVersion, RevocationReason, Ring, State
-    from .manager import CompromiseResult, KeyManager, KeyRing, LoadedKey, init, open
+    from .loaded import LoadedKey
+    from .manager import CompromiseResult, KeyManager, KeyRing
     from .material import KeyMaterial
     from .policy import Policy, Purpose, default_policy, load_policy
     from .specs import KeySpec, parse_spec
@@ -58,9 +61,9 @@ _LAZY = {
     "CompromiseResult": "manager",
     "KeyManager": "manager",
     "KeyRing": "manager",
-    "LoadedKey": "manager",
-    "init": "manager",
-    "open": "manager",
+    "LoadedKey": "loaded",
+    "init": "compose",
+    "open": "compose",
     "KeyMaterial": "material",
     "Policy": "policy",
     "Purpose": "policy",
@@ -73,6 +76,8 @@ _LAZY = {
 
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
+    if module is None and name in _errors.__all__:
+        return getattr(_errors, name)  # every exception class, including ones added later
     if module is None:
         raise AttributeError(f"module 'keylife' has no attribute {name!r}")
     value = getattr(importlib.import_module(f".{module}", __name__), name)

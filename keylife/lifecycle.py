@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -225,7 +225,11 @@ def transition(
         allowed = ", ".join(a.value for a in allowed_actions(version.state)) or "none"
         raise InvalidTransitionError(
             f"{version.ring} v{version.number} is {version.state.value}; cannot {action.value}. "
-            f"Allowed from {version.state.value}: {allowed}"
+            f"Allowed from {version.state.value}: {allowed}",
+            ring=version.ring,
+            version=version.number,
+            from_state=version.state.value,
+            action=action.value,
         )
     event = Event(at, action.value, version.state.value, target.value, actor, reason)
     return replace(version, state=target, events=(*version.events, event), **changes)
@@ -492,7 +496,3 @@ def check_invariants(ring: Ring, now: dt.datetime | None = None) -> list[str]:
     if numbers and ring.next_version <= max(numbers):
         problems.append(f"{ring.name}: next_version {ring.next_version} would reuse a number")
     return problems
-
-
-def iter_usable(versions: Iterable[KeyVersion]) -> Iterable[KeyVersion]:
-    return (v for v in versions if v.has_material)

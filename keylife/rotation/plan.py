@@ -4,7 +4,8 @@ No I/O, no clock: the same rings, policy and ``now`` always give the same plan. 
 the order they apply to each ring (docs/operations.md has them as a table):
 
 1. **activate** a pre-active version whose activation date has come (older active versions are
-   then superseded: deactivated, still processing in the grace period);
+   then superseded: deactivated, still processing in the grace period); a pre-active version
+   that a newer active version overtook never protects: it is **destroyed** instead;
 2. **deactivate** an active or suspended version whose deactivation date has come;
 3. **destroy** a deactivated version when the purpose sets ``destroy_after`` and that long has
    passed since its deactivation;
@@ -42,7 +43,7 @@ from ..certificates import (
     retry_after,
 )
 from ..lifecycle import KeyVersion, Ring, State
-from ..policy import Policy, Purpose
+from ..policy import Policy, Purpose, PurposeRules
 
 
 class StepKind(enum.Enum):
@@ -102,6 +103,165 @@ class Plan:
         }
 
 
+@dataclass
+class _Sim:
+    """One ring's state as the date-driven steps leave it, while a plan is being made."""
+
+    ring: Ring
+    now: dt.datetime
+    steps: list[Step] = field(default_factory=list)
+    future: list[dt.datetime] = field(default_factory=list)
+    states: dict[int, State] = field(default_factory=dict)
+    deactivation: dict[int, dt.datetime | None] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.states = {v.number: v.state for v in self.ring.versions}
+        self.deactivation = {v.number: v.deactivation for v in self.ring.versions}
+
+    def step(
+        self, kind: StepKind, version: int | None, reason: str, due: dt.datetime | None = None
+    ) -> None:
+        self.steps.append(Step(kind, self.ring.name, version, reason, due or self.now))
+
+    def at(self, when: dt.datetime) -> bool:
+        """True when ``when`` has come; otherwise remember it as a future event."""
+        if when <= self.now:
+            return True
+        self.future.append(when)
+        return False
+
+    def protects(self, v: KeyVersion) -> bool:
+        end = self.deactivation[v.number]
+        return (
+            self.states[v.number] is State.ACTIVE
+            and (v.activation is None or v.activation <= self.now)
+            and (end is None or self.now < end)
+            and (v.protect_stop is None or self.now < v.protect_stop)
+        )
+
+
+def _activations(sim: _Sim) -> None:
+    """Rule 1: pre-active versions whose date has come activate, superseding older ones; one
+    that a newer version overtook (it left pre-active first) never protects and is destroyed
+    instead."""
+    versions = sim.ring.versions
+    for v in versions:
+        if v.state is not State.PRE_ACTIVE or v.activation is None or not sim.at(v.activation):
+            continue
+        newer = [
+            w.number for w in versions if w.number > v.number and w.state is not State.PRE_ACTIVE
+        ]
+        if newer:
+            sim.step(
+                StepKind.DESTROY,
+                v.number,
+                f"superseded by v{max(newer)} before its activation",
+                v.activation,
+            )
+            sim.states[v.number] = State.DESTROYED
+            continue
+        sim.step(StepKind.ACTIVATE, v.number, "activation date reached", v.activation)
+        sim.states[v.number] = State.ACTIVE
+        for w in versions:  # superseded in the same write
+            if w.number < v.number and sim.states[w.number] in (State.ACTIVE, State.SUSPENDED):
+                sim.states[w.number] = State.DEACTIVATED
+                sim.deactivation[w.number] = sim.now
+
+
+def _expiries(sim: _Sim, destroy_after: dt.timedelta | None) -> None:
+    """Rules 2 and 3: deactivation dates, then the retention period after deactivation."""
+    for v in sim.ring.versions:
+        live = sim.states[v.number] in (State.ACTIVE, State.SUSPENDED)
+        if live and v.deactivation is not None and sim.at(v.deactivation):
+            sim.step(StepKind.DEACTIVATE, v.number, "deactivation date reached", v.deactivation)
+            sim.states[v.number] = State.DEACTIVATED
+    if destroy_after is None:
+        return
+    for v in sim.ring.versions:
+        end = sim.deactivation[v.number]
+        gone = sim.states[v.number] is State.DEACTIVATED
+        if gone and end is not None and sim.at(end + destroy_after):
+            sim.step(StepKind.DESTROY, v.number, "retention period ended", end + destroy_after)
+
+
+def _successor_waiting(sim: _Sim, primary: KeyVersion | None) -> bool:
+    """A newer version is pre-active, or already active but not yet in its active period
+    (written by a run whose clock was ahead of ours)."""
+    for v in sim.ring.versions:
+        if primary is not None and v.number <= primary.number:
+            continue
+        state = sim.states[v.number]
+        if state is State.PRE_ACTIVE or (
+            state is State.ACTIVE and v.activation is not None and v.activation > sim.now
+        ):
+            return True
+    return False
+
+
+def _certificate_steps(sim: _Sim, primary: KeyVersion | None, idle: bool) -> None:
+    """Rules 5 and 6 for rings whose versions are ACME certificates."""
+    for v in sim.ring.versions:
+        if (
+            v.state in (State.COMPROMISED, State.DESTROYED_COMPROMISED)
+            and CERTIFICATE_PEM in v.attributes
+            and CERTIFICATE_REVOKED not in v.attributes
+        ):
+            sim.step(
+                StepKind.REVOKE_CERTIFICATE,
+                v.number,
+                "compromised key's certificate not yet revoked at the CA",
+                v.compromise_date,
+            )
+    if primary is None:
+        if idle:
+            sim.step(StepKind.RENEW_CERTIFICATE, None, "no valid certificate")
+        return
+    if CERTIFICATE_PEM not in primary.attributes:
+        sim.step(StepKind.RENEW_CERTIFICATE, primary.number, "primary holds no certificate")
+        return
+    due = certificate_due(primary, sim.now)
+    if due is None:
+        return
+    retry = retry_after(primary)
+    if due > sim.now and retry is not None and retry <= sim.now:
+        sim.step(
+            StepKind.REFRESH_RENEWAL_INFO,
+            primary.number,
+            "the CA's renewal window is due to be asked again (Retry-After)",
+            retry,
+        )
+    elif retry is not None:
+        sim.future.append(retry)
+    if sim.at(due):
+        sim.step(
+            StepKind.RENEW_CERTIFICATE, primary.number, "certificate renewal window reached", due
+        )
+
+
+def _rotation_step(sim: _Sim, rules: PurposeRules, primary: KeyVersion | None, idle: bool) -> None:
+    """Rules 4 and 7: a successor before the primary stops protecting, or when there is none."""
+    account = is_account_ring(sim.ring)
+    if primary is None:
+        if idle and not account:
+            sim.step(StepKind.ROTATE, None, "ring has no active version")
+        return
+    if _successor_waiting(sim, primary):
+        return
+    ends = [e for e in (sim.deactivation[primary.number], primary.protect_stop) if e is not None]
+    if not ends:
+        return
+    end = min(ends)
+    if sim.at(end - rules.lead_time):
+        kind = StepKind.STAGE if rules.stage is not None else StepKind.ROTATE
+        sim.step(
+            StepKind.ROLLOVER_ACCOUNT if account else kind,
+            primary.number,
+            f"v{primary.number} stops protecting {end.isoformat()} (lead time "
+            f"{rules.lead_time.days}d)",
+            end - rules.lead_time,
+        )
+
+
 def plan_ring(
     ring: Ring, policy: Policy, now: dt.datetime
 ) -> tuple[list[Step], dt.datetime | None]:
@@ -110,175 +270,20 @@ def plan_ring(
         rules = policy.rules(Purpose(ring.purpose))
     except ValueError:
         return [], None
-    steps: list[Step] = []
-    future: list[dt.datetime] = []
-    # State after the date-driven steps, to decide on rotation.
-    states: dict[int, State] = {v.number: v.state for v in ring.versions}
-    deactivation: dict[int, dt.datetime | None] = {v.number: v.deactivation for v in ring.versions}
-
-    for v in ring.versions:
-        if v.state is State.PRE_ACTIVE and v.activation is not None:
-            if v.activation <= now:
-                steps.append(
-                    Step(
-                        StepKind.ACTIVATE,
-                        ring.name,
-                        v.number,
-                        "activation date reached",
-                        v.activation,
-                    )
-                )
-                states[v.number] = State.ACTIVE
-            else:
-                future.append(v.activation)
-    activated = [s.version for s in steps if s.version is not None]
-    newest_activated = max(activated, default=None)
-    for v in ring.versions:
-        if (
-            newest_activated is not None
-            and v.number < newest_activated
-            and states[v.number] in (State.ACTIVE, State.SUSPENDED)
-        ):
-            # superseded when the newer version activates (done in the same write)
-            states[v.number] = State.DEACTIVATED
-            deactivation[v.number] = now
-    for v in ring.versions:
-        if states[v.number] in (State.ACTIVE, State.SUSPENDED) and v.deactivation is not None:
-            if v.deactivation <= now:
-                steps.append(
-                    Step(
-                        StepKind.DEACTIVATE,
-                        ring.name,
-                        v.number,
-                        "deactivation date reached",
-                        v.deactivation,
-                    )
-                )
-                states[v.number] = State.DEACTIVATED
-            else:
-                future.append(v.deactivation)
-    if rules.destroy_after is not None:
-        for v in ring.versions:
-            end = deactivation[v.number]
-            if states[v.number] is State.DEACTIVATED and end is not None:
-                when = end + rules.destroy_after
-                if when <= now:
-                    steps.append(
-                        Step(StepKind.DESTROY, ring.name, v.number, "retention period ended", when)
-                    )
-                else:
-                    future.append(when)
-
-    def protects(v: KeyVersion) -> bool:
-        end = deactivation[v.number]
-        return (
-            states[v.number] is State.ACTIVE
-            and (v.activation is None or v.activation <= now)
-            and (end is None or now < end)
-            and (v.protect_stop is None or now < v.protect_stop)
-        )
-
-    primary = max((v for v in ring.versions if protects(v)), key=lambda v: v.number, default=None)
-    # A successor is waiting when a newer version is pre-active, or already active but not
-    # yet in its active period (written by a run whose clock was ahead of ours).
-    waiting = [
-        v
-        for v in ring.versions
-        if (primary is None or v.number > primary.number)
-        and (
-            states[v.number] is State.PRE_ACTIVE
-            or (
-                states[v.number] is State.ACTIVE and v.activation is not None and v.activation > now
-            )
-        )
-    ]
-    suspended = any(states[v.number] is State.SUSPENDED for v in ring.versions)
-
+    sim = _Sim(ring, now)
+    _activations(sim)
+    _expiries(sim, rules.destroy_after)
+    primary = max(
+        (v for v in ring.versions if sim.protects(v)), key=lambda v: v.number, default=None
+    )
+    suspended = any(state is State.SUSPENDED for state in sim.states.values())
+    idle = not suspended and not _successor_waiting(sim, primary)
     if is_certificate_ring(ring):
-        for v in ring.versions:
-            if (
-                v.state in (State.COMPROMISED, State.DESTROYED_COMPROMISED)
-                and CERTIFICATE_PEM in v.attributes
-                and CERTIFICATE_REVOKED not in v.attributes
-            ):
-                steps.append(
-                    Step(
-                        StepKind.REVOKE_CERTIFICATE,
-                        ring.name,
-                        v.number,
-                        "compromised key's certificate not yet revoked at the CA",
-                        v.compromise_date or now,
-                    )
-                )
-        if primary is not None and CERTIFICATE_PEM not in primary.attributes:
-            steps.append(
-                Step(
-                    StepKind.RENEW_CERTIFICATE,
-                    ring.name,
-                    primary.number,
-                    "primary holds no certificate",
-                    now,
-                )
-            )
-        elif primary is not None:
-            due = certificate_due(primary, now)
-            if due is not None:
-                retry = retry_after(primary)
-                if due > now and retry is not None and retry <= now:
-                    steps.append(
-                        Step(
-                            StepKind.REFRESH_RENEWAL_INFO,
-                            ring.name,
-                            primary.number,
-                            "the CA's renewal window is due to be asked again (Retry-After)",
-                            retry,
-                        )
-                    )
-                elif retry is not None:
-                    future.append(retry)
-                if due <= now:
-                    steps.append(
-                        Step(
-                            StepKind.RENEW_CERTIFICATE,
-                            ring.name,
-                            primary.number,
-                            "certificate renewal window reached",
-                            due,
-                        )
-                    )
-                else:
-                    future.append(due)
-        elif not waiting and not suspended:
-            steps.append(
-                Step(StepKind.RENEW_CERTIFICATE, ring.name, None, "no valid certificate", now)
-            )
-    elif primary is None:
-        if not waiting and not suspended and not is_account_ring(ring):
-            kind = StepKind.ROTATE
-            steps.append(Step(kind, ring.name, None, "ring has no active version", now))
-    elif not waiting:
-        ends = [e for e in (deactivation[primary.number], primary.protect_stop) if e is not None]
-        end = min(ends, default=None)
-        if end is not None:
-            due = end - rules.lead_time
-            if due <= now:
-                kind = StepKind.STAGE if rules.stage is not None else StepKind.ROTATE
-                if is_account_ring(ring):
-                    kind = StepKind.ROLLOVER_ACCOUNT
-                steps.append(
-                    Step(
-                        kind,
-                        ring.name,
-                        primary.number,
-                        f"v{primary.number} stops protecting {end.isoformat()} (lead time "
-                        f"{rules.lead_time.days}d)",
-                        due,
-                    )
-                )
-            else:
-                future.append(due)
-    next_due = min((f for f in future if f > now), default=None)
-    return steps, next_due
+        _certificate_steps(sim, primary, idle)
+    else:
+        _rotation_step(sim, rules, primary, idle)
+    next_due = min((f for f in sim.future if f > now), default=None)
+    return sim.steps, next_due
 
 
 def plan_rotation(rings: Iterable[Ring], policy: Policy, now: dt.datetime) -> Plan:

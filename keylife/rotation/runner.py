@@ -21,8 +21,8 @@ from typing import Any
 
 from ..clock import FixedClock, as_utc
 from ..errors import KeylifeError, LockHeldError, NotFoundError, StoreUnavailableError
-from ..lifecycle import TRANSITIONS, Action, Ring, State, supersede_older, transition
-from ..manager import Change, KeyManager, _deactivation_entries, rotate_change
+from ..lifecycle import Action, Ring
+from ..manager import KeyManager
 from ..policy import Purpose
 from .plan import Plan, Step, StepKind, plan_ring, plan_rotation
 
@@ -93,11 +93,9 @@ class RunReport:
         return not self.rings
 
     @property
-    def exit_code(self) -> int:
-        """0 nothing failed; 1 some ring failed; 3 the store became unavailable mid-run."""
-        if self.aborted:
-            return 3
-        return 1 if self.failed else 0
+    def ok(self) -> bool:
+        """Nothing failed and the run was not cut short."""
+        return not self.aborted and not self.failed
 
     def count(self, status: str) -> int:
         return sum(1 for r in self.rings if r.status == status)
@@ -113,19 +111,7 @@ class RunReport:
             "failed": self.failed,
             "aborted": self.aborted or None,
             "rings": [r.to_dict() for r in self.rings],
-            "exit_code": self.exit_code,
         }
-
-
-Renewer = Callable[[KeyManager, str, dt.datetime], int]
-
-
-def _default_renewer(manager: KeyManager, ring: str, now: dt.datetime) -> int:
-    try:
-        from ..acme import renew_ring
-    except ImportError as exc:
-        raise KeylifeError(f"certificate renewal is not available: {exc}") from exc
-    return renew_ring(manager, ring, now=now).number
 
 
 _ONCE_PER_RUN = frozenset(
@@ -136,24 +122,6 @@ _ONCE_PER_RUN = frozenset(
         StepKind.REFRESH_RENEWAL_INFO,
     }
 )
-
-
-def _rollover_account(manager: KeyManager, ring: str) -> int:
-    """keyChange for an ACME account ring, with the settings of a certificate ring using it."""
-    try:
-        from ..acme.rings import CertSettings, rollover_account
-    except ImportError as exc:
-        raise KeylifeError(f"ACME account rollover is not available: {exc}") from exc
-    for other in manager.rings():
-        raw = other.attributes.get("acme")
-        if raw:
-            settings = CertSettings.from_json(raw)
-            if settings.account_ring_name == ring:
-                return rollover_account(manager, settings)
-    raise KeylifeError(
-        f"{ring} is an ACME account key but no certificate ring uses it; roll it over with "
-        "`keylife cert account rollover --directory URL`"
-    )
 
 
 def _holder() -> str:
@@ -191,13 +159,11 @@ class Runner:
         *,
         lease_ttl: dt.timedelta = dt.timedelta(minutes=10),
         wait: float = 0.0,
-        renewer: Renewer | None = None,
         holder: str | None = None,
     ) -> None:
         self.manager = manager
         self.lease_ttl = lease_ttl
         self.wait = wait
-        self.renewer = renewer or _default_renewer
         self.holder = holder or _holder()
         self._lease_taken = 0.0
 
@@ -374,12 +340,7 @@ class Runner:
     def _run_ring(self, name: str, now: dt.datetime) -> RingResult:
         if name.startswith(TRANSIT_PREFIX):
             return self._run_transit(name, now)
-        view = KeyManager(
-            self.manager.store,
-            policy=self.manager.policy,
-            actor=self.manager.actor,
-            clock=FixedClock(now),
-        )
+        view = self.manager.at(FixedClock(now))
         current: list[Ring] = []
 
         def plan() -> tuple[list[Step], dt.datetime | None]:
@@ -390,68 +351,51 @@ class Runner:
             return self._apply(view, current[0], step, now)
 
         def record(exc: KeylifeError) -> None:
-            view._record_failure("rotate", name, None, exc)
+            view.record_failure("rotate", name, None, exc)
 
         # The CA's answer (dates, clock skew) may make a renewal look due again at once; one
         # conversation with the CA per ring and run is enough, the next run looks again.
         return _settle(name, plan, apply, once=_ONCE_PER_RUN, on_failure=record)
 
     def _apply(self, view: KeyManager, ring: Ring, step: Step, now: dt.datetime) -> int | None:
+        """Apply one planned step through the same manager operations an operator uses."""
         kind = step.kind
-        if kind is StepKind.ACTIVATE:
+        if kind in _TRANSITION_OF:
             assert step.version is not None
-            view.apply(
-                ring.name, "activate", _activate(view, step.version, step.reason), loaded=ring
-            )
-            return None
-        if kind in (StepKind.DEACTIVATE, StepKind.DESTROY):
-            assert step.version is not None
-            action = Action.DEACTIVATE if kind is StepKind.DEACTIVATE else Action.DESTROY
-            view.apply(
+            view.transition(
                 ring.name,
-                action.value,
-                _simple(view, step.version, action, step.reason),
+                step.version,
+                _TRANSITION_OF[kind],
+                reason=step.reason,
+                if_needed=True,
                 loaded=ring,
             )
             return None
         if kind in (StepKind.ROTATE, StepKind.STAGE):
             self._check_readable(view, ring, now)
-            from ..keygen import fingerprint, generate
-
-            purpose = Purpose(ring.purpose)
-            view.policy.check(ring.spec, purpose, now)
-            material = generate(ring.spec)
-            fp = fingerprint(material)
-            stage = view.policy.rules(purpose).stage if kind is StepKind.STAGE else None
-
-            def mutate(r: Ring, at: dt.datetime) -> Change:
-                return rotate_change(view, r, at, material, fp, step.reason, stage=stage)
-
-            version = view.apply(ring.name, "rotate", mutate, loaded=ring)
-            return int(version.number)
+            stage = view.policy.rules(Purpose(ring.purpose)).stage
+            version = view.rotate(
+                ring.name,
+                reason=step.reason,
+                stage=stage if kind is StepKind.STAGE else None,
+                loaded=ring,
+            )
+            return version.number
         if kind is StepKind.RENEW_CERTIFICATE:
             # The CA dates the certificate by its own clock, after the run's `now`: store it
             # with the wall clock (or the run's moment, if that is later) so a certificate
             # valid from "just now" is active at once rather than pre-active until next run.
             wall = self.manager.now()
             issuer = view if now > wall else self.manager
-            return self.renewer(issuer, ring.name, max(now, wall))
+            return issuer.renew_certificate(ring.name).number
         if kind is StepKind.ROLLOVER_ACCOUNT:
-            return _rollover_account(view, ring.name)
+            return view.rollover_account(ring.name)
+        assert step.version is not None
         if kind is StepKind.REFRESH_RENEWAL_INFO:
-            assert step.version is not None
-            try:
-                from ..acme import refresh_renewal_info
-            except ImportError as exc:
-                raise KeylifeError(f"renewal information is not available: {exc}") from exc
-            refresh_renewal_info(view, ring.name, step.version, now=now)
+            view.refresh_renewal_info(ring.name, step.version)
             return None
         if kind is StepKind.REVOKE_CERTIFICATE:
-            assert step.version is not None
-            try:
-                view.revoke_certificate(ring.name, step.version)
-            except ImportError as exc:
-                raise KeylifeError(f"certificate revocation is not available: {exc}") from exc
+            view.revoke_certificate(ring.name, step.version)
             return None
         raise KeylifeError(f"unknown step {kind}")  # pragma: no cover
 
@@ -462,6 +406,13 @@ class Runner:
         for v in ring.versions:
             if v.processes_at(now, grace):
                 view.material(v)
+
+
+_TRANSITION_OF = {
+    StepKind.ACTIVATE: Action.ACTIVATE,
+    StepKind.DEACTIVATE: Action.DEACTIVATE,
+    StepKind.DESTROY: Action.DESTROY,
+}
 
 
 def _settle(
@@ -498,43 +449,6 @@ def _settle(
         return RingResult(name, "failed", (*done, failed), str(exc), next_due)
 
 
-def _activate(view: KeyManager, number: int, reason: str) -> Callable[[Ring, dt.datetime], Change]:
-    def mutate(ring: Ring, now: dt.datetime) -> Change:
-        v = ring.get(number)
-        if v is None or v.state is not State.PRE_ACTIVE:
-            return Change(ring, [])  # already done by another run
-        ring = ring.replace_version(
-            transition(v, Action.ACTIVATE, at=now, actor=view.actor, reason=reason)
-        )
-        before = ring
-        ring = supersede_older(ring, number, now=now, actor=view.actor)
-        audit = [view._entry("activate", ring.name, number, reason)]
-        audit += _deactivation_entries(view, before, ring)
-        return Change(ring, audit)
-
-    return mutate
-
-
-def _simple(
-    view: KeyManager, number: int, action: Action, reason: str
-) -> Callable[[Ring, dt.datetime], Change]:
-    def mutate(ring: Ring, now: dt.datetime) -> Change:
-        v = ring.get(number)
-        if v is None or (v.state, action) not in TRANSITIONS:
-            return Change(ring, [])  # already done by another writer
-        extra: dict[str, object] = {}
-        if action is Action.DESTROY:
-            extra["destroy_date"] = now
-        updated = transition(v, action, at=now, actor=view.actor, reason=reason, **extra)
-        return Change(
-            ring.replace_version(updated),
-            [view._entry(action.value, ring.name, number, reason)],
-            destroy=[number] if not updated.has_material else [],
-        )
-
-    return mutate
-
-
 def run(
     manager: KeyManager,
     *,
@@ -543,8 +457,7 @@ def run(
     dry_run: bool = False,
     lease_ttl: dt.timedelta = dt.timedelta(minutes=10),
     wait: float = 0.0,
-    renewer: Renewer | None = None,
 ) -> RunReport:
     """Plan and apply everything due (the library form of ``keylife rotate``)."""
-    runner = Runner(manager, lease_ttl=lease_ttl, wait=wait, renewer=renewer)
+    runner = Runner(manager, lease_ttl=lease_ttl, wait=wait)
     return runner.run(now=now, rings=rings, dry_run=dry_run)

@@ -62,9 +62,9 @@ path "{t}/rewrap/{TRANSIT_PREFIX}*" {{
 
 def service_policy(store: VaultKeyStore, ring: str) -> str:
     """Read-only access to one ring: its document, its material, and decryption bound to it."""
-    from ..manager import _check_ring_name
+    from ..names import check_ring_name
 
-    _check_ring_name(ring)
+    check_ring_name(ring)
     m, t, k = store.mount, store.transit_mount, store.key_name
     prefix = base64.b64encode(context_prefix(ring)).decode()
     return f"""# keylife service policy for ring {ring!r}: read its versions, nothing else

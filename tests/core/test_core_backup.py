@@ -111,7 +111,7 @@ def test_restore_into_a_non_empty_store_is_refused(source, tmp_path: Path) -> No
     with keylife.init(str(other), master_key_file=other_key) as m:
         with pytest.raises(keylife.NotFoundError):
             m.rotate("nothing")
-        m.store.append_audit([m._entry("note", None, None, "operator note")])
+        m.store.append_audit([m.entry("note", None, None, "operator note")])
     result = source.run(
         "--store", str(other), "--master-key-file", str(other_key),
         "restore", str(archive), "--passphrase-file", pf,

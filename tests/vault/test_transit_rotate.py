@@ -52,7 +52,7 @@ def test_rotate_runs_due_transit_rings_and_audits_them(
         ("transit:orders", ["rotate"])  # the deactivation follows from the rotation
     ]
     report = run(m, now=at)
-    assert report.exit_code == 0, report.to_dict()
+    assert report.ok, report.to_dict()
     assert [s.kind for s in report.rings[0].steps] == ["rotate", "deactivate"]
     ring = tk.get("orders")
     assert [(v.number, v.state) for v in ring.versions] == [(1, "deactivated"), (2, "active")]
