@@ -22,6 +22,7 @@ material.
     │   ├── ConflictError           check-and-set lost against another writer
     │   │   └── CasMismatch         one KV v2 check-and-set write lost (``path`` attached)
     │   ├── IntegrityError          AEAD tag or hash chain does not verify
+    │   ├── CorruptRecordError      a stored ring or version document does not decode
     │   └── LockHeldError           another rotation run holds the lease
     ├── BackupError                 archive corrupted, truncated, wrongly keyed, or target not empty
     ├── AuditError                  audit log could not be written or read
@@ -134,6 +135,19 @@ class IntegrityError(StoreError):
     """Stored data failed its integrity check (AEAD tag, hash chain)."""
 
 
+class CorruptRecordError(StoreError):
+    """A stored ring or version document is malformed (unknown state, bad date, missing key).
+
+    ``ring`` names the ring (``version`` the version, where known) so one bad row fails that
+    ring only.
+    """
+
+    def __init__(self, message: str, *, ring: str = "", version: int | None = None) -> None:
+        super().__init__(message)
+        self.ring = ring
+        self.version = version
+
+
 class LockHeldError(StoreError):
     """Another run holds the rotation lease."""
 
@@ -238,6 +252,7 @@ __all__ = [
     "CertificateCheckError",
     "ChallengeFailedError",
     "ConflictError",
+    "CorruptRecordError",
     "FlightLimitError",
     "HelloParseError",
     "IntegrityError",

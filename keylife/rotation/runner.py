@@ -160,6 +160,8 @@ class Runner:
         self.lease_ttl = lease_ttl
         self.wait = wait
         self.holder = holder or _holder()
+        #: Rings the last plan could not read (name -> why): each fails, named, in the report.
+        self.damaged: dict[str, str] = {}
         self._lease_taken = 0.0
 
     # ---- planning ---------------------------------------------------------------------------
@@ -180,6 +182,7 @@ class Runner:
 
     def plan(self, now: dt.datetime, only: Sequence[str] | None = None) -> tuple[Plan, int]:
         rings = self._rings(only)
+        self.damaged = {r.name: r.damage for r in rings if r.damage}
         plan = plan_rotation(rings, self.manager.policy, now)
         transit_steps, transit_due = self._plan_transit(now, only)
         if not transit_due:
@@ -214,7 +217,14 @@ class Runner:
         steps: list[Step] = []
         due: dict[str, dt.datetime | None] = {}
         for name in names:
-            found, nxt = plan_ring(rings.load(name), self.manager.policy, now)
+            try:
+                ring = rings.load(name)
+            except StoreUnavailableError:
+                raise
+            except KeylifeError as exc:  # one malformed record fails that ring only
+                self.damaged[TRANSIT_PREFIX + name] = str(exc)
+                continue
+            found, nxt = plan_ring(ring, self.manager.policy, now)
             due[TRANSIT_PREFIX + name] = nxt
             steps += [replace(s, ring=TRANSIT_PREFIX + name) for s in found]
         return steps, due
@@ -288,7 +298,7 @@ class Runner:
                 )
                 for name in plan.rings
             )
-            return RunReport(as_of, dry_run, results, checked, plan.next_due)
+            return RunReport(as_of, dry_run, results + self._broken(), checked, plan.next_due)
         self._acquire()
         try:
             # Re-plan under the lease: a run that finished just before us changed the store,
@@ -321,7 +331,13 @@ class Runner:
         next_due = dict(plan.next_due)
         for r in applied:
             next_due[r.ring] = r.next_due
-        return RunReport(as_of, False, tuple(applied), checked, next_due, aborted)
+        return RunReport(as_of, False, (*applied, *self._broken()), checked, next_due, aborted)
+
+    def _broken(self) -> tuple[RingResult, ...]:
+        return tuple(
+            RingResult(name, "failed", error=f"ring record is damaged: {why}")
+            for name, why in sorted(self.damaged.items())
+        )
 
     def _run_ring(self, name: str, now: dt.datetime) -> RingResult:
         if name.startswith(TRANSIT_PREFIX):
@@ -427,7 +443,10 @@ def _settle(
         raise KeylifeError(f"ring {name} did not settle after {MAX_STEPS_PER_RING} steps")
     except StoreUnavailableError:
         raise
-    except KeylifeError as exc:
+    except Exception as exc:
+        if not isinstance(exc, KeylifeError):
+            log.debug("%s: unexpected error", name, exc_info=True)
+            exc = KeylifeError(f"unexpected {type(exc).__name__}: {exc}")
         log.error("%s: %s", name, exc)
         if on_failure is not None:
             on_failure(exc)

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from ..audit import GENESIS, AuditEntry, AuditRecord, chain
+from ..audit import GENESIS, AuditEntry, AuditRecord, chain, decode_audit
 from ..errors import ConflictError
 from .kv import KV
 
@@ -161,15 +161,28 @@ class VaultAuditLog:
             got = self.kv.read(f"audit/{txid}", what="read audit batch")
             return [] if got is None else list(got.data.get("records") or [])
 
-        by_seq: dict[int, dict[str, Any]] = {}
+        by_seq: dict[int, object] = {}
+        unnumbered: list[object] = []
+
+        def collect(r: object, *, keep: bool = False) -> None:
+            seq = r.get("seq") if isinstance(r, dict) else None
+            if isinstance(seq, int) and not isinstance(seq, bool):
+                if not keep or seq not in by_seq:
+                    by_seq[seq] = r
+            else:
+                unnumbered.append(r)  # reported as damaged after the numbered ones
+
         for records in self._map(read, ids):
             for r in records:
-                by_seq[int(r["seq"])] = r
+                collect(r)
         last = head.get("last")
-        if last:
+        if isinstance(last, dict):
             for r in last.get("records") or []:
-                by_seq.setdefault(int(r["seq"]), r)
-        return [AuditRecord.from_dict(by_seq[s]) for s in sorted(by_seq)]
+                collect(r, keep=True)
+        out = [decode_audit(by_seq[s], s) for s in sorted(by_seq)]
+        top = max(by_seq, default=0)
+        out += [decode_audit(r, top + i + 1) for i, r in enumerate(unnumbered)]
+        return out
 
 
 def _next(

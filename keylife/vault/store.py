@@ -50,8 +50,8 @@ from typing import Any
 
 from ..audit import AuditEntry, AuditRecord
 from ..clock import Clock
-from ..errors import ConflictError, IntegrityError, NotFoundError, StoreError
-from ..lifecycle import Ring, ring_from_dict, ring_to_dict
+from ..errors import ConflictError, NotFoundError, StoreError
+from ..lifecycle import Ring, decode_ring, ring_from_stored, ring_to_dict
 from ..material import KeyMaterial
 from ..policy import Policy
 from ..specs import KeySpec
@@ -73,10 +73,13 @@ log = logging.getLogger("keylife.vault.store")
 
 
 def _ring(name: str, doc: Mapping[str, Any], revision: int) -> Ring:
-    try:
-        return ring_from_dict(doc["ring"], revision)
-    except (KeyError, ValueError, TypeError) as exc:
-        raise IntegrityError(f"ring document {name} in Vault is malformed: {exc}") from exc
+    """The ring in the KV document, or :class:`CorruptRecordError` naming it."""
+    return ring_from_stored(doc.get("ring") if isinstance(doc, Mapping) else None, revision, name)
+
+
+def _ring_or_damaged(name: str, doc: Mapping[str, Any], revision: int) -> Ring:
+    """As :func:`_ring`, but a malformed document gives a damaged ring (one ring fails, named)."""
+    return decode_ring(doc.get("ring") if isinstance(doc, Mapping) else None, revision, name)
 
 
 class VaultKeyStore:
@@ -196,7 +199,7 @@ class VaultKeyStore:
                 repairs.setdefault(ix.shard_of(name), []).append((name, *fresh))
         if repairs:
             self.map(lambda item: self.index.repair(*item), list(repairs.items()))
-        return [_ring(n, docs[n][1], docs[n][0]) for n in names if n in docs]
+        return [_ring_or_damaged(n, docs[n][1], docs[n][0]) for n in names if n in docs]
 
     def _prev_doc(self, name: str, revision: int) -> dict[str, Any] | None:
         if revision == 0:
