@@ -152,3 +152,47 @@ def test_audit_rows_decode_never_raises() -> None:
     for doc in ("", "null", "[]", "{}", '{"seq": true}', "\udcff", b"\xff\xfe"):
         record = decode_audit(doc, 7)
         assert record.seq == 7 and record.damage.startswith("audit record 7")
+
+
+@pytest.mark.parametrize("how", ["unknown state", "invalid JSON", "a list"])
+def test_rotate_fails_the_damaged_ring_by_name_and_rotates_the_others(
+    kl: Sandbox, how: str
+) -> None:
+    """Issue 10 item 7: one malformed row fails that ring (exit 1, named), never the run."""
+    with kl.open() as m:  # make every ring due: its primary is gone
+        for name in ("alpha", "charlie"):
+            m.deactivate(name, 1)
+    _edit_ring(kl, "bravo", DAMAGE[how])
+    done = kl.run("--json", "rotate")
+    assert done.exit_code == 1, done.stderr
+    report = json.loads(done.stdout)
+    status = {r["ring"]: r["status"] for r in report["rings"]}
+    assert status == {"alpha": "succeeded", "bravo": "failed", "charlie": "succeeded"}
+    bravo = next(r for r in report["rings"] if r["ring"] == "bravo")
+    assert "damaged" in bravo["error"] and "bravo" in bravo["error"]
+    assert report["failed"] == ["bravo"] and report["exit_code"] == 1
+
+
+def test_an_unexpected_error_in_one_ring_fails_that_ring_only(
+    kl: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 10 item 3: whatever goes wrong inside one ring's steps stays in that ring."""
+    from keylife.manager import KeyManager
+    from keylife.rotation import run
+
+    with kl.open() as m:
+        for name in ("alpha", "bravo"):
+            m.deactivate(name, 1)
+    original = KeyManager.rotate
+
+    def flaky(self: KeyManager, name: str, **kw):  # type: ignore[no-untyped-def]
+        if name == "alpha":
+            raise AttributeError("'list' object has no attribute 'get'")
+        return original(self, name, **kw)
+
+    monkeypatch.setattr(KeyManager, "rotate", flaky)
+    with kl.open() as m:
+        report = run(m)
+    status = {r.ring: (r.status, r.error) for r in report.rings}
+    assert status["alpha"][0] == "failed" and "unexpected AttributeError" in status["alpha"][1]
+    assert status["bravo"] == ("succeeded", "")
