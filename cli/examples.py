@@ -10,6 +10,10 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "keylife key create payments-signing --purpose signing",
         "keylife key create orders --purpose data-encryption --type aes-256",
     ),
+    "key import": (
+        "keylife key import legacy-signing --file key.pem --type rsa-3072 --purpose signing",
+        "keylife key import archive --file aes.key --type aes-256 --purpose data-encryption",
+    ),
     "key list": ("keylife key list", "keylife key list --json"),
     "key show": ("keylife key show orders", "keylife key show orders 2 --json"),
     "key history": ("keylife key history orders",),
