@@ -236,6 +236,19 @@ def revoke(
 
 @key.command()
 @click.argument("name")
+@click.option("--reason", default="", help="Why the ring is retired (kept in the audit log).")
+@pass_obj
+def retire(obj: Obj, name: str, reason: str) -> None:
+    """Retire ring NAME: `keylife rotate` never gives it a new version again; its versions run
+    out their processing windows."""
+    with errors(obj), obj.manager() as m:
+        ring = m.retire(name, reason=reason)
+        now = m.now()
+    emit(obj, ring_summary(ring, now), f"{name} is retired; it gains no new versions")
+
+
+@key.command()
+@click.argument("name")
 @pass_obj
 def rotate(obj: Obj, name: str) -> None:
     """Rotate ring NAME now: new primary, old one deactivated."""
