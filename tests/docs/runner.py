@@ -217,7 +217,9 @@ class PageRun:
             assert rc_path.exists(), f"{what}: `{step.command}` never ran (an earlier exit?)"
             got = int(rc_path.read_text())
             output = out_path.read_text(errors="replace")
-            assert got == step.code, f"{what}: `{step.command}` exited {got}, not {step.code}\n{output}"
+            assert got == step.code, (
+                f"{what}: `{step.command}` exited {got}, not {step.code}\n{output}"
+            )
             for line in step.expected:
                 for part in line.split("..."):
                     assert part.strip() in output, (
@@ -242,6 +244,9 @@ class PageRun:
                         "use ```text for illustration"
                     )
             self._stop_python()
+            deadline = time.monotonic() + 10  # a stopped server may take a moment to exit
+            while any(self._alive(g) for g in self.groups) and time.monotonic() < deadline:
+                time.sleep(0.1)
             left = [g for g in self.groups if self._alive(g)]
             assert not left, f"{self.page.name}: processes still running after the last block"
         finally:

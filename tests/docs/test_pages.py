@@ -26,7 +26,7 @@ MUST_RUN = {
 
 
 def test_every_page_that_was_run_still_is() -> None:
-    assert MUST_RUN <= {p.name for p in RUNNABLE}
+    assert {p.name for p in RUNNABLE} >= MUST_RUN
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
