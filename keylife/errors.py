@@ -18,7 +18,9 @@ material.
     ├── MaterialUnavailableError    material destroyed, or version not usable at that time
     ├── StoreError                  a backend failed
     │   ├── StoreUnavailableError   backend cannot be reached (Vault down, file missing)
+    │   ├── VaultPermissionError    Vault refused the request (403/401): the token's policies
     │   ├── ConflictError           check-and-set lost against another writer
+    │   │   └── CasMismatch         one KV v2 check-and-set write lost (``path`` attached)
     │   ├── IntegrityError          AEAD tag or hash chain does not verify
     │   └── LockHeldError           another rotation run holds the lease
     ├── BackupError                 archive corrupted, truncated, wrongly keyed, or target not empty
@@ -106,6 +108,26 @@ class StoreUnavailableError(StoreError):
 
 class ConflictError(StoreError):
     """A check-and-set write lost against a concurrent writer."""
+
+
+class VaultPermissionError(StoreError):
+    """Vault refused the request (HTTP 403 or 401): the token's policies do not allow it.
+
+    ``path`` is the API path refused and ``address`` the Vault address that refused it.
+    """
+
+    def __init__(self, message: str, *, path: str = "", address: str = "") -> None:
+        super().__init__(message)
+        self.path = path
+        self.address = address
+
+
+class CasMismatch(ConflictError):
+    """A KV v2 check-and-set write lost; ``path`` is the KV path (inside the mount) written."""
+
+    def __init__(self, message: str, *, path: str = "") -> None:
+        super().__init__(message)
+        self.path = path
 
 
 class IntegrityError(StoreError):
@@ -212,6 +234,7 @@ __all__ = [
     "AlreadyExistsError",
     "AuditError",
     "BackupError",
+    "CasMismatch",
     "CertificateCheckError",
     "ChallengeFailedError",
     "ConflictError",
@@ -234,4 +257,5 @@ __all__ = [
     "TlsPolicyError",
     "TlsTargetError",
     "UnknownSpecError",
+    "VaultPermissionError",
 ]

@@ -91,7 +91,6 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "keylife.store.sqlite",
             "keylife.store.registry",
             "keylife.store.vault*",
-            "keylife.store.transit_keys",
             "keylife.vault.*",
             "keylife.acme.*",
             "keylife.tls.*",

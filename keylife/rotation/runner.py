@@ -16,7 +16,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..clock import FixedClock, as_utc
@@ -31,11 +31,6 @@ log = logging.getLogger("keylife.rotate")
 LEASE_NAME = "keylife-rotate"
 #: Report name prefix of transit-resident rings (Vault keys that never leave Vault).
 TRANSIT_PREFIX = "transit:"
-_TRANSIT_KINDS = {
-    "rotate": StepKind.ROTATE,
-    "deactivate": StepKind.DEACTIVATE,
-    "destroy": StepKind.DESTROY,
-}
 MAX_STEPS_PER_RING = 32
 
 
@@ -197,19 +192,19 @@ class Runner:
     # ---- transit-resident rings (keys that never leave Vault) --------------------------------
 
     def _transit(self) -> Any:
-        factory = getattr(self.manager.store, "transit_keys", None)
-        return factory(actor=self.manager.actor) if callable(factory) else None
+        factory = getattr(self.manager.store, "transit_rings", None)
+        if not callable(factory):
+            return None
+        m = self.manager
+        return factory(actor=m.actor, clock=m.clock, policy=m.policy)
 
     def _plan_transit(
         self, now: dt.datetime, only: Sequence[str] | None
     ) -> tuple[list[Step], dict[str, dt.datetime | None]]:
-        keys = self._transit()
-        if keys is None:
+        rings = self._transit()
+        if rings is None:
             return [], {}
-        from ..store.transit_keys import plan_transit
-
-        rules = self.manager.policy.rules(Purpose.DATA_ENCRYPTION)
-        names = keys.list()
+        names = rings.names()
         if only:
             wanted = {n.removeprefix(TRANSIT_PREFIX) for n in only if n.startswith(TRANSIT_PREFIX)}
             missing = wanted - set(names)
@@ -219,31 +214,22 @@ class Runner:
         steps: list[Step] = []
         due: dict[str, dt.datetime | None] = {}
         for name in names:
-            found, nxt = plan_transit(
-                keys.get(name), rules.cryptoperiod, rules.lead_time, rules.destroy_after, now
-            )
+            found, nxt = plan_ring(rings.load(name), self.manager.policy, now)
             due[TRANSIT_PREFIX + name] = nxt
-            steps += [
-                Step(_TRANSIT_KINDS[t.kind], TRANSIT_PREFIX + name, t.version, t.reason, t.due)
-                for t in found
-            ]
+            steps += [replace(s, ring=TRANSIT_PREFIX + name) for s in found]
         return steps, due
 
     def _run_transit(self, name: str, now: dt.datetime) -> RingResult:
-        keys = self._transit()
-        assert keys is not None
+        rings = self._transit()
+        assert rings is not None
         short = name.removeprefix(TRANSIT_PREFIX)
 
         def plan() -> tuple[list[Step], dt.datetime | None]:
-            steps, due = self._plan_transit(now, [name])
-            return steps, due.get(name)
+            return plan_ring(rings.load(short), self.manager.policy, now)
 
         def apply(step: Step) -> int | None:
-            if step.kind is StepKind.ROTATE:
-                return int(keys.rotate(short, now=now).latest)
-            assert step.version is not None
-            getattr(keys, step.kind.value)(short, step.version, now=now)
-            return None
+            new: int | None = rings.apply(short, step, now)
+            return new
 
         return _settle(name, plan, apply, once=frozenset())
 

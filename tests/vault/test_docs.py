@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from keylife.store.vault import VaultKeyStore
+from keylife.vault import VaultKeyStore
 
 pytestmark = pytest.mark.vault
 
@@ -18,7 +18,8 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "vault.md"
 def test_docs_policy_matches_generated() -> None:
     import base64
 
-    from keylife.store.vault_policy import context_prefix, service_policy
+    from keylife.vault.policy import service_policy
+    from keylife.vault.transit import context_prefix
 
     text = DOC.read_text()
     assert base64.b64encode(context_prefix("payments-signing")).decode() + "*" in text
