@@ -83,7 +83,8 @@ class Step:
 
 
 def session(body: str) -> list[Step]:
-    """The ``$`` commands of a console block, their expected exit codes and output lines."""
+    """The ``$`` commands of a console block (a line ending in ``\\`` continues), their
+    expected exit codes (``# exit N`` at the end) and expected output lines."""
     steps: list[Step] = []
     continuing = False
     for line in body.splitlines():
@@ -91,14 +92,14 @@ def session(body: str) -> list[Step]:
             steps[-1].command += "\n" + line
             continuing = line.endswith("\\")
         elif line.startswith("$ "):
-            command, code = line[2:], 0
-            m = EXIT.search(command)
-            if m:
-                code, command = int(m.group(1)), command[: m.start()]
-            steps.append(Step(command, code))
-            continuing = command.endswith("\\")
+            steps.append(Step(line[2:], 0))
+            continuing = line.endswith("\\")
         elif steps and line.strip():
             steps[-1].expected.append(line)
+    for step in steps:
+        m = EXIT.search(step.command)
+        if m:
+            step.code, step.command = int(m.group(1)), step.command[: m.start()]
     return steps
 
 
@@ -110,6 +111,8 @@ def search_path() -> str:
 
 class PageRun:
     """One page's run: its home, working directory, interpreter and process groups."""
+
+    stop_grace = 10.0  # seconds a stopped server may take to exit after the last block
 
     def __init__(self, page: Path, base: Path) -> None:
         self.page = page
@@ -244,7 +247,7 @@ class PageRun:
                         "use ```text for illustration"
                     )
             self._stop_python()
-            deadline = time.monotonic() + 10  # a stopped server may take a moment to exit
+            deadline = time.monotonic() + self.stop_grace
             while any(self._alive(g) for g in self.groups) and time.monotonic() < deadline:
                 time.sleep(0.1)
             left = [g for g in self.groups if self._alive(g)]
