@@ -207,7 +207,7 @@ def main() -> None:
 Run with one command from the repository root (it makes and removes its own temporary store):
 
 ```console
-python benchmarks/bench_core.py
+.venv/bin/python benchmarks/bench_core.py --write
 ```
 
 - Date: {dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")}

@@ -150,7 +150,8 @@ def main() -> None:
         "# Rotation benchmarks (embedded store)",
         "",
         f"Measured {dt.date.today().isoformat()} on {platform.machine()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}, by `python benchmarks/bench_rotate.py`; "
+        f"Python {platform.python_version()}, by "
+        "`.venv/bin/python benchmarks/bench_rotate.py --write`; "
         f"1-minute load average at the end: {os.getloadavg()[0]:.2f}.",
         "",
         "| benchmark | result | target |",
