@@ -37,7 +37,10 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "audit verify": ("keylife audit verify",),
     "policy": ("keylife policy show", "keylife policy check /etc/keylife/policy.toml"),
     "policy show": ("keylife policy show", "keylife --policy 128-bit policy show"),
-    "policy check": ("keylife policy check /etc/keylife/policy.toml",),
+    "policy check": (
+        "keylife policy check /etc/keylife/policy.toml",
+        "keylife --policy 128-bit policy check --store",
+    ),
     "store": ("keylife store rekey", "keylife store migrate --from ./k.db --to vault://v:8200/kl"),
     "tls": ("keylife tls check example.internal:443",),
     "tls check": (

@@ -160,9 +160,10 @@ def rotate(
     reason: str = "rotation",
 ) -> Change:
     """A successor for ``ring``'s primary. Unstaged it is active at once and the old primary is
-    superseded; staged (``stage``) it is pre-active and activates ``stage`` later."""
+    superseded; staged (``stage``) it is pre-active and activates ``stage`` later. A ``key``
+    of another spec (the policy moved on) becomes the ring's spec from now on."""
     activation = now if stage is None else now + stage
-    return add_version(
+    change = add_version(
         ring,
         key,
         actor=actor,
@@ -171,6 +172,9 @@ def rotate(
         deactivation=activation + cryptoperiod,
         reason=reason,
     )
+    if key.spec is None or key.spec == ring.spec:
+        return change
+    return replace(change, ring=replace(change.ring, spec=key.spec))
 
 
 def activate(
