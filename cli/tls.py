@@ -264,6 +264,7 @@ class _Output:
         from keylife.tls import render_json_line
 
         self.summary.add(report)
+        self._clear_bar()
         if report.verdict == "error":
             log.warning("%s: %s", report.target, report.error)
         if self.mode == "jsonl":
@@ -272,7 +273,6 @@ class _Output:
         elif self.mode == "json":
             self.collected.append((index, report))
         else:
-            self._clear_bar()
             _print_report(report)
             sys.stdout.flush()
             self._draw_bar()

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -19,7 +20,8 @@ import pytest
 from click.testing import CliRunner
 from keylife_cli.tls import tls
 
-from keylife.tls import json_lines_schema, json_schema
+from keylife.errors import ProbeError
+from keylife.tls import ConnectionGate, Target, check_fleet, json_lines_schema, json_schema
 from tests.tls.conftest import PYTHON_PEERS, Endpoint
 from tests.tls.fleet_peers import OpenCounter, SlowTlsServer
 from tests.tls.pki import Pki
@@ -233,3 +235,39 @@ def test_sigint_leaves_complete_lines(
     assert docs[-1]["kind"] == "summary" and docs[-1]["interrupted"] is True
     assert docs[-1]["not_checked"] == n - len(endpoints)
     assert b"interrupted" in err
+
+
+def test_gate_counts_and_times_out() -> None:
+    gate = ConnectionGate(2)
+    with gate.slot(1), gate.slot(1):
+        assert gate.open == 2
+        started = time.monotonic()
+        with (
+            pytest.raises(ProbeError, match=r"no connection slot free within 0\.2 s"),
+            gate.slot(0.2),
+        ):
+            pass
+        assert 0.15 < time.monotonic() - started < 2
+    assert gate.open == 0 and gate.peak == 2
+
+
+def test_cancel_abandons_endpoints_in_flight(start_peer: StartPeer) -> None:
+    silent = [start_peer("never-answers") for _ in range(3)]
+    targets = [Target("127.0.0.1", ep.port) for ep in silent]
+    stop, cancel = threading.Event(), threading.Event()
+    threading.Timer(0.5, lambda: (stop.set(), cancel.set())).start()
+    started = time.monotonic()
+    got = list(check_fleet(targets, connections=2, per_endpoint=1, stop=stop, cancel=cancel))
+    assert got == []  # abandoned endpoints are not reported
+    assert time.monotonic() - started < 3  # not the 5 s timeout, not the 30 s deadline
+
+
+def test_stop_starts_no_new_endpoint(start_peer: StartPeer) -> None:
+    ep = start_peer("strong")
+    targets = [Target("127.0.0.1", ep.port, "localhost"), Target("127.0.0.1", ep.port, "a.b")]
+    stop = threading.Event()
+    got = []
+    for index, report in check_fleet(targets, connections=1, ca_file=ep.ca_file, stop=stop):
+        got.append((index, report.verdict))
+        stop.set()
+    assert got == [(0, "pass")]
