@@ -8,7 +8,12 @@ throwaway virtualenv and pass its executable:
     python3 -m venv /tmp/sslyze-venv && /tmp/sslyze-venv/bin/pip install sslyze
     python benchmarks/bench_tls.py --sslyze /tmp/sslyze-venv/bin/sslyze [--repeat 3] [--write]
 
-`--write` replaces benchmarks/RESULTS-tls.md with the tables printed.
+`--write` replaces benchmarks/RESULTS-tls.md with the tables printed (keeping its sections
+from "# Fleet runs" on).
+
+`--fleet N [--connections C]` instead serves N endpoints from one process (tests/tls/fleet_peers.py)
+and times `keylife tls check --targets` against sslyze (`--sslyze` may be "PYTHON -m sslyze")
+and a per-endpoint keylife run, and prints a section for RESULTS-tls.md.
 
 `--hostile` (no sslyze needed) instead runs `keylife tls check` against each hostile server of
 tests/hostile/test_tls_hostile_servers.py and prints wall time, peak RSS and the error.
@@ -304,7 +309,9 @@ def fleet(n: int, connections: int, sslyze: str | None) -> None:
     print(f"| keylife check_endpoint, one endpoint after the other | {seq_seconds:.1f} | "
           "same process, same code, no concurrency |")  # fmt: skip
     if sslyze:
-        help_text = subprocess.run([*sslyze.split(), "--help"], capture_output=True, text=True)
+        help_text = subprocess.run(
+            [*sslyze.split(), "--help"], capture_output=True, text=True, check=False
+        )
         version = (re.search(r"SSLyze version ([\d.]+)", help_text.stdout) or [None, "?"])[1]
         print(f"| sslyze {version} (own concurrency) | {s_seconds:.1f} | "
               f"{s_done}/{n} scans completed |")  # fmt: skip
@@ -473,7 +480,11 @@ def main() -> None:
     text = "\n".join(lines) + "\n"
     print(text)
     if args.write:
-        (ROOT / "benchmarks" / "RESULTS-tls.md").write_text(text)
+        path = ROOT / "benchmarks" / "RESULTS-tls.md"
+        old = path.read_text() if path.exists() else ""
+        path.write_text(
+            text + (old[old.index("\n# Fleet runs") :] if "\n# Fleet runs" in old else "")
+        )
 
 
 if __name__ == "__main__":
