@@ -45,6 +45,7 @@ from keylife.acme.rings import (
 )
 from keylife.acme.rollover import rollover_account_key
 from keylife.acme.settings import CertSettings, account_ring_for
+from keylife.acme.tlsalpn import StandaloneTlsAlpn01
 
 __all__ = [
     "KEY_TYPES",
@@ -64,6 +65,7 @@ __all__ = [
     "PollSettings",
     "RenewalInfo",
     "StandaloneHttp01",
+    "StandaloneTlsAlpn01",
     "WebrootHttp01",
     "account_ring_for",
     "ari_cert_id",
