@@ -241,9 +241,9 @@ def _next_step(
 ) -> str:
     """One sentence: what the operator does next after revoking ``ring`` v``number``."""
     if renewed is not None:
-        return (
-            f"v{renewed.number} holds a new key and certificate "
-            f"{renewed.attributes.get('serial')}; it is deployed if the ring deploys"
+        where = after.settings.deploy_to
+        return f"v{renewed.number} holds a new key and certificate " + (
+            f"{renewed.attributes.get('serial')}" + (f", deployed to {where}" if where else "")
         )
     if after.valid and after.version is not None:
         return f"nothing: v{after.version.number} still holds the ring's valid certificate"
@@ -252,8 +252,8 @@ def _next_step(
     if reason == "key-compromise":
         return head + "; until then nothing may use the compromised key"
     return head + (
-        "; a ring cannot be retired yet, so if the service is gone keep `keylife rotate` "
-        "away from it"
+        "; keylife cannot retire a ring yet, so `keylife rotate` issues one even if the "
+        "service is gone"
         if reason in ("cessation-of-operation", "affiliation-changed", "privilege-withdrawn")
         else ""
     )
@@ -358,10 +358,9 @@ def _print_status(doc: dict[str, Any]) -> None:
     ]
     deploy = doc["deploy"]
     if deploy:
-        state = {True: "up to date", False: "NOT the current certificate", None: "-"}
-        rows.append(
-            ("Deployed to", f"{deploy['directory']} ({state[deploy['current']]})"),
-        )
+        held = f"holds v{doc['version']}" + ("" if doc["valid"] else ", which is not valid")
+        state = {True: held, False: f"does NOT hold v{doc['version']}", None: "nothing issued"}
+        rows.append(("Deployed to", f"{deploy['directory']} ({state[deploy['current']]})"))
         rows += [(f"  {role}.pem", path) for role, path in deploy["files"].items()]
     if doc["deploy_hook"]:
         rows.append(("Deploy hook", doc["deploy_hook"]))

@@ -153,9 +153,8 @@ def renewal(ring: Ring, now: dt.datetime) -> Renewal:
         assert activation is not None and deactivation is not None
         share = "half" if deactivation - activation < SHORT_LIFETIME else "a third"
         why = (
-            f"when {share} of the key's use is left ({activation.isoformat()} .. "
-            f"{deactivation.isoformat()}: notBefore to the earlier of notAfter and the policy's "
-            "tls-server cryptoperiod); the CA offers no renewal window"
+            f"{share} of the key's use left (use ends {deactivation.isoformat()}: notAfter or "
+            "the tls-server cryptoperiod, whichever is first); the CA gives no ARI window"
         )
     return Renewal(due, ("now: " if due <= now else "") + why, due <= now)
 

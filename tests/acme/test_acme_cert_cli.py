@@ -141,7 +141,7 @@ def test_cert_list_and_show(pebble, store, tmp_path):
     }
     assert doc["next_renewal"] == due.isoformat()
     assert doc["renewal_due"] is False
-    assert "a third of the key's use" in doc["renewal_reason"]
+    assert "a third of the key's use left" in doc["renewal_reason"]
     assert doc["ari"] is None  # Pebble 2.4 has no renewalInfo
 
     text = run(store, "cert", "show", "web", as_json=False)
@@ -152,11 +152,15 @@ def test_cert_list_and_show(pebble, store, tmp_path):
         "days left",
         pebble.directory_url,
         str(deploy / "fullchain.pem"),
-        "up to date",
+        "holds v1",
         due.isoformat(),
         "a third",
     ):
         assert needle in text.output, needle
+    # a deployed file that is not the stored certificate is pointed out
+    (deploy / "cert.pem").write_text("stale\n")
+    assert json.loads(run(store, "cert", "show", "web").output)["deploy"]["current"] is False
+    assert "does NOT hold v1" in run(store, "cert", "show", "web", as_json=False).output
     listing = run(store, "cert", "list", as_json=False).output
     assert "Certificate ring: web" in listing and "Certificate ring: api" in listing
     assert "PRIVATE KEY" not in listing + text.output + result.output
