@@ -61,7 +61,7 @@ def sni_name(task: ChallengeTask) -> str:
 def acme_identifier_value(key_authorization: str) -> bytes:
     """The DER of the extension's value: ``Authorization ::= OCTET STRING (SIZE (32))``
     holding the SHA-256 of the key authorization."""
-    digest = hashlib.sha256(key_authorization.encode("ascii")).digest()
+    digest = hashlib.sha256(key_authorization.encode("utf-8")).digest()
     return b"\x04\x20" + digest
 
 
@@ -209,10 +209,9 @@ class StandaloneTlsAlpn01:
         self._held = False
         self.stop()
 
-    def _load(self, task: ChallengeTask) -> ssl.SSLContext:
+    def _load(self, name: str, cert: x509.Certificate) -> ssl.SSLContext:
         assert self._workdir is not None
-        cert = challenge_certificate(task, self._key, self._clock())
-        stem = hashlib.sha256(sni_name(task).encode()).hexdigest()[:16]
+        stem = hashlib.sha256(name.encode()).hexdigest()[:16]
         cert_path, key_path = self._workdir / f"{stem}.crt", self._workdir / f"{stem}.key"
         atomic_write(cert_path, cert.public_bytes(serialization.Encoding.PEM), error=AcmeError)
         key_pem = self._key.private_bytes(
@@ -226,13 +225,21 @@ class StandaloneTlsAlpn01:
         return ctx
 
     def prepare(self, tasks: Sequence[ChallengeTask]) -> None:
+        certificates: dict[str, x509.Certificate] = {}
         for task in tasks:
             if task.wildcard:
                 raise AcmeError(f"{task.display}: wildcard names can only be validated with dns-01")
+            try:
+                certificates[sni_name(task)] = challenge_certificate(task, self._key, self._clock())
+            except (ValueError, TypeError, UnicodeError) as exc:
+                raise AcmeError(
+                    "the CA sent a tls-alpn-01 challenge for an unusable identifier "
+                    f"{task.identifier[:80]!r} ({task.identifier_type}): {exc}"
+                ) from None
         self.start()
         assert self._server is not None
-        for task in tasks:
-            self._server.contexts[sni_name(task)] = self._load(task)
+        for name, cert in certificates.items():
+            self._server.contexts[name] = self._load(name, cert)
 
     def cleanup(self, tasks: Sequence[ChallengeTask]) -> None:
         if self._server is not None:

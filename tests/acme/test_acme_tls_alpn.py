@@ -11,6 +11,8 @@ import time
 
 import pytest
 from cryptography import x509
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from keylife.acme import (
     AcmeClient,
@@ -210,3 +212,28 @@ def test_busy_port_is_a_clear_error():
 def test_wildcard_refused():
     with pytest.raises(AcmeError, match="dns-01"):
         StandaloneTlsAlpn01(0, "127.0.0.1").prepare([task(wildcard=True)])
+
+
+# -- the identifier comes from the CA: any value is a keylife error or a served certificate ----
+
+IDENTIFIERS = st.one_of(
+    st.text(max_size=300),
+    st.from_regex(r"[a-z0-9-]{1,20}(\.[a-z0-9-]{1,20}){0,4}", fullmatch=True),
+    st.ip_addresses().map(str),
+)
+
+
+@settings(max_examples=100, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
+@given(identifier=IDENTIFIERS, kind=st.sampled_from(["dns", "ip"]))
+def test_fuzz_identifiers_from_the_ca(identifier, kind):
+    solver = StandaloneTlsAlpn01(0, "127.0.0.1", clock=lambda: NOW)
+    t = task(identifier, kind=kind)
+    try:
+        solver.prepare([t])
+    except AcmeError:
+        assert solver._server is None, "nothing listens after a refused challenge"
+        return
+    try:
+        assert solver._server is not None and sni_name(t) in solver._server.contexts
+    finally:
+        solver.cleanup([t])
