@@ -191,7 +191,7 @@ def revoke(
             manager, ring, number, reason, by_certificate_key=by_certificate_key, timeout=timeout
         )
         _record_revocation(manager, ring, number, reason)
-        renewed = manager.renew_certificate(ring) if renew else None
+        renewed = _renew_after_revoke(manager, ring, number, reason) if renew else None
         after = certificate_status(manager.load(ring), manager.now())
         version = manager.load(ring).get(number)
         assert version is not None
@@ -215,6 +215,20 @@ def revoke(
             + ("" if revoked_now else "; the CA had already revoked it")
             + f"; v{number} is now {doc['state']}\nnext: {doc['next_step']}",
         )
+
+
+def _renew_after_revoke(manager: KeyManager, ring: str, number: int, reason: str) -> KeyVersion:
+    """``--renew``: the replacement; if the CA cannot issue it, say that the revocation stands
+    and how to get the replacement."""
+    from keylife.errors import KeylifeError
+
+    try:
+        return manager.renew_certificate(ring)
+    except KeylifeError as exc:
+        raise AcmeError(
+            f"{ring} v{number}: certificate revoked ({reason}), but no replacement was issued: "
+            f"{exc}; `keylife cert renew {ring}` tries again (the next `keylife rotate` does too)"
+        ) from exc
 
 
 def _record_revocation(manager: KeyManager, ring: str, number: int, reason: str) -> None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import re
@@ -300,6 +301,27 @@ def test_revoke_with_renew_issues_the_replacement(pebble, store, reason):
         ring = manager.load("web")
         assert ring.primary(manager.now()).number == doc["renewed_version"]
         assert not plan_rotation([ring], manager.policy, manager.now()).for_ring("web")
+
+
+def test_revoke_with_renew_when_the_replacement_fails(pebble, store, unused_port):
+    first = issue(store, pebble, "web", "renew-fails.example.com")
+    with manager_of(store) as manager:
+        ring = manager.load("web")
+        settings = dict(json.loads(ring.attributes["acme"]), http_port=unused_port())
+        manager.store.commit(
+            dataclasses.replace(ring, attributes={"acme": json.dumps(settings)}),
+            expected_revision=ring.revision,
+        )
+    result = run(store, "cert", "revoke", "web", "--reason", "superseded", "--renew")
+    assert result.exit_code == 1
+    message = json.loads(result.output)["error"]["message"]
+    assert "certificate revoked (superseded), but no replacement was issued" in message
+    assert "`keylife cert renew web`" in message
+    status = pebble.cert_status(int(first["serial"], 16))
+    assert status["Status"] == "Revoked"
+    with manager_of(store) as manager:
+        v = manager.load("web").get(first["version"])
+        assert v.state.value == "deactivated" and CERTIFICATE_REVOKED in v.attributes
 
 
 def test_revoking_an_old_version_leaves_the_current_one(pebble, store):
