@@ -176,8 +176,10 @@ def revoke(
     renew: bool,
     timeout: float,
 ) -> None:
-    """Revoke RING's certificate at the CA, record it in the key's lifecycle, and say what
-    comes next (or, with --renew, issue the replacement now)."""
+    """Revoke RING's certificate; say what comes next.
+
+    The certificate is revoked at the CA and in the key's lifecycle; the next step is printed,
+    or, with --renew, the replacement is issued at once."""
     from keylife.acme.rings import revoke_version
     from keylife.acme.status import certificate_status
 
@@ -276,8 +278,10 @@ def _next_step(
 @cert.command("list")
 @pass_obj
 def list_(obj: Obj) -> None:
-    """Every certificate ring: domains, expiry, days left, next renewal (like `certbot
-    certificates`)."""
+    """Every certificate ring, like certbot certificates.
+
+    Domains, issuer, serial, validity and days left, CA, account, deployed files, and when and
+    why each is renewed."""
     from keylife.acme.status import certificate_status
     from keylife.certificates import is_certificate_ring
 
@@ -299,8 +303,10 @@ def list_(obj: Obj) -> None:
 @click.argument("ring")
 @pass_obj
 def show(obj: Obj, ring: str) -> None:
-    """RING's certificate: domains, issuer, serial, validity, CA, account, deployed files and
-    when and why it is renewed."""
+    """One certificate ring in detail.
+
+    Domains, issuer, serial, validity and days left, CA, account, deployed files, and when and
+    why it is renewed."""
     from keylife.acme.status import certificate_status
 
     with errors(obj), obj.manager() as manager:
@@ -313,8 +319,10 @@ def show(obj: Obj, ring: str) -> None:
 @click.option("--force", is_flag=True, help="Renew even if the certificate is not due.")
 @pass_obj
 def renew(obj: Obj, ring: str, force: bool) -> None:
-    """Renew RING's certificate now if it is due (always with --force), with a new key, the
-    way `keylife rotate` does."""
+    """Renew RING's certificate if due (--force: now).
+
+    A new key and certificate, the way `keylife rotate` renews; when not due, nothing changes
+    and the command says when it will be."""
     from keylife.acme.status import certificate_status
 
     with errors(obj), obj.manager() as manager:
