@@ -23,6 +23,18 @@ if TYPE_CHECKING:
     from keylife.manager import KeyManager
 
 
+_TEXT = ("directory", "challenge", "http_address", "tls_address", "key_type")
+_OPTIONAL_TEXT = (
+    "webroot",
+    "dns_hook",
+    "dns_cleanup_hook",
+    "ca_bundle",
+    "trust_roots",
+    "preferred_chain",
+    "account_ring",
+    "deploy_to",
+    "deploy_hook",
+)
 #: The challenge types keylife can answer.
 CHALLENGES = ("http-01", "dns-01", "tls-alpn-01")
 
@@ -62,6 +74,7 @@ class CertSettings:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self._check_types()
         check_directory_url(self.directory)
         if self.challenge not in CHALLENGES:
             raise AcmeError(
@@ -85,6 +98,27 @@ class CertSettings:
                 check_ring_name(self.account_ring)
             except LifecycleError as exc:
                 raise AcmeError(f"account ring: {exc}") from None
+
+    def _check_types(self) -> None:
+        """Settings come back from the store as JSON: every field must have its type."""
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name in _TEXT:
+                ok = isinstance(value, str)
+            elif f.name in _OPTIONAL_TEXT:
+                ok = value is None or isinstance(value, str)
+            elif f.name in ("domains", "contact"):
+                ok = isinstance(value, tuple) and all(isinstance(v, str) for v in value)
+            elif f.name == "agree_tos":
+                ok = isinstance(value, bool)
+            elif f.name == "extra":
+                ok = isinstance(value, dict)
+            else:  # ports and numbers: checked with their ranges below
+                ok = not isinstance(value, bool) and isinstance(value, int | float)
+            if not ok:
+                raise AcmeError(
+                    f"ACME setting {f.name!r} has the wrong type ({type(value).__name__})"
+                )
 
     @property
     def identifiers(self) -> tuple[str, ...]:

@@ -1,0 +1,73 @@
+"""A certificate ring's stored ACME settings are read back from the store (a restored backup, a
+shared Vault path): whatever JSON is there, reading them and reporting on them gives a keylife
+error or a valid report, never another exception."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from keylife.acme import CertSettings
+from keylife.acme.status import CertificateStatus, Renewal
+from keylife.errors import KeylifeError
+
+NOW = dt.datetime(2026, 12, 2, tzinfo=dt.UTC)
+VALID = json.loads(
+    CertSettings(
+        directory="https://acme.example/dir",
+        domains=("www.example.com",),
+        deploy_to="/etc/keylife/live/web",
+        deploy_hook="systemctl reload nginx",
+    ).to_json()
+)
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=40),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=10,
+)
+
+
+def report(text: str) -> dict[str, object]:
+    s = CertSettings.from_json(text)
+    s.solver()
+    status = CertificateStatus(
+        ring="web",
+        settings=s,
+        version=None,
+        certificate=None,
+        renewal=Renewal(NOW, "now: the ring has no valid certificate", True),
+        deployed_current=None,
+        now=NOW,
+        valid=False,
+    )
+    doc = status.to_dict()
+    json.dumps(doc)
+    return doc
+
+
+def test_the_valid_settings_report():
+    doc = report(json.dumps(VALID))
+    assert doc["deploy"]["files"]["fullchain"] == "/etc/keylife/live/web/fullchain.pem"
+    assert doc["account_ring"].startswith("acme-account-")
+
+
+@settings(max_examples=200, deadline=1000, suppress_health_check=[HealthCheck.too_slow])
+@given(field=st.sampled_from(sorted(VALID)), value=JSON_VALUES)
+def test_fuzz_one_stored_field(field, value):
+    with contextlib.suppress(KeylifeError):
+        report(json.dumps({**VALID, field: value}))
+
+
+@settings(max_examples=100, deadline=1000)
+@given(value=JSON_VALUES)
+def test_fuzz_whole_document(value):
+    with contextlib.suppress(KeylifeError):
+        report(json.dumps(value))
