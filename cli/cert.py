@@ -180,7 +180,7 @@ def revoke(
 
     The certificate is revoked at the CA and in the key's lifecycle; the next step is printed,
     or, with --renew, the replacement is issued at once."""
-    from keylife.acme.rings import revoke_version
+    from keylife.acme.rings import record_revocation, revoke_version
     from keylife.acme.status import certificate_status
 
     with errors(obj), obj.manager() as manager:
@@ -192,7 +192,7 @@ def revoke(
         revoked_now = revoke_version(
             manager, ring, number, reason, by_certificate_key=by_certificate_key, timeout=timeout
         )
-        _record_revocation(manager, ring, number, reason)
+        record_revocation(manager, ring, number, reason)
         renewed = _renew_after_revoke(manager, ring, number, reason) if renew else None
         after = certificate_status(manager.load(ring), manager.now())
         version = manager.load(ring).get(number)
@@ -231,25 +231,6 @@ def _renew_after_revoke(manager: KeyManager, ring: str, number: int, reason: str
             f"{ring} v{number}: certificate revoked ({reason}), but no replacement was issued: "
             f"{exc}; `keylife cert renew {ring}` tries again (the next `keylife rotate` does too)"
         ) from exc
-
-
-def _record_revocation(manager: KeyManager, ring: str, number: int, reason: str) -> None:
-    """The lifecycle side of a revocation at the CA: a compromise reason makes the version
-    ``compromised`` (never used again), any other deactivates it (or records the reason on an
-    already deactivated one); either way the version is marked revoked at the CA, so
-    ``keylife rotate`` never revokes it again."""
-    from keylife.certificates import CERTIFICATE_REVOKED
-
-    version = manager.load(ring).get(number)
-    assert version is not None
-    if version.state.value in ("active", "suspended", "deactivated"):
-        manager.revoke(ring, number, reason, message="certificate revoked at the CA")
-    manager.update_attributes(
-        ring,
-        number,
-        {CERTIFICATE_REVOKED: manager.now().isoformat()},
-        reason=f"certificate revoked at the CA ({reason})",
-    )
 
 
 def _next_step(

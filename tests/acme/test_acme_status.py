@@ -71,3 +71,22 @@ def test_fuzz_one_stored_field(field, value):
 def test_fuzz_whole_document(value):
     with contextlib.suppress(KeylifeError):
         report(json.dumps(value))
+
+
+def test_record_revocation_of_a_version_not_yet_in_use(tmp_path):
+    """A pre-active version whose certificate was revoked must never go into use."""
+    import keylife
+    from keylife.acme.rings import record_revocation
+    from keylife.certificates import CERTIFICATE_REVOKED
+
+    with keylife.init(
+        str(tmp_path / "k.db"), master_key_file=str(tmp_path / "master.key")
+    ) as manager:
+        later = manager.now() + dt.timedelta(days=3)
+        for name in ("soon", "soon-compromised"):
+            manager.create_ring(name, "ec-p256", "tls-server", activate_at=later)
+            assert manager.load(name).get(1).state.value == "pre-active"
+        v = record_revocation(manager, "soon", 1, "superseded")
+        assert v.state.value == "destroyed" and CERTIFICATE_REVOKED in v.attributes
+        v = record_revocation(manager, "soon-compromised", 1, "key-compromise")
+        assert v.state.value == "compromised" and CERTIFICATE_REVOKED in v.attributes
