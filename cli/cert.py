@@ -310,7 +310,7 @@ def renew(obj: Obj, ring: str, force: bool) -> None:
         status = certificate_status(manager.load(ring), manager.now())
         if not status.renewal.due_now and not force:
             due = status.renewal.due
-            when = "never by itself" if due is None else due.isoformat()
+            when = "" if due is None else f" until {due.isoformat()}"
             doc = {
                 "ring": ring,
                 "renewed": False,
@@ -321,7 +321,7 @@ def renew(obj: Obj, ring: str, force: bool) -> None:
             emit(
                 obj,
                 doc,
-                f"{ring}: not due for renewal until {when} ({status.renewal.reason}); "
+                f"{ring}: not due for renewal{when} ({status.renewal.reason}); "
                 "`--force` renews now",
             )
             return

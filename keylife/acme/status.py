@@ -130,6 +130,19 @@ def renewal(ring: Ring, now: dt.datetime) -> Renewal:
     """When and why the ring's certificate is renewed, by the rules ``keylife rotate`` plans
     with (:mod:`keylife.rotation.plan`, rule 5)."""
     primary = ring.primary(now)
+    waiting = [
+        v
+        for v in ring.versions
+        if v.state is State.PRE_ACTIVE
+        and CERTIFICATE_PEM in v.attributes
+        and (primary is None or v.number > primary.number)
+    ]
+    if waiting:
+        nxt = waiting[-1]
+        starts = nxt.activation.isoformat() if nxt.activation else "when activated"
+        return Renewal(
+            None, f"not while v{nxt.number}'s certificate waits to go into use ({starts})", False
+        )
     if primary is None:
         return Renewal(now, "now: the ring has no valid certificate", True)
     if CERTIFICATE_PEM not in primary.attributes:

@@ -90,3 +90,48 @@ def test_record_revocation_of_a_version_not_yet_in_use(tmp_path):
         assert v.state.value == "destroyed" and CERTIFICATE_REVOKED in v.attributes
         v = record_revocation(manager, "soon-compromised", 1, "key-compromise")
         assert v.state.value == "compromised" and CERTIFICATE_REVOKED in v.attributes
+
+
+def self_signed_pem(not_before: dt.datetime) -> str:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "waiting.example.com")])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(7)
+        .not_valid_before(not_before)
+        .not_valid_after(not_before + dt.timedelta(days=90))
+        .sign(key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def test_a_certificate_waiting_to_go_into_use_is_not_renewed(tmp_path):
+    """As the planner: no renewal while a newer certificate waits (pre-active)."""
+    import keylife
+    from keylife.acme.status import certificate_status
+    from keylife.certificates import ACME_SETTINGS, CERTIFICATE_PEM
+
+    with keylife.init(
+        str(tmp_path / "k.db"), master_key_file=str(tmp_path / "master.key")
+    ) as manager:
+        later = manager.now() + dt.timedelta(days=3)
+        manager.create_ring(
+            "waits",
+            "ec-p256",
+            "tls-server",
+            activate_at=later,
+            attributes={ACME_SETTINGS: json.dumps(VALID)},
+            version_attributes={CERTIFICATE_PEM: self_signed_pem(later)},
+        )
+        status = certificate_status(manager.load("waits"), manager.now())
+    assert status.valid is False and status.version is not None
+    assert status.renewal.due is None and not status.renewal.due_now
+    assert "v1's certificate waits to go into use" in status.renewal.reason
+    assert status.to_dict()["serial"] == "7"
