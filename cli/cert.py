@@ -246,8 +246,10 @@ def _next_step(
         return f"nothing: v{after.version.number} still holds the ring's valid certificate"
     head = f"{ring} has no valid certificate now; `keylife cert renew {ring}` issues a new key "
     head += "and certificate at once, otherwise the next `keylife rotate` run does"
+    if after.settings.deploy_to:
+        head += f"; until then {after.settings.deploy_to} still holds the revoked certificate"
     if reason == "key-compromise":
-        return head + "; until then nothing may use the compromised key"
+        return head + " and the compromised key"
     return head + (
         "; keylife cannot retire a ring yet, so `keylife rotate` issues one even if the "
         "service is gone"

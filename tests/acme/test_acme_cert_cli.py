@@ -255,9 +255,10 @@ def test_cert_renew_refuses_a_key_ring(store):
 
 
 @pytest.mark.parametrize("reason", REVOKE_REASONS)
-def test_revoke_each_reason_names_the_next_step(pebble, store, reason):
+def test_revoke_each_reason_names_the_next_step(pebble, store, reason, tmp_path):
     ring = "r-" + reason
-    first = issue(store, pebble, ring, f"{reason}.revoke.example.com")
+    deploy = tmp_path / "live"
+    first = issue(store, pebble, ring, f"{reason}.revoke.example.com", "--deploy-to", str(deploy))
     result = run(store, "cert", "revoke", ring, "--reason", reason)
     assert result.exit_code == 0, result.output
     doc = json.loads(result.output)
@@ -269,6 +270,11 @@ def test_revoke_each_reason_names_the_next_step(pebble, store, reason):
     assert doc["renewed_version"] is None
     assert f"`keylife cert renew {ring}`" in doc["next_step"]
     assert "keylife rotate" in doc["next_step"]
+    assert f"{deploy} still holds the revoked certificate" in doc["next_step"]
+    assert ("compromised key" in doc["next_step"]) is why.compromise
+    assert ("cannot retire" in doc["next_step"]) is (
+        reason in ("cessation-of-operation", "affiliation-changed", "privilege-withdrawn")
+    )
     text = run(store, "cert", "revoke", ring, "--reason", reason, as_json=False)
     assert text.exit_code == 0, text.output  # a second revoke: already revoked, same advice
     assert "already revoked" in text.output and "next: " in text.output
