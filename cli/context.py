@@ -59,7 +59,9 @@ def fail(obj: Obj, message: str, code: int = EXIT_FAILED, kind: str = "error") -
         document = {"error": {"type": kind, "message": message}, "exit_code": code}
         click.echo(json.dumps(document, indent=2))
     else:
-        click.echo(f"keylife: error: {message}", err=True)
+        from .render import clean  # names from the store or the command line: no escapes
+
+        click.echo(f"keylife: error: {clean(message)}", err=True)
     sys.exit(code)
 
 

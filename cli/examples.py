@@ -10,6 +10,10 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "keylife key create payments-signing --purpose signing",
         "keylife key create orders --purpose data-encryption --type aes-256",
     ),
+    "key import": (
+        "keylife key import legacy-signing --file key.pem --type rsa-3072 --purpose signing",
+        "keylife key import archive --file aes.key --type aes-256 --purpose data-encryption",
+    ),
     "key list": ("keylife key list", "keylife key list --json"),
     "key show": ("keylife key show orders", "keylife key show orders 2 --json"),
     "key history": ("keylife key history orders",),
@@ -19,6 +23,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "key resume": ("keylife key resume orders 2",),
     "key destroy": ("keylife key destroy orders 1",),
     "key revoke": ("keylife key revoke orders 1 --reason superseded",),
+    "key retire": ("keylife key retire old-partner-api --reason 'contract ended'",),
     "key rotate": ("keylife key rotate orders",),
     "key compromise": ("keylife key compromise orders --occurred-at 2026-11-28T22:00Z",),
     "rotate": (

@@ -140,7 +140,9 @@ def _fail(as_json: bool, kind: str, message: str, code: int) -> NoReturn:
         document = {"error": {"type": kind, "message": message}, "exit_code": code}
         click.echo(json.dumps(document, indent=2))
     else:
-        click.echo(f"keylife: error: {message}", err=True)
+        from .render import clean
+
+        click.echo(f"keylife: error: {clean(message)}", err=True)
     sys.exit(code)
 
 

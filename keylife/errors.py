@@ -18,8 +18,11 @@ material.
     ├── MaterialUnavailableError    material destroyed, or version not usable at that time
     ├── StoreError                  a backend failed
     │   ├── StoreUnavailableError   backend cannot be reached (Vault down, file missing)
+    │   ├── VaultPermissionError    Vault refused the request (403/401): the token's policies
     │   ├── ConflictError           check-and-set lost against another writer
+    │   │   └── CasMismatch         one KV v2 check-and-set write lost (``path`` attached)
     │   ├── IntegrityError          AEAD tag or hash chain does not verify
+    │   ├── CorruptRecordError      a stored ring or version document does not decode
     │   └── LockHeldError           another rotation run holds the lease
     ├── BackupError                 archive corrupted, truncated, wrongly keyed, or target not empty
     ├── AuditError                  audit log could not be written or read
@@ -108,8 +111,41 @@ class ConflictError(StoreError):
     """A check-and-set write lost against a concurrent writer."""
 
 
+class VaultPermissionError(StoreError):
+    """Vault refused the request (HTTP 403 or 401): the token's policies do not allow it.
+
+    ``path`` is the API path refused and ``address`` the Vault address that refused it.
+    """
+
+    def __init__(self, message: str, *, path: str = "", address: str = "") -> None:
+        super().__init__(message)
+        self.path = path
+        self.address = address
+
+
+class CasMismatch(ConflictError):
+    """A KV v2 check-and-set write lost; ``path`` is the KV path (inside the mount) written."""
+
+    def __init__(self, message: str, *, path: str = "") -> None:
+        super().__init__(message)
+        self.path = path
+
+
 class IntegrityError(StoreError):
     """Stored data failed its integrity check (AEAD tag, hash chain)."""
+
+
+class CorruptRecordError(StoreError):
+    """A stored ring or version document is malformed (unknown state, bad date, missing key).
+
+    ``ring`` names the ring (``version`` the version, where known) so one bad row fails that
+    ring only.
+    """
+
+    def __init__(self, message: str, *, ring: str = "", version: int | None = None) -> None:
+        super().__init__(message)
+        self.ring = ring
+        self.version = version
 
 
 class LockHeldError(StoreError):
@@ -212,9 +248,11 @@ __all__ = [
     "AlreadyExistsError",
     "AuditError",
     "BackupError",
+    "CasMismatch",
     "CertificateCheckError",
     "ChallengeFailedError",
     "ConflictError",
+    "CorruptRecordError",
     "FlightLimitError",
     "HelloParseError",
     "IntegrityError",
@@ -234,4 +272,5 @@ __all__ = [
     "TlsPolicyError",
     "TlsTargetError",
     "UnknownSpecError",
+    "VaultPermissionError",
 ]

@@ -179,6 +179,15 @@ class KeyManager(KeyCreator):
         change = self.apply(name, "rotate", operation, loaded=loaded, material=material)
         return ops.result(change)
 
+    def retire(self, name: str, *, reason: str = "") -> Ring:
+        """Stop rotation of ring ``name`` for good: no new versions (rotation, import, renewal);
+        existing ones run out their processing windows. Returns the retired ring."""
+
+        def operation(ring: Ring, now: dt.datetime) -> ops.Change:
+            return ops.retire(ring, actor=self.actor, now=now, reason=reason or "retired")
+
+        return self.apply(name, "retire", operation).ring
+
     def transition(
         self,
         name: str,

@@ -63,6 +63,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "keylife.certificates",
             "keylife.rotation.plan",
             "keylife.audit",
+            "keylife.documents",
         ),
     ),
     (
@@ -91,7 +92,6 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "keylife.store.sqlite",
             "keylife.store.registry",
             "keylife.store.vault*",
-            "keylife.store.transit_keys",
             "keylife.vault.*",
             "keylife.acme.*",
             "keylife.tls.*",

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from cryptography import x509
 
+from keylife.clock import SystemClock
 from keylife.errors import HelloParseError, TlsError, TlsPolicyError
 from keylife.tls.certs import evaluate_chain
 from keylife.tls.ciphersuites import CipherSuite, suite_by_code, suites_for_tls12
@@ -89,7 +90,7 @@ def check_context(
             chain,
             host=None,
             ca_file=None,
-            now=now or dt.datetime.now(dt.UTC),
+            now=now or SystemClock().now(),
             out=out,
             endpoint_rules=False,
         )

@@ -11,6 +11,7 @@ from typing import Any
 
 from cryptography import x509
 
+from keylife.clock import SystemClock
 from keylife.errors import ProbeError, TlsError
 from keylife.tls.certs import CERTIFICATE_ERRORS, evaluate_chain, load_chain
 from keylife.tls.ciphersuites import group_by_code, suite_by_code
@@ -148,7 +149,7 @@ def _judge(
         chain,
         host=name,
         ca_file=ca,
-        now=now or dt.datetime.now(dt.UTC),
+        now=now or SystemClock().now(),
         out=out,
     )
     findings = out.findings
