@@ -183,6 +183,12 @@ def revoke(
     from keylife.acme.rings import record_revocation, revoke_version
     from keylife.acme.status import certificate_status
 
+    if renew and reason == "cessation-of-operation":
+        raise click.BadParameter(
+            "cessation-of-operation retires the ring, which then gains no new certificate; "
+            "revoke with superseded to replace it",
+            param_hint="--renew",
+        )
     with errors(obj), obj.manager() as manager:
         before = certificate_status(manager.load(ring), manager.now())
         if number is None:
@@ -242,20 +248,22 @@ def _next_step(
         return f"v{renewed.number} holds a new key and certificate " + (
             f"{renewed.attributes.get('serial')}" + (f", deployed to {where}" if where else "")
         )
+    where = after.settings.deploy_to
+    if after.retired is not None:
+        return f"nothing: {ring} is retired ({after.retired}) and gains no new certificate" + (
+            f"; take {where} out of your server's configuration" if where else ""
+        )
     if after.valid and after.version is not None:
         return f"nothing: v{after.version.number} still holds the ring's valid certificate"
     head = f"{ring} has no valid certificate now; `keylife cert renew {ring}` issues a new key "
     head += "and certificate at once, otherwise the next `keylife rotate` run does"
-    if after.settings.deploy_to:
-        head += f"; until then {after.settings.deploy_to} still holds the revoked certificate"
+    if where:
+        head += f"; until then {where} still holds the revoked certificate"
     if reason == "key-compromise":
         return head + " and the compromised key"
-    return head + (
-        "; keylife cannot retire a ring yet, so `keylife rotate` issues one even if the "
-        "service is gone"
-        if reason in ("cessation-of-operation", "affiliation-changed", "privilege-withdrawn")
-        else ""
-    )
+    if reason in ("affiliation-changed", "privilege-withdrawn"):
+        head += f"; if the service is gone, `keylife key retire {ring}` stops renewal instead"
+    return head
 
 
 @cert.command("list")
@@ -310,6 +318,11 @@ def renew(obj: Obj, ring: str, force: bool) -> None:
 
     with errors(obj), obj.manager() as manager:
         status = certificate_status(manager.load(ring), manager.now())
+        if status.retired is not None:
+            raise AcmeError(
+                f"ring {ring} is retired ({status.retired}) and gains no new certificate; "
+                "issue into a new ring with `keylife cert issue NEW --domain ...`"
+            )
         if not status.renewal.due_now and not force:
             due = status.renewal.due
             when = "" if due is None else f" until {due.isoformat()}"
@@ -344,6 +357,8 @@ def renew(obj: Obj, ring: str, force: bool) -> None:
 def _print_status(doc: dict[str, Any]) -> None:
     click.echo(f"Certificate ring: {doc['ring']}")
     rows: list[tuple[str, Any]] = [("Domains", " ".join(doc["domains"]))]
+    if doc["retired"]:
+        rows.append(("Retired", doc["retired"]))
     if doc["version"] is None:
         rows.append(("Certificate", "none yet"))
     else:

@@ -26,6 +26,7 @@ from keylife.certificates import (
     certificate_due,
     retry_after,
 )
+from keylife.changes import RETIRED
 from keylife.errors import AcmeError
 from keylife.lifecycle import State
 
@@ -58,6 +59,8 @@ class CertificateStatus:
     now: dt.datetime
     #: Whether the ring has a certificate in use now: its primary holds one, not revoked.
     valid: bool
+    #: When and why the ring was retired (it gains no new certificates), or None.
+    retired: str | None = None
 
     def days_left(self) -> int | None:
         if self.certificate is None:
@@ -83,6 +86,7 @@ class CertificateStatus:
             "ring": self.ring,
             "domains": list(s.identifiers),
             "valid": self.valid,
+            "retired": self.retired,
             "version": None if v is None else v.number,
             "state": None if v is None else v.state.value,
             "revoked": None if v is None else _revoked(v),
@@ -129,6 +133,8 @@ def current_certificate(ring: Ring, now: dt.datetime) -> KeyVersion | None:
 def renewal(ring: Ring, now: dt.datetime) -> Renewal:
     """When and why the ring's certificate is renewed, by the rules ``keylife rotate`` plans
     with (:mod:`keylife.rotation.plan`, rule 5)."""
+    if RETIRED in ring.attributes:
+        return Renewal(None, f"never: the ring is retired ({ring.attributes[RETIRED]})", False)
     primary = ring.primary(now)
     waiting = [
         v
@@ -223,6 +229,7 @@ def certificate_status(ring: Ring, now: dt.datetime) -> CertificateStatus:
         deployed_current=_deployed_current(settings, version),
         now=now,
         valid=valid,
+        retired=ring.attributes.get(RETIRED),
     )
 
 

@@ -27,6 +27,7 @@ STATUS_KEYS = {
     "ring",
     "domains",
     "valid",
+    "retired",
     "version",
     "state",
     "revoked",
@@ -254,7 +255,10 @@ def test_cert_renew_refuses_a_key_ring(store):
 # -- cert revoke: every reason ends in a state the operator understands -----------------------
 
 
-@pytest.mark.parametrize("reason", REVOKE_REASONS)
+RENEWED_REASONS = [r for r in REVOKE_REASONS if r != "cessation-of-operation"]
+
+
+@pytest.mark.parametrize("reason", RENEWED_REASONS)
 def test_revoke_each_reason_names_the_next_step(pebble, store, reason, tmp_path):
     ring = "r-" + reason
     deploy = tmp_path / "live"
@@ -272,8 +276,8 @@ def test_revoke_each_reason_names_the_next_step(pebble, store, reason, tmp_path)
     assert "keylife rotate" in doc["next_step"]
     assert f"{deploy} still holds the revoked certificate" in doc["next_step"]
     assert ("compromised key" in doc["next_step"]) is why.compromise
-    assert ("cannot retire" in doc["next_step"]) is (
-        reason in ("cessation-of-operation", "affiliation-changed", "privilege-withdrawn")
+    assert (f"`keylife key retire {ring}`" in doc["next_step"]) is (
+        reason in ("affiliation-changed", "privilege-withdrawn")
     )
     text = run(store, "cert", "revoke", ring, "--reason", reason, as_json=False)
     assert text.exit_code == 0, text.output  # a second revoke: already revoked, same advice
@@ -287,11 +291,41 @@ def test_revoke_each_reason_names_the_next_step(pebble, store, reason, tmp_path)
         plan = plan_rotation([ring_now], manager.policy, manager.now())
         assert [s.kind for s in plan.for_ring(ring)] == [StepKind.RENEW_CERTIFICATE]
     shown = json.loads(run(store, "cert", "show", ring).output)
-    assert shown["valid"] is False and shown["revoked"] == reason
+    assert shown["valid"] is False and shown["revoked"] == reason and shown["retired"] is None
     assert shown["renewal_due"] is True and "no valid certificate" in shown["renewal_reason"]
     # ... and `cert renew` issues it without --force
     renewed = json.loads(run(store, "cert", "renew", ring).output)
     assert renewed["renewed"] is True and renewed["valid"] is True
+
+
+def test_revoke_for_cessation_of_operation_retires_the_ring(pebble, store, tmp_path):
+    deploy = tmp_path / "live"
+    first = issue(store, pebble, "gone", "gone.revoke.example.com", "--deploy-to", str(deploy))
+    # --renew contradicts the reason: refused before anything is sent
+    refused = run(store, "cert", "revoke", "gone", "--reason", "cessation-of-operation", "--renew")
+    assert refused.exit_code == 2
+    assert pebble.cert_status(int(first["serial"], 16))["Status"] == "Valid"
+
+    result = run(store, "cert", "revoke", "gone", "--reason", "cessation-of-operation")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    status = pebble.cert_status(int(first["serial"], 16))
+    assert (status["Status"], status["Reason"]) == ("Revoked", 5)
+    assert doc["state"] == "deactivated" and doc["valid_certificate"] is False
+    assert doc["next_step"].startswith("nothing: gone is retired")
+    assert f"take {deploy} out of your server's configuration" in doc["next_step"]
+    with manager_of(store) as manager:
+        ring = manager.load("gone")
+        assert not plan_rotation([ring], manager.policy, manager.now()).for_ring("gone")
+    shown = json.loads(run(store, "cert", "show", "gone").output)
+    assert shown["retired"] and shown["next_renewal"] is None and not shown["renewal_due"]
+    assert shown["renewal_reason"].startswith("never: the ring is retired")
+    assert "Retired:" in run(store, "cert", "show", "gone", as_json=False).output
+    for args in (["cert", "renew", "gone"], ["cert", "renew", "gone", "--force"]):
+        again = run(store, *args)
+        assert again.exit_code == 1
+        message = json.loads(again.output)["error"]["message"]
+        assert "retired" in message and "keylife cert issue" in message
 
 
 @pytest.mark.parametrize("reason", ["superseded", "key-compromise"])
