@@ -149,10 +149,13 @@ class KeyManager(KeyCreator):
         loaded: Ring | None = None,
     ) -> KeyVersion:
         """Create a new version now, make it the primary and deactivate the old primary (with
-        ``stage``: a pre-active successor that activates that much later)."""
+        ``stage``: a pre-active successor that activates that much later). On a certificate
+        ring the new key comes with a new certificate from the CA (:meth:`renew_certificate`)."""
         from .keygen import fingerprint, generate
 
         ring = loaded if loaded is not None else self.load(name)
+        if ACME_SETTINGS in ring.attributes:  # a certificate's key comes with its certificate
+            return self.renew_certificate(name)
         purpose = Purpose.parse(ring.purpose)
         try:
             spec = self._successor_spec(ring.spec, purpose)
