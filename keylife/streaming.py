@@ -64,11 +64,13 @@ def encrypt_stream(
     dst: BinaryIO,
     associated_data: bytes = b"",
     *,
-    segment: int = SEGMENT_SIZE,
+    segment: int | None = None,
     salt: bytes | None = None,
     prefix: bytes | None = None,
 ) -> int:
-    """Encrypt ``src`` to ``dst`` under ``material``; the number of bytes written."""
+    """Encrypt ``src`` to ``dst`` under ``material``; the number of bytes written.
+    ``segment``, ``salt`` and ``prefix`` are for the test vectors only."""
+    segment = SEGMENT_SIZE if segment is None else segment
     salt = primitives.random_bytes(envelope.STREAM_SALT_SIZE) if salt is None else salt
     prefix = primitives.random_bytes(envelope.STREAM_PREFIX_SIZE) if prefix is None else prefix
     head = envelope.stream_header(version, segment, salt, prefix)
