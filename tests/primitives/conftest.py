@@ -58,3 +58,7 @@ def make_rings(m: keylife.KeyManager) -> None:
 def rings(manager: keylife.KeyManager) -> keylife.KeyManager:
     make_rings(manager)
     return manager
+
+
+# The real OpenBao fixtures of the Vault tests (a dev server per session, fresh mounts).
+from tests.vault.conftest import bao_dev, mounts, vault_env  # noqa: E402, F401

@@ -131,7 +131,13 @@ def test_stream_defects_are_detected(rings) -> None:
     cut = data[:32] + b"".join(segments[:3])  # drops the last segment
     appended = data + segments[3]
     other_ad = data
-    for bad, ad in ((swapped, b""), (cut, b""), (appended, b""), (other_ad, b"x"), (data[:-1], b"")):
+    for bad, ad in (
+        (swapped, b""),
+        (cut, b""),
+        (appended, b""),
+        (other_ad, b"x"),
+        (data[:-1], b""),
+    ):
         with pytest.raises(errors.DecryptionError):
             orders.decrypt_stream(io.BytesIO(bad), io.BytesIO(), ad)
     with pytest.raises(errors.DecryptionError):
