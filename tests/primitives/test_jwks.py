@@ -67,8 +67,20 @@ def test_jwks_with_pyjwt_on_sqlite(sandbox) -> None:
         m.create_ring("cli-jws", "ec-p256", "signing")
         token = m.ring("cli-jws").sign_jws({"sub": "bob"})
     proc = subprocess.run(
-        [sys.executable, "-m", "keylife_cli", "--store", db, "--master-key-file", str(key)]
-        + ["key", "public", "cli-jws", "--format", "jwks"],
+        [
+            sys.executable,
+            "-m",
+            "keylife_cli",
+            "--store",
+            db,
+            "--master-key-file",
+            str(key),
+            "key",
+            "public",
+            "cli-jws",
+            "--format",
+            "jwks",
+        ],
         capture_output=True,
         check=True,
         timeout=60,
