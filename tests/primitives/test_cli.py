@@ -116,7 +116,7 @@ def test_rewrap_file_resumes_after_an_interruption(cli_env, sandbox: Path, monke
         ring = m.ring("orders")
         plains = [f"row {i}".encode() for i in range(25)]
         boxes = [base64.b64encode(ring.encrypt(p)).decode() for p in plains]
-        lines.write_text("\n".join(boxes[:10] + [""] + boxes[10:]) + "\n")
+        lines.write_text("\n".join([*boxes[:10], "", *boxes[10:]]) + "\n")
         lines.chmod(0o640)
         m.rotate("orders")
         calls = {"n": 0}
