@@ -61,8 +61,18 @@ class KeyRing(Signatures):
         self._ks_gen = -1
         self._forced = 0.0
         self._wall = type(manager.clock) is SystemClock
-        # Fast paths behind a cache: key -> (from, until, cache generation, *values)
+        self._clock: Callable[[], float] = time.time if self._wall else self._t
+        # Fast paths behind a cache: key -> (from, until, cache generation, *values); the
+        # cache empties it when it drops this ring (a commit through this process).
         self._fast: dict[Any, tuple[Any, ...]] = {}
+        if self._cache is not None:
+            self._cache.listen(self)
+
+    def forget(self, name: str | None) -> None:
+        """Drop what this object keeps of ring ``name`` (every ring when None)."""
+        if name is None or name == self.name:
+            self._fast = {}
+            self._ks = None
 
     def __repr__(self) -> str:
         return f"<KeyRing {self.name}>"
@@ -212,9 +222,9 @@ class KeyRing(Signatures):
 
     def encrypt(self, plaintext: bytes, associated_data: bytes = b"") -> bytes:
         """Encrypt under the primary with a random nonce (format ``0x01``)."""
-        t = time.time() if self._wall else self._t()
+        t = self._clock()
         f = self._fast.get(_MSG)
-        if f is None or not f[0] <= t < f[1] or f[2] != self._cache.generation:
+        if f is None or not f[0] <= t < f[1]:
             f = self._protecting(_MSG, t, self._message)
         cipher, head, ad = f[3], f[4], f[5]
         nonce = primitives.random_bytes(12)
@@ -226,10 +236,10 @@ class KeyRing(Signatures):
         """The plaintext of an ``encrypt`` result, if the version it names may process now."""
         if len(ciphertext) < _MIN_MESSAGE:
             raise envelope.refusal(_MSG, self.name)
-        t = time.time() if self._wall else self._t()
+        t = self._clock()
         head = bytes(ciphertext[:5])
         f = self._fast.get(head)
-        if f is None or not f[0] <= t < f[1] or f[2] != self._cache.generation:
+        if f is None or not f[0] <= t < f[1]:
             f = self._processing_fast(head, _MSG, t, self._message)
         cipher, ad = f[3], f[5]
         if associated_data:
@@ -276,18 +286,20 @@ class KeyRing(Signatures):
             return primitives.wrap_rsa(public, self.name, primary.number, raw)  # type: ignore[arg-type]
         return primitives.seal(primary.cipher, envelope.WRAP_AEAD, self.name, primary.number, raw)
 
-    def unwrap(self, blob: bytes, spec: str | KeySpec | None = None) -> KeyMaterial:
-        """The key inside a ``wrap`` result, as :class:`KeyMaterial` (``spec`` labels it;
-        default: ``aes-<bits>`` by its length)."""
+    def _unwrap_raw(self, blob: bytes) -> bytes:
         ring = self._wrap_ring("unwrap")
         rsa = ring.spec.kind is KeyKind.RSA
         fmt = envelope.WRAP_RSA if rsa else envelope.WRAP_AEAD
         number, body = envelope.parse(blob, fmt, 1 if rsa else 28, ring=self.name)
         _, key = self._processing(self._keys(), number, fmt)
         if rsa:
-            raw = primitives.unwrap_rsa(key.private_key, self.name, number, body)  # type: ignore[arg-type]
-        else:
-            raw = primitives.open_sealed(key.cipher, fmt, self.name, number, body, b"")
+            return primitives.unwrap_rsa(key.private_key, self.name, number, body)  # type: ignore[arg-type]
+        return primitives.open_sealed(key.cipher, fmt, self.name, number, body, b"")
+
+    def unwrap(self, blob: bytes, spec: str | KeySpec | None = None) -> KeyMaterial:
+        """The key inside a ``wrap`` result, as :class:`KeyMaterial` (``spec`` labels it;
+        default: ``aes-<bits>`` by its length)."""
+        raw = self._unwrap_raw(blob)
         return KeyMaterial(raw, _label(spec, raw, self.name))
 
     def data_key(self, spec: str = "aes-256") -> tuple[KeyMaterial, bytes]:
@@ -314,7 +326,7 @@ class KeyRing(Signatures):
         if blob[:1] in (bytes([envelope.WRAP_AEAD]), bytes([envelope.WRAP_RSA])):
             if associated_data:
                 raise KeyUsageError("wrapped keys take no associated data", ring=self.name)
-            return self.wrap(self.unwrap(blob))
+            return self.wrap(self._unwrap_raw(blob))
         raise DecryptionError(
             f"not a keylife ciphertext or wrapped key for ring {self.name}", ring=self.name
         )
@@ -338,10 +350,15 @@ class KeyRing(Signatures):
 
 
 def _label(spec: str | KeySpec | None, raw: bytes, ring: str) -> KeySpec:
-    if isinstance(spec, KeySpec):
-        return spec
     if spec is not None:
-        return parse_spec(spec)
+        wanted = spec if isinstance(spec, KeySpec) else parse_spec(spec)
+        if wanted.symmetric and wanted.key_bits != len(raw) * 8:
+            raise KeyUsageError(
+                f"the key unwrapped by ring {ring} is {len(raw)} bytes, not a {wanted.name} key",
+                ring=ring,
+                operation="unwrap",
+            )
+        return wanted
     bits = len(raw) * 8
     try:
         return parse_spec(f"aes-{bits}")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -45,6 +46,8 @@ class CachedStore:
         self.monotonic: Callable[[], float] = monotonic
         self.url = inner.url
         self._lock = threading.Lock()
+        # Objects keeping their own copies (key rings' fast paths), told on invalidation.
+        self._listeners: weakref.WeakSet[Any] = weakref.WeakSet()
         #: Bumped by every invalidation: copies kept elsewhere compare it to stay current.
         self.generation = 0
         # name -> (expires, ring or None)
@@ -96,10 +99,17 @@ class CachedStore:
         self._derived[key] = (expires, ring.revision, value)
         return value
 
+    def listen(self, listener: Any) -> None:
+        """Call ``listener.forget(name)`` whenever ring ``name`` is dropped from the cache."""
+        with self._lock:
+            self._listeners.add(listener)
+
     def invalidate(self, name: str | None = None) -> None:
         """Forget ``name`` (every ring when None): the next read goes to the store."""
         with self._lock:
             self.generation += 1
+            for listener in list(self._listeners):
+                listener.forget(name)
             if name is None:
                 self._rings.clear()
                 self._materials.clear()

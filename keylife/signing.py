@@ -73,7 +73,7 @@ class Signatures:
         """Sign ``data`` with the primary: ``0x05 · version · signature``."""
         t = self._now()
         f = self._fast.get(_SIG)
-        if f is None or not f[0] <= t < f[1] or f[2] != self._cache.generation:
+        if f is None or not f[0] <= t < f[1]:
             f = self._protecting(_SIG, t, self._signer)
         return f[3] + f[4](data)  # type: ignore[no-any-return]
 
@@ -94,7 +94,7 @@ class Signatures:
         t = self._now()
         head = bytes(signature[:5])
         f = self._fast.get(head)
-        if f is None or not f[0] <= t < f[1] or f[2] != self._cache.generation:
+        if f is None or not f[0] <= t < f[1]:
             f = self._processing_fast(head, _SIG, t, self._verifier)
         if not f[3](data, bytes(signature[5:])):
             raise envelope.refusal(_SIG, self.name)

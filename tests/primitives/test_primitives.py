@@ -223,3 +223,16 @@ def test_public_key_formats(rings) -> None:
     assert json.loads(rings.ring("kek-rsa").public_key(format="jwk"))["alg"] == "RSA-OAEP-256"
     with pytest.raises(errors.NotFoundError):
         ring.public_key(7)
+
+
+def test_unwrap_keys_of_any_length(rings) -> None:
+    for name in ("kek", "kek-rsa"):
+        ring = rings.ring(name)
+        blob = ring.wrap(b"twenty bytes of key!")
+        with pytest.raises(errors.DecryptionError, match="name its spec"):
+            ring.unwrap(blob)
+        with pytest.raises(errors.KeyUsageError, match="not a aes-256"):
+            ring.unwrap(blob, "aes-256")
+        assert ring.unwrap(blob, "hmac-sha256:160").reveal() == b"twenty bytes of key!"
+        rings.rotate(name)
+        assert ring.version_of(ring.rewrap(blob)) == 2

@@ -178,3 +178,18 @@ def test_a_vault_ring_takes_20_rotations(vault_env, mounts) -> None:
         m.create_ring("many", "aes-256", "data-encryption")
         for _ in range(20):
             m.rotate("many")
+
+
+def test_a_change_through_the_same_manager_is_seen_at_once(sandbox) -> None:
+    db, key = str(sandbox / "k.db"), sandbox / "mk"
+    keylife.init(db, master_key_file=key).close()
+    with keylife.open(db, master_key_file=key, refresh=300) as m:
+        m.create_ring("svc", "aes-256", "data-encryption")
+        ring = m.ring("svc")
+        first = ring.encrypt(b"one")
+        assert ring.version_of(first) == 1
+        m.rotate("svc")  # the commit drops the ring from the cache and from ring's fast path
+        assert ring.version_of(ring.encrypt(b"two")) == 2
+        m.destroy("svc", 1)
+        with pytest.raises(keylife.KeylifeError):
+            ring.decrypt(first)
