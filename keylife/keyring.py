@@ -216,36 +216,41 @@ class KeyRing(Signatures):
         if memo is None:
             require(ks.ring, "encrypt", (Purpose.DATA_ENCRYPTION,), _AEAD_KINDS)
             head = envelope.header(_MSG, key.number)
-            memo = (key.cipher, head, envelope.associated_data(_MSG, self.name, key.number))
+            ad = envelope.associated_data(_MSG, self.name, key.number)
+            memo = (key.cipher.encrypt, key.cipher.decrypt, head, ad)
             ks.memo[(_MSG, key.number)] = memo
         return memo
 
     def encrypt(self, plaintext: bytes, associated_data: bytes = b"") -> bytes:
         """Encrypt under the primary with a random nonce (format ``0x01``)."""
         t = self._clock()
-        f = self._fast.get(_MSG)
+        f = self._fast.get(1)  # 1: the message format's fast path
         if f is None or not f[0] <= t < f[1]:
             f = self._protecting(_MSG, t, self._message)
-        cipher, head, ad = f[3], f[4], f[5]
+        _, _, _, seal, _, head, ad = f
         nonce = primitives.random_bytes(12)
         if associated_data:
             ad += associated_data
-        return head + nonce + cipher.encrypt(nonce, plaintext, ad)  # type: ignore[no-any-return]
+        return head + nonce + seal(nonce, plaintext, ad)  # type: ignore[no-any-return]
 
     def decrypt(self, ciphertext: bytes, associated_data: bytes = b"") -> bytes:
         """The plaintext of an ``encrypt`` result, if the version it names may process now."""
         if len(ciphertext) < _MIN_MESSAGE:
             raise envelope.refusal(_MSG, self.name)
         t = self._clock()
-        head = bytes(ciphertext[:5])
-        f = self._fast.get(head)
+        head = ciphertext[:5]
+        try:
+            f = self._fast.get(head)
+        except TypeError:  # a bytearray or memoryview: not hashable
+            head = bytes(head)
+            f = self._fast.get(head)
         if f is None or not f[0] <= t < f[1]:
-            f = self._processing_fast(head, _MSG, t, self._message)
-        cipher, ad = f[3], f[5]
+            f = self._processing_fast(bytes(head), _MSG, t, self._message)
+        _, _, _, _, unseal, _, ad = f
         if associated_data:
             ad += associated_data
         try:
-            return cipher.decrypt(ciphertext[5:17], ciphertext[17:], ad)  # type: ignore[no-any-return]
+            return unseal(ciphertext[5:17], ciphertext[17:], ad)  # type: ignore[no-any-return]
         except InvalidTag:
             raise envelope.refusal(_MSG, self.name) from None
 
