@@ -59,7 +59,6 @@ class KeyRing(Signatures):
         self._ks: Keyset | None = None
         self._ks_until = 0.0
         self._ks_gen = -1
-        self._forced = 0.0
         self._wall = type(manager.clock) is SystemClock
         self._clock: Callable[[], float] = time.time if self._wall else self._t
         # Fast paths behind a cache: key -> (from, until, cache generation, *values); the
@@ -156,10 +155,8 @@ class KeyRing(Signatures):
         cache = self._cache
         if cache is None or number < ks.ring.next_version:
             return ks
-        now = cache.monotonic()
-        if now - self._forced < FORCED_REFRESH_INTERVAL:
+        if not cache.may_force(self.name, FORCED_REFRESH_INTERVAL):
             return ks
-        self._forced = now
         cache.invalidate(self.name)
         self._ks = None
         return self._keys()

@@ -13,6 +13,7 @@ of threads arriving at an expired entry reads the store once.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import threading
 import time
 import weakref
@@ -48,6 +49,7 @@ class CachedStore:
         self._lock = threading.Lock()
         # Objects keeping their own copies (key rings' fast paths), told on invalidation.
         self._listeners: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._forced: dict[str, float] = {}
         #: Bumped by every invalidation: copies kept elsewhere compare it to stay current.
         self.generation = 0
         # name -> (expires, ring or None)
@@ -98,6 +100,17 @@ class CachedStore:
         value = build()
         self._derived[key] = (expires, ring.revision, value)
         return value
+
+    def may_force(self, name: str, interval: float) -> bool:
+        """Whether a forced reread of ring ``name`` is allowed now: at most one per
+        ``interval`` seconds per ring, whichever object asks (so blobs naming made-up versions
+        cannot turn into a flood of store reads)."""
+        now = self.monotonic()
+        with self._lock:
+            if now - self._forced.get(name, -math.inf) < interval:
+                return False
+            self._forced[name] = now
+            return True
 
     def listen(self, listener: Any) -> None:
         """Call ``listener.forget(name)`` whenever ring ``name`` is dropped from the cache."""

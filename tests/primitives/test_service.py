@@ -193,3 +193,30 @@ def test_a_change_through_the_same_manager_is_seen_at_once(sandbox) -> None:
         m.destroy("svc", 1)
         with pytest.raises(keylife.KeylifeError):
             ring.decrypt(first)
+
+
+def test_made_up_versions_force_at_most_one_reread_per_interval(sandbox) -> None:
+    db, key = str(sandbox / "k.db"), sandbox / "mk"
+    keylife.init(db, master_key_file=key).close()
+    with keylife.open(db, master_key_file=key, refresh=300) as m:
+        m.create_ring("svc", "aes-256", "data-encryption")
+        ticker = Ticker()
+        m.store.monotonic = ticker
+        box = m.ring("svc").encrypt(b"x")
+        forged = box[:1] + (99).to_bytes(4, "big") + box[5:]
+        reads: list[str] = []
+        inner_load = m.store.inner.load_ring
+
+        def counting(name: str) -> keylife.Ring | None:
+            reads.append(name)
+            return inner_load(name)
+
+        m.store.inner.load_ring = counting  # type: ignore[method-assign]
+        for _ in range(50):  # a new KeyRing per request, as a web service would do
+            with pytest.raises(keylife.DecryptionError):
+                m.ring("svc").decrypt(forged)
+        assert len(reads) == 1
+        ticker.now += 1
+        with pytest.raises(keylife.DecryptionError):
+            m.ring("svc").decrypt(forged)
+        assert len(reads) == 2
