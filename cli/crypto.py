@@ -202,7 +202,8 @@ def verify(obj: Obj, ring: str, signature_path: str, in_path: str | None, as_bas
     from keylife.errors import InvalidSignatureError
 
     try:
-        raw = Path(signature_path).read_bytes()[: MAX_MESSAGE + 1]
+        with open(signature_path, "rb") as handle:
+            raw = handle.read(MAX_MESSAGE + 1)
     except OSError as exc:
         raise click.BadParameter(str(exc.strerror), param_hint="--signature") from None
     if as_base64:
