@@ -81,7 +81,7 @@ def bench_messages(m: keylife.KeyManager) -> dict[str, float]:
     signs = best_of(
         {"raw_sign": lambda: key.sign(data, algorithm), "ring_sign": lambda: signing.sign(data)},
         1000,
-        15,
+        31,
     )
     return {**out, **signs}
 
@@ -142,7 +142,7 @@ def bench_stream(m: keylife.KeyManager, size: int) -> dict[str, float]:
     results: dict[str, float] = {}
     best_raw = best_ring = float("inf")
     peak_small = peak_large = 0
-    for _ in range(3):
+    for _ in range(5):
         src, dst = Source(size), Sink()
         t = time.perf_counter()
         raw_stream(src, dst)

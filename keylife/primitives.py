@@ -17,6 +17,7 @@ vectors can inject a fixed nonce; nothing else ever chooses one.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
 from typing import TypeAlias
@@ -146,8 +147,7 @@ def signer(key: SigningKey, spec: KeySpec) -> Callable[[bytes], bytes]:
         return key.sign
     if isinstance(key, ec.EllipticCurvePrivateKey):
         algorithm = ec.ECDSA(_HASHES[hash_for(spec)]())
-        ec_key = key
-        return lambda data: ec_key.sign(data, algorithm)
+        return functools.partial(key.sign, signature_algorithm=algorithm)
     pss, sha256, rsa_key = _pss(), hashes.SHA256(), key
     return lambda data: rsa_key.sign(data, pss, sha256)
 

@@ -47,6 +47,7 @@ class Signatures:
 
     _fast: dict[Any, tuple[Any, ...]]
     _cache: Any
+    _clock: Callable[[], float]
 
     def _protecting(
         self, fmt: int, t: float, build: Callable[[Keyset, LoadedKey], tuple[Any, ...]]
@@ -71,7 +72,7 @@ class Signatures:
 
     def sign(self, data: bytes) -> bytes:
         """Sign ``data`` with the primary: ``0x05 · version · signature``."""
-        t = self._now()
+        t = self._clock()
         f = self._fast.get(_SIG)
         if f is None or not f[0] <= t < f[1]:
             f = self._protecting(_SIG, t, self._signer)
