@@ -58,6 +58,7 @@ def main() -> None:
         pebble = launcher.launch("pebble")
         directory, http_port, mgmt = pebble.directory_url, pebble.http_port, dns.management_port
         ca_pem = pebble.ca_bundle
+        roots = pebble.trust_roots  # Pebble's issuing root: issued chains must verify to it
         hook = work / "dns_hook.sh"
         hook.write_text(
             "#!/bin/sh\n"
@@ -117,6 +118,8 @@ def main() -> None:
                     directory,
                     "--ca-bundle",
                     ca_pem,
+                    "--trust-roots",
+                    roots,
                     "--agree-tos",
                     *extra,
                 ]
@@ -124,7 +127,9 @@ def main() -> None:
             # keylife library (in-process)
             for mode in ("http-01", "dns-01"):
                 start = time.monotonic()
-                with AcmeClient(directory, generate_private_key(), ca_bundle=ca_pem) as c:
+                with AcmeClient(
+                    directory, generate_private_key(), ca_bundle=ca_pem, trust_roots=roots
+                ) as c:
                     c.register(agree_tos=True)
                     if mode == "http-01":
                         c.issue(

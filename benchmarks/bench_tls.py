@@ -9,6 +9,9 @@ throwaway virtualenv and pass its executable:
     python benchmarks/bench_tls.py --sslyze /tmp/sslyze-venv/bin/sslyze [--repeat 3] [--write]
 
 `--write` replaces benchmarks/RESULTS-tls.md with the tables printed.
+
+`--hostile` (no sslyze needed) instead runs `keylife tls check` against each hostile server of
+tests/hostile/test_tls_hostile_servers.py and prints wall time, peak RSS and the error.
 """
 
 from __future__ import annotations
@@ -194,12 +197,56 @@ def covered(flag: str, keylife_rules: set[str]) -> bool:
     return flag in keylife_rules
 
 
+def hostile(timeout: float, deadline: float) -> None:
+    """Wall time, peak RSS and error of `keylife tls check` against each hostile server."""
+    import importlib.util
+
+    from tests.tls import hostile_peers as hp
+    from tests.tls.pki import make_pki
+
+    path = ROOT / "tests" / "hostile" / "test_tls_hostile_servers.py"
+    spec = importlib.util.spec_from_file_location("hostile_cases", path)
+    assert spec is not None and spec.loader is not None
+    cases = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cases)
+    with tempfile.TemporaryDirectory() as tmpdir:
+        der = make_pki(Path(tmpdir)).rsa_leaf.der
+    print(
+        "| server | exit | seconds | peak RSS MB | "
+        f"error (--timeout {timeout:g} --deadline {deadline:g}) |"
+    )
+    print("|---|---|---|---|---|")
+    for name, (make, _) in sorted(cases.CASES.items()):
+        with peers.HostileServer(make(der)) as server:
+            run = hp.run_keylife(
+                "tls", "check", f"127.0.0.1:{server.port}", "--json",
+                "--timeout", f"{timeout:g}", "--deadline", f"{deadline:g}",
+                hard_limit=deadline + 60,
+            )  # fmt: skip
+        try:
+            error = json.loads(run.stdout)["results"][0]["error"]
+        except (ValueError, KeyError, IndexError):
+            error = (run.stderr.strip().splitlines() or ["?"])[-1]
+        print(
+            f"| {name} | {run.returncode} | {run.seconds:.1f} | {run.max_rss_mb:.0f} | "
+            f"{error[:90]} |"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--sslyze", required=True, help="the sslyze executable (in its own venv)")
+    ap.add_argument("--sslyze", help="the sslyze executable (in its own venv)")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--write", action="store_true", help="write benchmarks/RESULTS-tls.md")
+    ap.add_argument("--hostile", action="store_true", help="time the hostile servers instead")
+    ap.add_argument("--timeout", type=float, default=10.0, help="with --hostile")
+    ap.add_argument("--deadline", type=float, default=30.0, help="with --hostile")
     args = ap.parse_args()
+    if args.hostile:
+        hostile(args.timeout, args.deadline)
+        return
+    if not args.sslyze:
+        ap.error("--sslyze is required (or --hostile)")
     version = subprocess.run(
         [args.sslyze, "--help"], capture_output=True, text=True, check=False
     ).stdout

@@ -38,13 +38,14 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo, for tests.rings
 
 import keylife
+from keylife.clock import SystemClock
 from keylife.keygen import fingerprint, generate
 from keylife.rotation import run
 from keylife.specs import parse_spec
-from keylife.store.vault import VaultKeyStore
-from keylife.store.vault_client import VaultClient
-from keylife.store.vault_index import shard_of
-from keylife.store.vault_policy import context
+from keylife.vault import VaultKeyStore, open_store
+from keylife.vault.client import VaultClient
+from keylife.vault.index import shard_of
+from keylife.vault.transit import context
 from tests.rings import fresh_ring
 
 TOKEN = "bench-root"
@@ -239,7 +240,7 @@ def hvac_baseline(addr: str, mount: str, transit: str, n: int, now: dt.datetime)
 def setup_mounts(addr: str, tag: str) -> tuple[str, str, str]:
     mount, transit = f"kl-{tag}", f"tr-{tag}"
     url = f"vault://{addr.split('://')[1]}/{mount}?transit={transit}&key=keylife"
-    VaultKeyStore.from_url(url, create=True).close()
+    open_store(url, create=True).close()
     return url, mount, transit
 
 
@@ -258,7 +259,7 @@ def main() -> None:
         proc, addr = start_bao(Path(tmp))
         try:
             for n in args.sizes:
-                now = dt.datetime.now(dt.UTC)
+                now = SystemClock().now()
                 row: dict[str, Any] = {}
                 # nothing due
                 url, _m, _t = setup_mounts(addr, f"idle{n}")

@@ -7,6 +7,7 @@ import sys
 import click
 
 from .context import EXIT_FAILED, Obj, emit, errors, pass_obj
+from .render import clean
 
 
 @click.group()
@@ -23,11 +24,16 @@ def show(obj: Obj, ring: str | None) -> None:
         records = m.audit_records(ring)
 
     def text() -> None:
+        # Every field came from outside (--actor, --reason, ring names): escaped, so a value
+        # cannot forge a record line or drive the terminal. --json prints them exactly.
         for r in records:
-            where = f"{r.ring or '-'}" + (f" v{r.version}" if r.version is not None else "")
+            if r.damage:
+                click.echo(f"{r.seq:>6}  DAMAGED: {clean(r.damage)}")
+                continue
+            where = clean(r.ring or "-") + (f" v{r.version}" if r.version is not None else "")
             click.echo(
-                f"{r.seq:>6}  {r.at}  {r.actor:<12} {r.action:<11} {where:<24} {r.outcome}"
-                + (f"  {r.reason}" if r.reason else "")
+                f"{r.seq:>6}  {clean(r.at)}  {clean(r.actor):<12} {clean(r.action):<11} "
+                f"{where:<24} {clean(r.outcome)}" + (f"  {clean(r.reason)}" if r.reason else "")
             )
 
     emit(obj, {"records": [r.to_dict() for r in records]}, text)
@@ -49,7 +55,8 @@ def verify(obj: Obj) -> None:
         },
         f"audit log verified: {report.records} records, chain intact"
         if report.ok
-        else f"audit log FAILED verification at record {report.first_bad_seq}: {report.problem}",
+        else f"audit log FAILED verification at record {report.first_bad_seq}: "
+        f"{clean(report.problem)}",
     )
     if not report.ok:
         sys.exit(EXIT_FAILED)

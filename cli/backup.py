@@ -8,6 +8,7 @@ import sys
 import click
 
 from .context import Obj, emit, errors, fail, pass_obj
+from .render import clean
 
 
 def _secret(
@@ -19,8 +20,7 @@ def _secret(
         with errors(obj):
             return BackupSecret.from_key_file(key_file)
     if passphrase_file:
-        with open(passphrase_file, encoding="utf-8") as fh:
-            return BackupSecret(passphrase=fh.read().rstrip("\n"))
+        return BackupSecret(passphrase=_read_passphrase(obj, passphrase_file))
     env = os.environ.get("KEYLIFE_BACKUP_PASSPHRASE")
     if env:
         return BackupSecret(passphrase=env)
@@ -33,6 +33,18 @@ def _secret(
         "(it must not be the master key)",
         2,
     )
+
+
+def _read_passphrase(obj: Obj, path: str) -> str:
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read(64 * 1024)
+    except OSError as exc:
+        fail(obj, f"--passphrase-file {clean(path)}: cannot read it: {exc.strerror}", 2)
+    try:
+        return raw.decode("utf-8").rstrip("\n")
+    except UnicodeDecodeError:
+        fail(obj, f"--passphrase-file {clean(path)}: not UTF-8 text; save it as UTF-8", 2)
 
 
 _OPTIONS = [
@@ -63,7 +75,7 @@ def backup(obj: Obj, file: str, passphrase_file: str | None, key_file: str | Non
     emit(
         obj,
         {"file": file, **summary.__dict__},
-        f"backup written to {file}: {summary.rings} rings, {summary.versions_with_material} "
+        f"backup written to {clean(file)}: {summary.rings} rings, {summary.versions_with_material} "
         f"versions with material, {summary.audit_records} audit records",
     )
 
@@ -75,12 +87,13 @@ def backup(obj: Obj, file: str, passphrase_file: str | None, key_file: str | Non
 @pass_obj
 def restore(obj: Obj, file: str, passphrase_file: str | None, key_file: str | None) -> None:
     """Restore FILE into an empty store (created if missing) and verify the result."""
-    from keylife.backup import BackupSecret, read_backup, restore_snapshot
+    from keylife.backup import BackupSecret, check_archive, read_backup, restore_snapshot
 
     secret = _secret(obj, passphrase_file, key_file, confirm=False)
     assert isinstance(secret, BackupSecret)
     with errors(obj):
         data = read_backup(file, secret)  # refuse a bad archive before touching any store
+        check_archive(data)
         with obj.manager(create=True) as m:
             summary = restore_snapshot(m.store, data)
     emit(

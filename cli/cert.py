@@ -10,17 +10,16 @@ from typing import Any
 
 import click
 
+from keylife.certificates import CERTIFICATE_PEM
+from keylife.lifecycle import RevocationReason
+
 from .context import Obj, emit, errors, pass_obj
 
 KEY_TYPES = ("ec-p256", "ec-p384", "rsa-2048", "rsa-3072", "rsa-4096")
-REVOKE_REASONS = (
-    "unspecified",
-    "key-compromise",
-    "affiliation-changed",
-    "superseded",
-    "cessation-of-operation",
-    "privilege-withdrawn",
-)
+#: The reasons a subscriber may send a CA: the lifecycle's enum without the CA's own
+#: ``ca-compromise`` (the rule of ``keylife.acme.revoke.SUBSCRIBER_REASONS``).
+REVOKE_REASONS = tuple(r.value for r in RevocationReason if r is not RevocationReason.CA_COMPROMISE)
+DEFAULT_TIMEOUT = 300.0
 LE_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
 
 
@@ -54,6 +53,11 @@ def cert() -> None:
     type=click.Path(exists=True, dir_okay=False),
     help="CA bundle for the ACME server's HTTPS (verification is never off).",
 )
+@click.option(
+    "--trust-roots",
+    type=click.Path(exists=True, dir_okay=False),
+    help="PEM roots the issued chain must verify to (default: the system trust store).",
+)
 @click.option("--preferred-chain", help="Issuer CN of the preferred alternate chain.")
 @click.option("--account-ring", help="Ring holding the account key (default: per directory).")
 @click.option("--deploy-to", type=click.Path(file_okay=False), help="Write PEM files here.")
@@ -68,18 +72,24 @@ def cert() -> None:
     help="First poll wait (s); doubles up to 5 s.",
 )
 @click.option(
-    "--timeout", type=float, default=120.0, show_default=True, help="Validation deadline (s)."
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=DEFAULT_TIMEOUT,
+    show_default=True,
+    help="Overall deadline of the ACME operation (s).",
 )
 @pass_obj
 def issue(obj: Obj, /, ring: str, **opts: Any) -> None:
     """Issue a certificate for RING (created as a tls-server ring if new) and store it as a
     new key version."""
     from keylife.acme.rings import CertSettings, issue_certificate
+    from keylife.names import check_ring_name
 
     agree_tos = bool(opts.pop("agree_tos"))
     eab_kid = opts.pop("eab_kid")
     eab_hmac_key = opts.pop("eab_hmac_key")
     with errors(obj):
+        check_ring_name(ring)  # before anything is opened, created or sent
         settings = CertSettings(
             directory=opts["directory"],
             domains=tuple(opts["domains"]),
@@ -93,6 +103,7 @@ def issue(obj: Obj, /, ring: str, **opts: Any) -> None:
             key_type=opts["key_type"],
             contact=tuple(opts["contact"]),
             ca_bundle=opts["ca_bundle"],
+            trust_roots=opts["trust_roots"],
             preferred_chain=opts["preferred_chain"],
             account_ring=opts["account_ring"],
             deploy_to=opts["deploy_to"],
@@ -125,17 +136,29 @@ def issue(obj: Obj, /, ring: str, **opts: Any) -> None:
 @click.option("--version", "number", type=int, help="Version (default: the current one).")
 @click.option("--reason", type=click.Choice(REVOKE_REASONS), required=True)
 @click.option("--by-certificate-key", is_flag=True, help="Sign with the certificate's key.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=DEFAULT_TIMEOUT,
+    show_default=True,
+    help="Overall deadline of the ACME operation (s).",
+)
 @pass_obj
-def revoke(obj: Obj, ring: str, number: int | None, reason: str, by_certificate_key: bool) -> None:
+def revoke(
+    obj: Obj,
+    ring: str,
+    number: int | None,
+    reason: str,
+    by_certificate_key: bool,
+    timeout: float,
+) -> None:
     """Revoke RING's certificate at the CA and record the revocation in the lifecycle."""
     from keylife.acme.rings import revoke_version
     from keylife.errors import AcmeError
 
     with errors(obj), obj.manager() as manager:
         if number is None:
-            certified = [
-                v for v in manager.load(ring).versions if "certificate_pem" in v.attributes
-            ]
+            certified = [v for v in manager.load(ring).versions if CERTIFICATE_PEM in v.attributes]
             primary = manager.load(ring).primary(manager.now())
             chosen = primary if primary is not None and primary in certified else None
             if chosen is None and certified:
@@ -144,7 +167,7 @@ def revoke(obj: Obj, ring: str, number: int | None, reason: str, by_certificate_
                 raise AcmeError(f"ring {ring} has no certificate")
             number = chosen.number
         revoked_now = revoke_version(
-            manager, ring, number, reason, by_certificate_key=by_certificate_key
+            manager, ring, number, reason, by_certificate_key=by_certificate_key, timeout=timeout
         )
         version = manager.load(ring).get(number)
         assert version is not None
@@ -178,10 +201,19 @@ def account() -> None:
 @click.option("--directory", required=True, help="ACME directory URL of the account.")
 @click.option("--account-ring", help="Ring holding the account key (default: per directory).")
 @click.option("--ca-bundle", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=DEFAULT_TIMEOUT,
+    show_default=True,
+    help="Overall deadline of the ACME operation (s).",
+)
 @pass_obj
-def rollover(obj: Obj, directory: str, account_ring: str | None, ca_bundle: str | None) -> None:
+def rollover(
+    obj: Obj, directory: str, account_ring: str | None, ca_bundle: str | None, timeout: float
+) -> None:
     """Replace the account key at the CA (keyChange) with a new version of the account ring."""
-    from keylife.acme.rings import CertSettings, rollover_account
+    from keylife.acme import CertSettings, rollover_account
 
     with errors(obj), obj.manager() as manager:
         settings = CertSettings(
@@ -190,6 +222,6 @@ def rollover(obj: Obj, directory: str, account_ring: str | None, ca_bundle: str 
             account_ring=account_ring,
             ca_bundle=ca_bundle,
         )
-        number = rollover_account(manager, settings)
+        number = rollover_account(manager, settings, timeout=timeout)
         doc = {"account_ring": settings.account_ring_name, "version": number}
         emit(obj, doc, f"account key rolled over: {settings.account_ring_name} v{number}")

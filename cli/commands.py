@@ -16,3 +16,16 @@ def init(obj: Obj) -> None:
         url = manager.store.url
         manager.close()
     emit(obj, {"store": url, "initialised": True}, f"keylife store ready at {url}")
+
+
+@click.command()
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion(shell: str) -> None:
+    """Print the completion script for SHELL (source it, or save it where your shell looks)."""
+    from click.shell_completion import get_completion_class
+
+    from .main import cli
+
+    completer = get_completion_class(shell)
+    assert completer is not None
+    click.echo(completer(cli, {}, "keylife", "_KEYLIFE_COMPLETE").source())

@@ -56,9 +56,12 @@ def emit(obj: Obj, document: Any, text: Callable[[], None] | str | None = None) 
 
 def fail(obj: Obj, message: str, code: int = EXIT_FAILED, kind: str = "error") -> NoReturn:
     if obj.as_json:
-        click.echo(json.dumps({"error": {"type": kind, "message": message}}, indent=2))
+        document = {"error": {"type": kind, "message": message}, "exit_code": code}
+        click.echo(json.dumps(document, indent=2))
     else:
-        click.echo(f"keylife: error: {message}", err=True)
+        from .render import clean  # names from the store or the command line: no escapes
+
+        click.echo(f"keylife: error: {clean(message)}", err=True)
     sys.exit(code)
 
 

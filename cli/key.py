@@ -36,6 +36,12 @@ def key() -> None:
     "--protect-stop-at", help="ISO 8601 end of applying protection (before deactivation)."
 )
 @click.option("--process-start-at", help="ISO 8601 start of processing (decrypt/verify).")
+@click.option(
+    "--exceed-policy",
+    metavar="REASON",
+    default="",
+    help="Allow dates outside the policy's limits as a recorded, audited exception.",
+)
 @pass_obj
 def create(
     obj: Obj,
@@ -47,8 +53,12 @@ def create(
     deactivate_at: str | None,
     protect_stop_at: str | None,
     process_start_at: str | None,
+    exceed_policy: str,
 ) -> None:
-    """Create ring NAME with its first version, under the policy."""
+    """Create ring NAME with its first version, under the policy.
+
+    Dates must fit the policy: activation now or later, deactivation at most one cryptoperiod
+    after activation; --exceed-policy REASON records an exception instead of refusing."""
     act = parse_when(activate_at, "--activate-at")
     deact = parse_when(deactivate_at, "--deactivate-at")
     pstop = parse_when(protect_stop_at, "--protect-stop-at")
@@ -63,8 +73,72 @@ def create(
             key_bits=size,
             protect_stop_at=pstop,
             process_start_at=pstart,
+            exceed_policy=exceed_policy,
         )
     emit(obj, version_dict(v), lambda: print_version(v))
+
+
+@key.command("import")
+@click.argument("name")
+@click.option(
+    "--file",
+    "path",
+    type=click.Path(dir_okay=False, readable=True),
+    required=True,
+    help="PEM or DER private key, or raw secret-key bytes.",
+)
+@click.option("--type", "type_", required=True, help=f"Key type the material must be ({TYPES}).")
+@click.option("--purpose", type=click.Choice(PURPOSES), required=True)
+@click.option("--password-file", type=click.Path(dir_okay=False), help="Password of a PEM key.")
+@click.option("--activate-at", help="ISO 8601 activation date (default: now; may be past).")
+@click.option("--deactivate-at", help="ISO 8601 deactivation date (default: + cryptoperiod).")
+@click.option("--exceed-policy", metavar="REASON", default="", help="Record an exception.")
+@pass_obj
+def import_(
+    obj: Obj,
+    name: str,
+    path: str,
+    type_: str,
+    purpose: str,
+    password_file: str | None,
+    activate_at: str | None,
+    deactivate_at: str | None,
+    exceed_policy: str,
+) -> None:
+    """Bring your own key: store FILE's key as ring NAME's new primary (the ring is created if
+    it does not exist). The key must really be a TYPE key allowed for PURPOSE today."""
+    from keylife.keyimport import MAX_KEY_FILE
+
+    act = parse_when(activate_at, "--activate-at")
+    deact = parse_when(deactivate_at, "--deactivate-at")
+    with errors(obj):
+        data = _read_capped(path, MAX_KEY_FILE)
+        password = None if password_file is None else _read_capped(password_file, 4096).strip()
+    with errors(obj), obj.manager() as m:
+        v = m.import_key(
+            name,
+            data,
+            type_,
+            purpose,
+            password=password,
+            activate_at=act,
+            deactivate_at=deact,
+            exceed_policy=exceed_policy,
+        )
+    emit(obj, version_dict(v), lambda: print_version(v))
+
+
+def _read_capped(path: str, cap: int) -> bytes:
+    from keylife.errors import KeylifeError
+
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(cap + 1)
+    except OSError as exc:
+        raise KeylifeError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if len(data) > cap:
+        raise KeylifeError(f"{path} is over {cap} bytes; not a key file")
+    return data
 
 
 @key.command("list")
@@ -160,6 +234,19 @@ def revoke(
     with errors(obj), obj.manager() as m:
         v = m.revoke(name, version, reason, occurred_at=occurred, message=message)
     emit(obj, version_dict(v), f"{name} v{version} revoked ({reason}); now {v.state.value}")
+
+
+@key.command()
+@click.argument("name")
+@click.option("--reason", default="", help="Why the ring is retired (kept in the audit log).")
+@pass_obj
+def retire(obj: Obj, name: str, reason: str) -> None:
+    """Retire ring NAME: `keylife rotate` never gives it a new version again; its versions run
+    out their processing windows."""
+    with errors(obj), obj.manager() as m:
+        ring = m.retire(name, reason=reason)
+        now = m.now()
+    emit(obj, ring_summary(ring, now), f"{name} is retired; it gains no new versions")
 
 
 @key.command()

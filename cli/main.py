@@ -14,13 +14,27 @@ Exit codes (also in docs/cli.md):
 from __future__ import annotations
 
 import importlib
-from typing import Any
+import json
+import sys
+import warnings
+from typing import Any, NoReturn
 
 import click
 
 from keylife._version import __version__
 
-from .context import Obj
+from .context import EXIT_FAILED, Obj
+from .examples import epilog
+
+
+def add_examples(command: click.Command, path: str) -> None:
+    """End ``command``'s help (and its subcommands') with its examples."""
+    if command.epilog is None:
+        command.epilog = epilog(path)
+    if isinstance(command, click.Group):
+        for name, sub in command.commands.items():
+            add_examples(sub, f"{path} {name}")
+
 
 # name -> (module, attribute, short help)
 _COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -44,6 +58,7 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
         "rewrap",
         "Re-encrypt a file of ciphertexts under the primary.",
     ),
+    "completion": ("keylife_cli.commands", "completion", "Print the shell completion script."),
 }
 
 
@@ -61,6 +76,7 @@ class LazyGroup(click.Group):
         except ImportError as exc:
             raise click.ClickException(f"`keylife {cmd_name}` is not available: {exc}") from exc
         assert isinstance(command, click.Command)
+        add_examples(command, cmd_name)
         return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
@@ -109,9 +125,71 @@ def cli(
     ctx.obj = Obj(store, master_key_file, policy, actor, as_json)
 
 
+def hoist_json(args: list[str]) -> list[str]:
+    """Accept ``--json`` anywhere before ``--`` (``keylife key list --json``), as a global
+    option: it is moved in front of the subcommand."""
+    end = args.index("--") if "--" in args else len(args)
+    if "--json" not in args[:end]:
+        return args
+    return ["--json", *(a for a in args[:end] if a != "--json"), *args[end:]]
+
+
+def _verbosity(args: list[str]) -> int:
+    count = 0
+    for a in args:
+        if a == "--verbose":
+            count += 1
+        elif a.startswith("-") and not a.startswith("--") and set(a[1:]) == {"v"}:
+            count += len(a) - 1
+    return count
+
+
+def _fail(as_json: bool, kind: str, message: str, code: int) -> NoReturn:
+    if as_json:
+        document = {"error": {"type": kind, "message": message}, "exit_code": code}
+        click.echo(json.dumps(document, indent=2))
+    else:
+        from .render import clean
+
+        click.echo(f"keylife: error: {clean(message)}", err=True)
+    sys.exit(code)
+
+
+def _one_line_warnings() -> None:
+    """Python warnings (e.g. from libraries underneath) become one ``keylife: warning:`` line."""
+
+    def show(message: Warning | str, *_args: object, **_kw: object) -> None:
+        text = " ".join(str(message).split())
+        click.echo(f"keylife: warning: {text}", err=True)
+
+    warnings.showwarning = show
+
+
 def main(argv: list[str] | None = None) -> Any:
-    return cli.main(args=argv, prog_name="keylife")
-
-
-if __name__ == "__main__":
-    main()
+    """The console script: usage errors and unexpected failures end in one line (or, under
+    ``--json``, one JSON error document on stdout) and an exit code; never a traceback unless
+    ``-vv`` asks for one."""
+    args = hoist_json(list(sys.argv[1:] if argv is None else argv))
+    as_json = bool(args) and args[0] == "--json"
+    _one_line_warnings()
+    try:
+        code = cli.main(args=args, prog_name="keylife", standalone_mode=False)
+    except click.exceptions.Abort:
+        _fail(as_json, "Aborted", "aborted", EXIT_FAILED)
+    except click.ClickException as exc:
+        if not as_json:
+            exc.show()
+            sys.exit(exc.exit_code)
+        _fail(as_json, type(exc).__name__, exc.format_message(), exc.exit_code)
+    except KeyboardInterrupt:
+        _fail(as_json, "Interrupted", "interrupted", 130)
+    except Exception as exc:
+        if _verbosity(args) >= 2:
+            raise
+        _fail(
+            as_json,
+            type(exc).__name__,
+            f"unexpected {type(exc).__name__}: {exc} (a bug in keylife; -vv shows where)",
+            EXIT_FAILED,
+        )
+    sys.exit(code if isinstance(code, int) else 0)

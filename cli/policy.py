@@ -5,10 +5,11 @@ from __future__ import annotations
 import click
 
 from .context import Obj, emit, errors, pass_obj
+from .render import clean
 
 
 def _print_policy(d: dict[str, object]) -> None:
-    click.echo(f"source       {d['source']}")
+    click.echo(f"source       {clean(d['source'])}")
     click.echo(f"profile      {d['profile']}")
     click.echo(f"min strength {d['min_strength']} bits (128 for every key from 2031-01-01)")
     purposes = d["purposes"]
@@ -65,4 +66,4 @@ def check(obj: Obj, file: str) -> None:
         from keylife.policy import load_policy
 
         load_policy(file)
-    emit(obj, {"file": file, "valid": True}, f"{file}: policy is valid")
+    emit(obj, {"file": file, "valid": True}, f"{clean(file)}: policy is valid")

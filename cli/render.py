@@ -1,8 +1,15 @@
-"""Text and JSON renderings of rings and versions (never material)."""
+"""Text and JSON renderings of rings and versions (never material).
+
+Human output passes every value that came from outside (ring names, actors, reasons,
+attributes, paths) through :func:`clean`, so a newline or a terminal escape in a stored value
+cannot forge lines or drive the terminal. JSON output is exact: it never goes through
+:func:`clean`.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -11,11 +18,30 @@ if TYPE_CHECKING:
     from keylife.lifecycle import KeyVersion, Ring
 
 
+# C0 controls, DEL, C1 controls, and the Unicode format characters that reorder or break text
+# (bidi embeddings, overrides and isolates, line and paragraph separators, ALM, LRM, RLM).
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\x1b": "\\e"}
+
+
+def _escape(m: re.Match[str]) -> str:
+    ch = m.group()
+    return _NAMED.get(ch) or (f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
+
+
+def clean(value: object) -> str:
+    """``value`` as text fit for a terminal or a log line: control characters are escaped
+    (newline as ``\\n``, ESC as ``\\e``, others as ``\\xNN`` / ``\\uNNNN``)."""
+    return _UNSAFE.sub(_escape, str(value))
+
+
 def _short(value: dt.datetime | None) -> str:
     return "-" if value is None else value.strftime("%Y-%m-%d %H:%M")
 
 
 def ring_summary(ring: Ring, now: dt.datetime) -> dict[str, Any]:
+    if ring.damage:
+        return {"name": ring.name, "damaged": ring.damage}
     primary = ring.primary(now)
     return {
         "name": ring.name,
@@ -27,6 +53,7 @@ def ring_summary(ring: Ring, now: dt.datetime) -> dict[str, Any]:
         "primary_deactivation": None
         if primary is None or primary.deactivation is None
         else primary.deactivation.isoformat(),
+        "retired": ring.attributes.get("retired"),
     }
 
 
@@ -37,9 +64,12 @@ def print_ring_table(rings: list[Ring], now: dt.datetime) -> None:
     header = f"{'RING':<28} {'TYPE':<12} {'PURPOSE':<16} {'PRIMARY':>7} {'VERS':>4}  DEACTIVATES"
     click.echo(header)
     for ring in rings:
+        if ring.damage:
+            click.echo(f"{clean(ring.name):<28} DAMAGED: {clean(ring.damage)}")
+            continue
         p = ring.primary(now)
         click.echo(
-            f"{ring.name:<28} {ring.spec.name:<12} {ring.purpose:<16} "
+            f"{clean(ring.name):<28} {ring.spec.name:<12} {clean(ring.purpose):<16} "
             f"{('v' + str(p.number)) if p else '-':>7} {len(ring.versions):>4}  "
             f"{_short(p.deactivation) if p else '-'}"
         )
@@ -54,8 +84,8 @@ def version_dict(v: KeyVersion) -> dict[str, Any]:
 
 
 def print_version(v: KeyVersion) -> None:
-    click.echo(f"{v.ring} v{v.number}  {v.state.value}  {v.spec.name}  {v.purpose}")
-    click.echo(f"  fingerprint   {v.fingerprint}")
+    click.echo(f"{clean(v.ring)} v{v.number}  {v.state.value}  {v.spec.name}  {clean(v.purpose)}")
+    click.echo(f"  fingerprint   {clean(v.fingerprint)}")
     for label, value in (
         ("created", v.created),
         ("activation", v.activation),
@@ -67,7 +97,8 @@ def print_version(v: KeyVersion) -> None:
         if value is not None:
             click.echo(f"  {label:<13} {value.isoformat()}")
     if v.revocation_reason is not None:
-        click.echo(f"  revocation    {v.revocation_reason.value} {v.revocation_message}".rstrip())
+        message = clean(v.revocation_message)
+        click.echo(f"  revocation    {v.revocation_reason.value} {message}".rstrip())
     if v.replaces is not None:
         click.echo(f"  replaces      v{v.replaces}")
     if v.replaced_by is not None:
@@ -78,6 +109,7 @@ def print_history(versions: list[KeyVersion]) -> None:
     for v in versions:
         for e in v.events:
             click.echo(
-                f"{e.at.isoformat()}  v{v.number:<3} {e.action:<11} "
-                f"{(e.from_state or '-'):>12} -> {e.to_state:<22} {e.actor}  {e.reason}"
+                f"{e.at.isoformat()}  v{v.number:<3} {clean(e.action):<11} "
+                f"{clean(e.from_state or '-'):>12} -> {clean(e.to_state):<22} "
+                f"{clean(e.actor)}  {clean(e.reason)}"
             )

@@ -116,6 +116,11 @@ def rotate(
         delay = random.uniform(0, jitter)
         log.info("jitter: sleeping %.1f s before starting", delay)
         time.sleep(delay)
+    with errors(obj):
+        if metrics_file and not dry_run:
+            from keylife.rotation import metrics
+
+            metrics.check_writable(metrics_file)  # before anything is applied
     with errors(obj), obj.manager() as m:
         runner = Runner(m, lease_ttl=dt.timedelta(seconds=lease_ttl), wait=wait)
         show_bar = sys.stderr.isatty() and not obj.as_json

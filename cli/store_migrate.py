@@ -14,20 +14,17 @@ from .context import Obj, emit, errors, pass_obj
 def migrate(obj: Obj, source: str, target: str) -> None:
     """Copy every ring, version, material (re-sealed for the target) and the audit log from
     SRC to the empty DST, then verify the copy (rings, material, audit chain)."""
-
-    from keylife.clock import SystemClock
-    from keylife.compose import open_store
-    from keylife.identity import default_actor
+    import keylife
     from keylife.store.migrate import migrate as do_migrate
 
     with errors(obj):
-        src = open_store(source, obj.master_key_file, create=False)
+        src = keylife.open(
+            source, policy=obj.policy, actor=obj.actor, master_key_file=obj.master_key_file
+        )
         try:
-            dst = open_store(target, obj.master_key_file, create=True)
+            dst = keylife.init(target, policy=obj.policy, master_key_file=obj.master_key_file)
             try:
-                report = do_migrate(
-                    src, dst, actor=obj.actor or default_actor(), now=SystemClock().now()
-                )
+                report = do_migrate(src.store, dst.store, actor=src.actor, now=src.now())
             finally:
                 dst.close()
         finally:

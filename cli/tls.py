@@ -52,6 +52,14 @@ def tls() -> None:
     help="Seconds allowed for each connection (connect and server handshake).",
 )
 @click.option(
+    "--deadline",
+    type=click.FloatRange(min=0.1),
+    default=30.0,
+    show_default=True,
+    help="Seconds allowed for each endpoint, all its connections together; an endpoint not "
+    "done by then gets verdict error, with what was seen so far.",
+)
+@click.option(
     "--connections",
     type=click.IntRange(min=1, max=32),
     default=4,
@@ -67,25 +75,35 @@ def check(
     sni: str | None,
     as_json: bool,
     timeout: float,
+    deadline: float,
     connections: int,
 ) -> None:
     """Probe each endpoint and give a verdict per endpoint.
 
     Exit status: 0 when every endpoint passes, 1 when any violates a rule, 3 when any could
-    not be checked (unreachable, not TLS, too slow).
+    not be checked (unreachable, not TLS, too slow, too large), 2 for bad arguments.
     """
     from keylife.errors import TlsError
     from keylife.tls import check_endpoints, load_policy, parse_target, render_json
+    from keylife.tls.targets import check_server_name
 
     as_json = as_json or bool(getattr(ctx.obj, "as_json", False))
     try:
         policy = load_policy(policy_spec or _policy_from_parent(ctx))
         parsed = [parse_target(t) for t in targets]
+        if sni is not None:
+            check_server_name(sni)
     except TlsError as exc:
         raise click.UsageError(str(exc), ctx) from exc
     log.info("checking %d endpoint(s) with policy %s", len(parsed), policy.name)
     reports = check_endpoints(
-        parsed, policy, sni=sni, ca_file=ca_file, timeout=timeout, max_connections=connections
+        parsed,
+        policy,
+        sni=sni,
+        ca_file=ca_file,
+        timeout=timeout,
+        deadline=deadline,
+        max_connections=connections,
     )
     for report in reports:
         if report.verdict == "error":
@@ -109,7 +127,7 @@ def _policy_from_parent(ctx: click.Context) -> Any:
     try:
         with open(path, "rb") as fh:
             has_tls = "tls" in tomllib.load(fh)
-    except (OSError, tomllib.TOMLDecodeError):
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError):
         return None
     return path if has_tls else None
 

@@ -13,10 +13,10 @@ import click
 from .context import Obj, emit, errors, fail, pass_obj
 
 if TYPE_CHECKING:
-    from keylife.store.vault import VaultKeyStore
+    from keylife.vault import TransitKeyView, TransitRings, VaultKeyStore
 
 
-def _open(obj: Obj) -> VaultKeyStore:
+def _url(obj: Obj) -> str:
     url = obj.store
     if not url or not url.startswith(("vault://", "vaults://", "http://", "https://")):
         fail(
@@ -25,9 +25,26 @@ def _open(obj: Obj) -> VaultKeyStore:
             "(or KEYLIFE_STORE); hosts may be left out to use VAULT_ADDR",
             2,
         )
-    from keylife.store.vault import VaultKeyStore
+    return url
 
-    return VaultKeyStore.from_url(url)
+
+def _open(obj: Obj) -> VaultKeyStore:
+    from keylife.vault import VaultKeyStore
+
+    return VaultKeyStore.from_url(_url(obj))
+
+
+def _with_transit(obj: Obj, action: Callable[[TransitRings], Any]) -> Any:
+    """Run ``action`` on the store's transit-resident rings, with the actor, clock and policy
+    of ``keylife`` (``--actor``, ``--policy``)."""
+    from keylife.vault import VaultKeyStore
+
+    _url(obj)
+    with errors(obj), obj.manager() as manager:
+        store = manager.store
+        assert isinstance(store, VaultKeyStore)
+        rings = store.transit_rings(actor=manager.actor, clock=manager.clock, policy=manager.policy)
+        return action(rings)
 
 
 @click.group()
@@ -46,7 +63,7 @@ def vault() -> None:
 def setup(obj: Obj, rings: tuple[str, ...]) -> None:
     """Enable the KV v2 (cas_required) and Transit mounts, create the non-exportable wrapping
     key, and write the operator policy (for `keylife rotate`) and service policies."""
-    from keylife.store.vault_policy import setup as do_setup
+    from keylife.vault.setup import setup as do_setup
 
     with errors(obj):
         store = _open(obj)
@@ -82,7 +99,7 @@ def policy(obj: Obj, ring: str | None, operator: bool) -> None:
 
     Write it with `bao policy write NAME -` / `vault policy write NAME -`.
     """
-    from keylife.store.vault_policy import (
+    from keylife.vault.policy import (
         operator_policy,
         operator_policy_name,
         service_policy,
@@ -106,8 +123,8 @@ def policy(obj: Obj, ring: str | None, operator: bool) -> None:
 # ---- transit-resident keys ---------------------------------------------------------------------
 
 
-def _transit_doc(ring: Any) -> None:
-    d = ring.to_dict()
+def _transit_doc(view: TransitKeyView) -> None:
+    d = view.to_dict()
     click.echo(
         f"{d['name']}: Transit key {d['key']} ({d['key_type']}), newest v{d['latest_version']}, "
         f"min_encryption_version {d['min_encryption_version']}, "
@@ -126,16 +143,9 @@ def transit() -> None:
     """Transit-resident keys: keys that never leave Vault, versions under the lifecycle."""
 
 
-def _transit_cmd(obj: Obj, action: Callable[[Any], Any]) -> None:
-    from keylife.store.transit_keys import TransitKeys
-
-    with errors(obj):
-        store = _open(obj)
-        try:
-            ring = action(TransitKeys(store))
-        finally:
-            store.close()
-    emit(obj, ring.to_dict(), lambda: _transit_doc(ring))
+def _transit_cmd(obj: Obj, action: Callable[[TransitRings], TransitKeyView]) -> None:
+    view: TransitKeyView = _with_transit(obj, action)
+    emit(obj, view.to_dict(), lambda: _transit_doc(view))
 
 
 @transit.command("create")
@@ -152,14 +162,15 @@ def transit_create(obj: Obj, name: str, key_type: str) -> None:
 @pass_obj
 def transit_show(obj: Obj, name: str) -> None:
     """Versions, their states and dates, and Transit's floors."""
-    _transit_cmd(obj, lambda tk: tk.get(name))
+    _transit_cmd(obj, lambda tk: tk.show(name))
 
 
 @transit.command("rotate")
 @click.argument("name")
 @pass_obj
 def transit_rotate(obj: Obj, name: str) -> None:
-    """Add a new version; new encryptions use it."""
+    """Add a new version, active at once (new encryptions use it); older versions stop
+    encrypting (min_encryption_version) and still decrypt."""
     _transit_cmd(obj, lambda tk: tk.rotate(name))
 
 
@@ -168,7 +179,8 @@ def transit_rotate(obj: Obj, name: str) -> None:
 @click.argument("version", type=int)
 @pass_obj
 def transit_deactivate(obj: Obj, name: str, version: int) -> None:
-    """VERSION (and older active versions) stop encrypting: raises min_encryption_version."""
+    """VERSION (and older active versions) stop encrypting: raises min_encryption_version.
+    Not the newest version (rotate instead)."""
     _transit_cmd(obj, lambda tk: tk.deactivate(name, version))
 
 
@@ -205,19 +217,14 @@ def rewrap(obj: Obj, name: str, file: str, batch_size: int, dry_run: bool) -> No
     The file is replaced atomically after each batch and a checkpoint (FILE.rewrap-checkpoint)
     records progress: an interrupted run resumes where it stopped.
     """
-    from keylife.store.transit_keys import TransitKeys, plan_rewrap, rewrap_file
+    from keylife.vault.rewrap import plan_rewrap, rewrap_file
 
-    with errors(obj):
-        store = _open(obj)
-        try:
-            keys = TransitKeys(store)
-            if dry_run:
-                plan = plan_rewrap(keys, name, file)
-                doc: dict[str, Any] = plan.to_dict()
-            else:
-                doc = rewrap_file(keys, name, file, batch_size=batch_size).to_dict()
-        finally:
-            store.close()
+    def run(rings: TransitRings) -> dict[str, Any]:
+        if dry_run:
+            return plan_rewrap(rings, name, file).to_dict()
+        return rewrap_file(rings, name, file, batch_size=batch_size).to_dict()
+
+    doc: dict[str, Any] = _with_transit(obj, run)
 
     def text() -> None:
         if not dry_run:

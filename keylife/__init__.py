@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from . import errors as _errors
 from ._version import __version__
 from .errors import (
     AcmeError,
@@ -22,6 +23,7 @@ from .errors import (
     BackupError,
     ChallengeFailedError,
     ConflictError,
+    CorruptRecordError,
     DecryptionError,
     IntegrityError,
     InvalidSignatureError,
@@ -77,6 +79,8 @@ _LAZY = {
 
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
+    if module is None and name in _errors.__all__:
+        return getattr(_errors, name)  # every exception class, including ones added later
     if module is None:
         raise AttributeError(f"module 'keylife' has no attribute {name!r}")
     value = getattr(importlib.import_module(f".{module}", __name__), name)
@@ -93,6 +97,7 @@ __all__ = [
     "Clock",
     "CompromiseResult",
     "ConflictError",
+    "CorruptRecordError",
     "DecryptionError",
     "FixedClock",
     "IntegrityError",

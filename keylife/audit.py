@@ -12,8 +12,11 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
+
+from .documents import Document, stored_date
+from .errors import CorruptRecordError
 
 GENESIS = "0" * 64
 
@@ -41,14 +44,21 @@ class AuditRecord:
     reason: str
     prev_hash: str
     hash: str
+    #: Why the stored row could not be decoded (see :func:`decode_audit`); empty when sound.
+    #: Not part of the record: never hashed, and in :meth:`to_dict` only when set.
+    damage: str = field(default="", compare=False)
 
     def body(self) -> dict[str, Any]:
-        d = asdict(self)
+        d = self.to_dict()
         d.pop("hash")
+        d.pop("damage", None)
         return d
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        if not self.damage:
+            d.pop("damage")
+        return d
 
     def to_entry(self) -> AuditEntry:
         """The entry this record was made from; appending it to an empty log in the same
@@ -64,8 +74,42 @@ class AuditRecord:
         )
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> AuditRecord:
-        return cls(**{k: d[k] for k in cls.__dataclass_fields__})
+    def from_dict(cls, d: object, seq: int | None = None) -> AuditRecord:
+        """Decode a stored record; a malformed one raises :class:`CorruptRecordError`."""
+        what = f"audit record {seq}" if seq is not None else "an audit record"
+        doc = Document(d, "", None, what)
+        at = doc.get("at", str)
+        if stored_date(at) is None:
+            doc.fail("at is not a UTC date")
+        return cls(
+            seq=doc.number("seq") or 0,
+            at=at,
+            actor=doc.get("actor", str),
+            action=doc.get("action", str),
+            ring=doc.get("ring", str, required=False),
+            version=doc.get("version", int, required=False),
+            outcome=doc.get("outcome", str),
+            reason=doc.get("reason", str),
+            prev_hash=doc.get("prev_hash", str),
+            hash=doc.get("hash", str),
+        )
+
+
+def decode_audit(doc: object, seq: int) -> AuditRecord:
+    """The audit row stored at ``seq`` (``doc``: mapping or JSON text); never raises.
+
+    A row that does not decode comes back with ``damage`` set, and :func:`verify_chain`
+    reports it by its sequence number.
+    """
+    try:
+        if isinstance(doc, str | bytes):
+            doc = json.loads(doc)
+        return AuditRecord.from_dict(doc, seq)
+    except CorruptRecordError as exc:
+        damage = str(exc)
+    except (ValueError, RecursionError) as exc:
+        damage = f"audit record {seq} is damaged: not valid JSON ({type(exc).__name__})"
+    return AuditRecord(seq, "", "", "", None, None, "", "", "", "", damage=damage)
 
 
 def _digest(body: dict[str, Any]) -> str:
@@ -107,6 +151,8 @@ def verify_chain(
     """
     prev = GENESIS
     for i, rec in enumerate(records, start=1):
+        if rec.damage:
+            return ChainReport(False, len(records), rec.seq, rec.damage)
         if rec.seq != i:
             # Record i missing here but present later was moved, not removed.
             moved = rec.seq < i or any(r.seq == i for r in records)

@@ -28,20 +28,23 @@ def config_file(env: Mapping[str, str] | None = None) -> Path:
 
 def file_settings(env: Mapping[str, str] | None = None) -> dict[str, str]:
     """The config file's settings (empty when there is none); errors name the file and key."""
-    import tomllib
-
     from .errors import KeylifeError
+    from .policy import MAX_POLICY_BYTES, parse_toml
 
     env = os.environ if env is None else env
     path = config_file(env)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_POLICY_BYTES + 1)
     except FileNotFoundError:
         if env.get("KEYLIFE_CONFIG"):
             raise KeylifeError(f"{path}: config file (KEYLIFE_CONFIG) not found") from None
         return {}
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise KeylifeError(f"{path}: cannot read the config file: {exc}") from exc
+    except OSError as exc:
+        raise KeylifeError(f"{path}: cannot read the config file: {exc.strerror}") from None
+    if len(raw) > MAX_POLICY_BYTES:
+        raise KeylifeError(f"{path}: larger than {MAX_POLICY_BYTES >> 10} KiB; not a config file")
+    data = parse_toml(raw, f"{path}", KeylifeError)
     unknown = sorted(set(data) - set(CONFIG_KEYS))
     if unknown:
         raise KeylifeError(

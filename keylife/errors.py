@@ -21,15 +21,26 @@ material.
     ├── InvalidSignatureError       signature or MAC does not verify (opaque)
     ├── StoreError                  a backend failed
     │   ├── StoreUnavailableError   backend cannot be reached (Vault down, file missing)
+    │   ├── VaultPermissionError    Vault refused the request (403/401): the token's policies
     │   ├── ConflictError           check-and-set lost against another writer
+    │   │   └── CasMismatch         one KV v2 check-and-set write lost (``path`` attached)
     │   ├── IntegrityError          AEAD tag or hash chain does not verify
+    │   ├── CorruptRecordError      a stored ring or version document does not decode
     │   └── LockHeldError           another rotation run holds the lease
     ├── BackupError                 archive corrupted, truncated, wrongly keyed, or target not empty
     ├── AuditError                  audit log could not be written or read
     ├── AcmeError                   the ACME CA refused or failed (problem document attached)
     │   ├── ChallengeFailedError    one or more identifiers failed validation
-    │   └── RateLimitedError        the CA asked to retry later (``retry_after``)
+    │   ├── RateLimitedError        the CA asked to retry later (``retry_after``)
+    │   ├── AcmeResponseError       the CA's answer is malformed or too large (``url``, ``field``)
+    │   ├── AcmeTimeoutError        an ACME operation passed its overall deadline (``url``)
+    │   └── CertificateCheckError   an issued certificate failed keylife's checks (``problem``)
     └── TlsError                    TLS check could not be performed
+        ├── TlsPolicyError          invalid [tls] policy (also a PolicyError)
+        ├── TlsTargetError          a host or SNI name that is not a valid host name (``rule``)
+        ├── ProbeError              the endpoint could not be probed (unreachable, not TLS, slow)
+        └── HelloParseError         bytes that are not a TLS flight (also a ValueError)
+            └── FlightLimitError    a peer's handshake flight exceeds a cap (``limit``)
 """
 
 from __future__ import annotations
@@ -132,8 +143,41 @@ class ConflictError(StoreError):
     """A check-and-set write lost against a concurrent writer."""
 
 
+class VaultPermissionError(StoreError):
+    """Vault refused the request (HTTP 403 or 401): the token's policies do not allow it.
+
+    ``path`` is the API path refused and ``address`` the Vault address that refused it.
+    """
+
+    def __init__(self, message: str, *, path: str = "", address: str = "") -> None:
+        super().__init__(message)
+        self.path = path
+        self.address = address
+
+
+class CasMismatch(ConflictError):
+    """A KV v2 check-and-set write lost; ``path`` is the KV path (inside the mount) written."""
+
+    def __init__(self, message: str, *, path: str = "") -> None:
+        super().__init__(message)
+        self.path = path
+
+
 class IntegrityError(StoreError):
     """Stored data failed its integrity check (AEAD tag, hash chain)."""
+
+
+class CorruptRecordError(StoreError):
+    """A stored ring or version document is malformed (unknown state, bad date, missing key).
+
+    ``ring`` names the ring (``version`` the version, where known) so one bad row fails that
+    ring only.
+    """
+
+    def __init__(self, message: str, *, ring: str = "", version: int | None = None) -> None:
+        super().__init__(message)
+        self.ring = ring
+        self.version = version
 
 
 class LockHeldError(StoreError):
@@ -164,18 +208,86 @@ class RateLimitedError(AcmeError):
         self.retry_after = retry_after
 
 
+class AcmeResponseError(AcmeError):
+    """The CA answered with something that is not a valid ACME message (or is too large).
+
+    ``url`` is where the answer came from and ``field`` the offending part (``body`` for the
+    whole answer).
+    """
+
+    def __init__(self, message: str, *, url: str | None = None, field: str | None = None) -> None:
+        super().__init__(message)
+        self.url = url
+        self.field = field
+
+
+class AcmeTimeoutError(AcmeError):
+    """An ACME operation did not finish within its overall deadline."""
+
+    def __init__(self, message: str, *, url: str | None = None, timeout: float = 0.0) -> None:
+        super().__init__(message)
+        self.url = url
+        self.timeout = timeout
+
+
+class CertificateCheckError(AcmeError):
+    """A certificate the CA issued failed a check (names, key, chain, validity); nothing was
+    stored. ``problem`` is one of ``names``, ``key``, ``chain``, ``validity``."""
+
+    def __init__(self, message: str, *, problem: str) -> None:
+        super().__init__(message)
+        self.problem = problem
+
+
 class TlsError(KeylifeError):
     """A TLS check could not be performed."""
 
 
+class TlsPolicyError(TlsError, PolicyError):
+    """A TLS policy (built-in profile name or ``[tls]`` table) is invalid."""
+
+
+class TlsTargetError(TlsError):
+    """A ``tls check`` host or server name breaks the host-name rule named in ``rule``."""
+
+    def __init__(self, message: str, *, name: str, rule: str) -> None:
+        super().__init__(message)
+        self.name = name
+        self.rule = rule
+
+
+class ProbeError(TlsError):
+    """The endpoint could not be probed: unreachable, not TLS, too slow or too large."""
+
+
+class HelloParseError(TlsError, ValueError):
+    """The peer's bytes are not a TLS server flight (or not a ClientHello)."""
+
+
+class FlightLimitError(HelloParseError):
+    """A peer's handshake flight exceeds one of the prober's caps (``limit``, in ``unit``)."""
+
+    def __init__(self, message: str, *, limit: int, unit: str) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.unit = unit
+
+
 __all__ = [
     "AcmeError",
+    "AcmeResponseError",
+    "AcmeTimeoutError",
     "AlreadyExistsError",
     "AuditError",
     "BackupError",
+    "CasMismatch",
+    "CertificateCheckError",
     "ChallengeFailedError",
     "ConflictError",
+    "CorruptRecordError",
     "DecryptionError",
+    "FlightLimitError",
+    "HelloParseError",
     "IntegrityError",
     "InvalidSignatureError",
     "InvalidTransitionError",
@@ -186,10 +298,14 @@ __all__ = [
     "MaterialUnavailableError",
     "NotFoundError",
     "PolicyError",
+    "ProbeError",
     "RateLimitedError",
     "SpecNotAllowedError",
     "StoreError",
     "StoreUnavailableError",
     "TlsError",
+    "TlsPolicyError",
+    "TlsTargetError",
     "UnknownSpecError",
+    "VaultPermissionError",
 ]

@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .errors import InvalidTransitionError, LifecycleError
+from .documents import Document, shorten
+from .errors import CorruptRecordError, InvalidTransitionError, KeylifeError, LifecycleError
 from .specs import KeySpec, parse_spec
 
 
@@ -184,6 +186,8 @@ class Ring:
     next_version: int = 1
     attributes: Mapping[str, str] = field(default_factory=dict)
     revision: int = 0
+    #: Why the stored document could not be decoded (see :func:`decode_ring`); empty when sound.
+    damage: str = ""
 
     def get(self, number: int) -> KeyVersion | None:
         for v in self.versions:
@@ -305,14 +309,33 @@ def supersede_older(ring: Ring, newest: int, *, now: dt.datetime, actor: str) ->
 
 
 # ---- serialisation (used by every store backend) -------------------------------------------
+# Stored documents are outside input: every field is checked (keylife.documents), and any
+# problem is a CorruptRecordError naming the ring and version.
+
+_VERSION_DATES = (
+    "activation",
+    "deactivation",
+    "protect_stop",
+    "process_start",
+    "compromise_date",
+    "compromise_occurred",
+    "destroy_date",
+)
+#: The spec a damaged ring carries in place of its unreadable one (it is never used).
+PLACEHOLDER_SPEC = "aes-256"
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 def _ts(value: dt.datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
-def _dt(value: str | None) -> dt.datetime | None:
-    return None if value is None else dt.datetime.fromisoformat(value)
+def _spec(doc: Document) -> KeySpec:
+    name = doc.get("spec", str)
+    try:
+        return parse_spec(name)
+    except KeylifeError as exc:
+        doc.fail(f"spec {shorten(name)}: {exc}")
 
 
 def version_to_dict(v: KeyVersion) -> dict[str, Any]:
@@ -323,13 +346,7 @@ def version_to_dict(v: KeyVersion) -> dict[str, Any]:
         "state": v.state.value,
         "fingerprint": v.fingerprint,
         "created": _ts(v.created),
-        "activation": _ts(v.activation),
-        "deactivation": _ts(v.deactivation),
-        "protect_stop": _ts(v.protect_stop),
-        "process_start": _ts(v.process_start),
-        "compromise_date": _ts(v.compromise_date),
-        "compromise_occurred": _ts(v.compromise_occurred),
-        "destroy_date": _ts(v.destroy_date),
+        **{key: _ts(getattr(v, key)) for key in _VERSION_DATES},
         "revocation_reason": None if v.revocation_reason is None else v.revocation_reason.value,
         "revocation_message": v.revocation_message,
         "replaces": v.replaces,
@@ -349,41 +366,44 @@ def version_to_dict(v: KeyVersion) -> dict[str, Any]:
     }
 
 
+def _event(e: object, ring: str, version: int) -> Event:
+    doc = Document(e, ring, version, f"ring {ring!r} v{version} event")
+    at = doc.date("at", required=True)
+    assert at is not None
+    return Event(
+        at,
+        doc.get("action", str),
+        doc.get("from", str, required=False),
+        doc.get("to", str),
+        doc.get("actor", str),
+        doc.get("reason", str, required=False) or "",
+    )
+
+
 def version_from_dict(ring: str, d: Mapping[str, Any]) -> KeyVersion:
-    created = _dt(d["created"])
-    assert created is not None
-    reason = d.get("revocation_reason")
+    """Decode a stored version; a malformed one raises :class:`CorruptRecordError`."""
+    number = Document(d, ring, None, f"a version of ring {ring!r}").number("number")
+    assert number is not None
+    doc = Document(d, ring, number, f"ring {ring!r} v{number}")
+    created = doc.date("created", required=True)
+    state = doc.enum("state", State)
+    events = doc.get("events", (list, tuple), required=False) or ()
+    assert created is not None and state is not None
     return KeyVersion(
         ring=ring,
-        number=int(d["number"]),
-        spec=parse_spec(d["spec"]),
-        purpose=d["purpose"],
-        state=State(d["state"]),
-        fingerprint=d["fingerprint"],
+        number=number,
+        spec=_spec(doc),
+        purpose=doc.get("purpose", str),
+        state=state,
+        fingerprint=doc.get("fingerprint", str),
         created=created,
-        activation=_dt(d.get("activation")),
-        deactivation=_dt(d.get("deactivation")),
-        protect_stop=_dt(d.get("protect_stop")),
-        process_start=_dt(d.get("process_start")),
-        compromise_date=_dt(d.get("compromise_date")),
-        compromise_occurred=_dt(d.get("compromise_occurred")),
-        destroy_date=_dt(d.get("destroy_date")),
-        revocation_reason=None if reason is None else RevocationReason(reason),
-        revocation_message=d.get("revocation_message", ""),
-        replaces=d.get("replaces"),
-        replaced_by=d.get("replaced_by"),
-        events=tuple(
-            Event(
-                dt.datetime.fromisoformat(e["at"]),
-                e["action"],
-                e["from"],
-                e["to"],
-                e["actor"],
-                e.get("reason", ""),
-            )
-            for e in d.get("events", ())
-        ),
-        attributes=dict(d.get("attributes", {})),
+        **{key: doc.date(key) for key in _VERSION_DATES},
+        revocation_reason=doc.enum("revocation_reason", RevocationReason, required=False),
+        revocation_message=doc.get("revocation_message", str, required=False) or "",
+        replaces=doc.number("replaces", required=False),
+        replaced_by=doc.number("replaced_by", required=False),
+        events=tuple(_event(e, ring, number) for e in events),
+        attributes=doc.strings("attributes"),
     )
 
 
@@ -400,16 +420,70 @@ def ring_to_dict(r: Ring) -> dict[str, Any]:
 
 
 def ring_from_dict(d: Mapping[str, Any], revision: int) -> Ring:
-    name = d["name"]
+    """Decode a stored ring; a malformed one raises :class:`CorruptRecordError`."""
+    name = d.get("name") if isinstance(d, Mapping) else None
+    label = name if isinstance(name, str) else "?"
+    doc = Document(d, label, None, f"ring {shorten(label)}")
+    name = doc.get("name", str)
+    created = doc.date("created", required=True)
+    items = doc.get("versions", (list, tuple), required=False) or ()
+    assert created is not None
+    ring = Ring(
+        name=name,
+        spec=_spec(doc),
+        purpose=doc.get("purpose", str),
+        created=created,
+        versions=tuple(version_from_dict(name, v) for v in items),
+        next_version=doc.number("next_version") or 1,
+        attributes=doc.strings("attributes"),
+        revision=revision,
+    )
+    problems = check_invariants(ring)
+    if problems:
+        doc.fail(problems[0].removeprefix(f"{name}: "))
+    return ring
+
+
+def ring_from_stored(doc: object, revision: int, name: str) -> Ring:
+    """The ring stored under ``name`` (``doc``: the mapping or its JSON text).
+
+    Raises :class:`CorruptRecordError` naming the ring (and version) for anything malformed,
+    including a document that names another ring.
+    """
+    try:
+        if isinstance(doc, str | bytes):
+            doc = json.loads(doc)
+    except (ValueError, RecursionError) as exc:  # JSON that does not parse, or nests too deep
+        raise CorruptRecordError(
+            f"ring {name!r} is damaged: not valid JSON ({type(exc).__name__})", ring=name
+        ) from None
+    if not isinstance(doc, Mapping):
+        raise CorruptRecordError(f"ring {name!r} is damaged: not a JSON object", ring=name)
+    ring = ring_from_dict(doc, revision)
+    if ring.name != name:
+        raise CorruptRecordError(
+            f"ring {name!r} is damaged: its document names ring {shorten(ring.name)}", ring=name
+        )
+    return ring
+
+
+def decode_ring(doc: object, revision: int, name: str) -> Ring:
+    """The ring stored under ``name``, as :func:`ring_from_stored`, but never raises.
+
+    A document that does not decode gives a ring with no versions whose ``damage`` says why,
+    so one bad row fails that ring only (listings show it, the planner gives it no steps).
+    """
+    try:
+        return ring_from_stored(doc, revision, name)
+    except CorruptRecordError as exc:
+        damage = str(exc)
     return Ring(
         name=name,
-        spec=parse_spec(d["spec"]),
-        purpose=d["purpose"],
-        created=dt.datetime.fromisoformat(d["created"]),
-        versions=tuple(version_from_dict(name, v) for v in d.get("versions", ())),
-        next_version=int(d["next_version"]),
-        attributes=dict(d.get("attributes", {})),
+        spec=parse_spec(PLACEHOLDER_SPEC),
+        purpose="",
+        created=EPOCH,
         revision=revision,
+        damage=damage,
     )
 
 

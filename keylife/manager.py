@@ -15,21 +15,19 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from . import operations as ops
+from . import revocation
 from .certificates import ACME_SETTINGS, CERTIFICATE_PEM, CERTIFICATE_REVOKED
 from .clock import Clock, as_utc
+from .creation import KeyCreator
 from .errors import (
-    AlreadyExistsError,
-    ConflictError,
     KeylifeError,
     LifecycleError,
 )
 from .keyring import KeyRing
 from .lifecycle import Action, KeyVersion, RevocationReason, Ring
 from .loaded import LoadedKey
-from .material import KeyMaterial
 from .policy import Policy, Purpose
 from .store.base import KeyStore
-from .writer import RingWriter
 
 __all__ = [
     "CERTIFICATE_REVOKED",
@@ -96,7 +94,7 @@ class CompromiseResult:
     dependents: tuple[str, ...]
 
 
-class KeyManager(RingWriter):
+class KeyManager(KeyCreator):
     """Creates, changes and reads rings under a policy, with an audit record of every change."""
 
     def __init__(
@@ -125,119 +123,6 @@ class KeyManager(RingWriter):
         """A service's view of ring ``name``; raises NotFoundError now if there is none."""
         return KeyRing(self, name, self.load(name))
 
-    def create_ring(
-        self,
-        name: str,
-        type: str | None = None,
-        purpose: str = "data-encryption",
-        *,
-        activate_at: dt.datetime | None = None,
-        deactivate_at: dt.datetime | None = None,
-        key_bits: int | None = None,
-        attributes: Mapping[str, str] | None = None,
-        protect_stop_at: dt.datetime | None = None,
-        process_start_at: dt.datetime | None = None,
-        material: KeyMaterial | None = None,
-        version_attributes: Mapping[str, str] | None = None,
-        reason: str = "",
-    ) -> KeyVersion:
-        """Create ring ``name`` with its first version.
-
-        ``material`` stores externally produced material (e.g. a certificate's key) as the
-        first version instead of generating it; its spec must be allowed like any other.
-        ``version_attributes`` are attached to that version (certificate, chain, order URL).
-
-        ``protect_stop_at`` ends the period in which the version applies protection before its
-        deactivation (SP 800-57's originator-usage period); ``process_start_at`` starts the
-        period in which it may process (recipient-usage period) — for purposes that separate
-        the two.
-
-        ``type`` defaults to the policy's default for ``purpose``; the version activates at
-        ``activate_at`` (default now) and deactivates at ``deactivate_at`` (default: activation
-        plus the purpose's cryptoperiod).
-        """
-        from .keygen import fingerprint, generate
-
-        now = self.now()
-        try:
-            purpose_ = Purpose.parse(purpose)
-            spec = (
-                material.spec if material is not None else self._spec_for(type, purpose_, key_bits)
-            )
-            self.check_spec(spec, purpose_, now)
-            activation = now if activate_at is None else as_utc(activate_at)
-            deactivation = (
-                activation + self.policy.rules(purpose_).cryptoperiod
-                if deactivate_at is None
-                else as_utc(deactivate_at)
-            )
-            if material is None:
-                material = generate(spec)
-            change = ops.create_ring(
-                name,
-                spec,
-                purpose_.value,
-                ops.NewKey(fingerprint(material)),
-                actor=self.actor,
-                now=now,
-                activation=activation,
-                deactivation=deactivation,
-                protect_stop=None if protect_stop_at is None else as_utc(protect_stop_at),
-                process_start=None if process_start_at is None else as_utc(process_start_at),
-                attributes=attributes,
-                version_attributes=version_attributes,
-                reason=reason,
-            )
-        except KeylifeError as exc:
-            self.record_failure("create", name, None, exc)
-            raise
-        try:
-            self.commit(change, expected_revision=0, material=material)
-        except ConflictError:
-            exists = AlreadyExistsError(f"ring {name!r} already exists")
-            self.record_failure("create", name, None, exists)
-            raise exists from None
-        assert change.version is not None
-        return change.version
-
-    def add_version(
-        self,
-        name: str,
-        material: KeyMaterial,
-        *,
-        activate_at: dt.datetime | None = None,
-        deactivate_at: dt.datetime | None = None,
-        attributes: Mapping[str, str] | None = None,
-        reason: str = "added",
-        supersede: bool = True,
-    ) -> KeyVersion:
-        """Store externally produced material (e.g. a certificate key) as a new version."""
-        from .keygen import fingerprint
-
-        purpose = Purpose.parse(self.load(name).purpose)
-        self.check_spec(material.spec, purpose, self.now())
-        key = ops.NewKey(fingerprint(material), material.spec)
-        cryptoperiod = self.policy.rules(purpose).cryptoperiod
-
-        def operation(ring: Ring, now: dt.datetime) -> ops.Change:
-            activation = now if activate_at is None else as_utc(activate_at)
-            deactivation = (
-                activation + cryptoperiod if deactivate_at is None else as_utc(deactivate_at)
-            )
-            return ops.add_version(
-                ring,
-                key,
-                actor=self.actor,
-                now=now,
-                activation=activation,
-                deactivation=deactivation,
-                attributes=attributes,
-                reason=reason,
-                supersede=supersede,
-            )
-
-        return _version_of(self.apply(name, "create", operation, material=material))
-
     def update_attributes(
         self,
         name: str,
@@ -255,7 +140,7 @@ class KeyManager(RingWriter):
         def operation(ring: Ring, now: dt.datetime) -> ops.Change:
             return ops.annotate(ring, number, changes, actor=self.actor, now=now, reason=reason)
 
-        return _version_of(self.apply(name, "annotate", operation, number))
+        return ops.result(self.apply(name, "annotate", operation, number))
 
     def rotate(
         self,
@@ -292,7 +177,16 @@ class KeyManager(RingWriter):
             )
 
         change = self.apply(name, "rotate", operation, loaded=loaded, material=material)
-        return _version_of(change)
+        return ops.result(change)
+
+    def retire(self, name: str, *, reason: str = "") -> Ring:
+        """Stop rotation of ring ``name`` for good: no new versions (rotation, import, renewal);
+        existing ones run out their processing windows. Returns the retired ring."""
+
+        def operation(ring: Ring, now: dt.datetime) -> ops.Change:
+            return ops.retire(ring, actor=self.actor, now=now, reason=reason or "retired")
+
+        return self.apply(name, "retire", operation).ring
 
     def transition(
         self,
@@ -321,7 +215,7 @@ class KeyManager(RingWriter):
                 cryptoperiod=cryptoperiod,
             )
 
-        return _version_of(self.apply(name, action.value, operation, number, loaded=loaded))
+        return ops.result(self.apply(name, action.value, operation, number, loaded=loaded))
 
     def activate(self, name: str, number: int, *, reason: str = "") -> KeyVersion:
         """Activate version ``number`` now; it becomes the primary and supersedes older ones."""
@@ -366,11 +260,11 @@ class KeyManager(RingWriter):
         occurred = as_utc(occurred_at) if occurred_at else None
 
         def operation(ring: Ring, now: dt.datetime) -> ops.Change:
-            return ops.revoke(
+            return revocation.revoke(
                 ring, number, why, actor=self.actor, now=now, occurred=occurred, message=message
             )
 
-        return _version_of(self.apply(name, "revoke", operation, number))
+        return ops.result(self.apply(name, "revoke", operation, number))
 
     def compromise(
         self,
@@ -415,7 +309,7 @@ class KeyManager(RingWriter):
         cryptoperiod = self.policy.rules(Purpose.parse(ring0.purpose)).cryptoperiod
 
         def operation(ring: Ring, now: dt.datetime) -> ops.Change:
-            return ops.compromise(
+            return revocation.compromise(
                 ring,
                 number,
                 why,
@@ -428,7 +322,7 @@ class KeyManager(RingWriter):
             )
 
         change = self.apply(name, "compromise", operation, number, material=material)
-        bad = _version_of(change)
+        bad = ops.result(change)
         deps = list(change.notes)
         new = change.replacement
         if CERTIFICATE_PEM in bad.attributes:
@@ -482,8 +376,3 @@ class KeyManager(RingWriter):
             {CERTIFICATE_REVOKED: self.now().isoformat()},
             reason=f"certificate revoked at the CA ({reason})",
         )
-
-
-def _version_of(change: ops.Change) -> KeyVersion:
-    assert change.version is not None
-    return change.version

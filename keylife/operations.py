@@ -16,16 +16,28 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
-from .audit import AuditEntry
-from .dependents import dependents
-from .errors import InvalidTransitionError, LifecycleError, NotFoundError
+from .changes import (
+    Change,
+    NewKey,
+    emptied,
+    entry,
+    exception_entries,
+    get_version,
+    promote,
+    refuse_if_retired,
+    refuse_if_superseded,
+    result,
+    retire_attributes,
+    retired,
+    superseded_entries,
+    with_exception,
+)
+from .errors import LifecycleError
 from .lifecycle import (
     TRANSITIONS,
     Action,
-    KeyVersion,
-    RevocationReason,
     Ring,
     State,
     new_version,
@@ -41,101 +53,12 @@ __all__ = [
     "activate",
     "add_version",
     "annotate",
-    "compromise",
     "create_ring",
-    "dependents",
-    "revoke",
+    "result",
+    "retire",
     "rotate",
     "transition_version",
 ]
-
-
-@dataclass(frozen=True)
-class NewKey:
-    """Fresh material's public facts, for a version the operation creates. The material itself
-    travels beside the change (``Change.materials``) and never through a pure function's
-    decisions."""
-
-    fingerprint: str
-    spec: KeySpec | None = None
-
-
-@dataclass(frozen=True)
-class Change:
-    """One check-and-set write: the new document, its audit entries, material to write and
-    version numbers whose material to erase. ``version`` is the version the request was
-    about (the new one for create/rotate), ``replacement`` a version made in the same write."""
-
-    ring: Ring
-    audit: tuple[AuditEntry, ...] = ()
-    new_versions: tuple[int, ...] = ()
-    destroy: tuple[int, ...] = ()
-    version: KeyVersion | None = None
-    replacement: KeyVersion | None = None
-    notes: tuple[str, ...] = field(default=())
-
-    @property
-    def empty(self) -> bool:
-        """Nothing to write: the request was already done (``if_needed``)."""
-        return not self.audit and not self.new_versions and not self.destroy
-
-
-def _entry(
-    now: dt.datetime, actor: str, action: str, ring: str, version: int | None, reason: str
-) -> AuditEntry:
-    return AuditEntry(now, actor, action, ring, version, reason=reason)
-
-
-def _get(ring: Ring, number: int) -> KeyVersion:
-    v = ring.get(number)
-    if v is None:
-        raise NotFoundError(f"ring {ring.name} has no version {number}")
-    return v
-
-
-def _superseded_entries(
-    before: Ring, after: Ring, now: dt.datetime, actor: str
-) -> list[AuditEntry]:
-    out = []
-    for v in after.versions:
-        old = before.get(v.number)
-        if old is not None and old.state is not v.state and v.state is State.DEACTIVATED:
-            out.append(
-                _entry(
-                    now,
-                    actor,
-                    "deactivate",
-                    after.name,
-                    v.number,
-                    f"superseded by v{v.replaced_by}",
-                )
-            )
-    return out
-
-
-def _refuse_if_superseded(ring: Ring, v: KeyVersion, action: Action, now: dt.datetime) -> None:
-    """An older version never takes protection back from a newer primary: at most one version
-    protects at any instant, and it is the newest."""
-    primary = ring.primary(now)
-    if primary is not None and primary.number > v.number:
-        raise InvalidTransitionError(
-            f"{ring.name} v{v.number} is older than the primary v{primary.number}; it cannot "
-            f"{action.value} (it may only be deactivated, revoked or destroyed)",
-            ring=ring.name,
-            version=v.number,
-            from_state=v.state.value,
-            action=action.value,
-        )
-
-
-def _promote(
-    ring: Ring, version: KeyVersion, now: dt.datetime, actor: str, reason: str
-) -> tuple[Ring, list[AuditEntry]]:
-    """``version`` (now active) takes over: older active or suspended versions are superseded."""
-    audit = [_entry(now, actor, "activate", ring.name, version.number, reason)]
-    before = ring
-    ring = supersede_older(ring, version.number, now=now, actor=actor)
-    return ring, audit + _superseded_entries(before, ring, now, actor)
 
 
 def create_ring(
@@ -153,9 +76,14 @@ def create_ring(
     attributes: Mapping[str, str] | None = None,
     version_attributes: Mapping[str, str] | None = None,
     reason: str = "",
+    exception: str = "",
 ) -> Change:
-    """A new ring with its first version (active at once when ``activation <= now``)."""
+    """A new ring with its first version (active at once when ``activation <= now``).
+
+    ``exception`` records why the version's dates exceed the policy (checked by the caller
+    with :func:`keylife.limits.check_dates`): on the version and in the audit log."""
     check_ring_name(name)
+    version_attributes = with_exception(version_attributes, exception)
     ring = Ring(name, spec, purpose, now, attributes=dict(attributes or {}))
     ring, version = new_version(
         ring,
@@ -171,12 +99,11 @@ def create_ring(
         reason=reason or "created",
     )
     audit = [
-        _entry(now, actor, "create", name, version.number, reason or f"{spec.name} for {purpose}")
+        entry(now, actor, "create", name, version.number, reason or f"{spec.name} for {purpose}")
     ]
+    audit += exception_entries(now, actor, name, version.number, exception)
     if version.state is State.ACTIVE:
-        audit.append(
-            _entry(now, actor, "activate", name, version.number, "activation date reached")
-        )
+        audit.append(entry(now, actor, "activate", name, version.number, "activation date reached"))
     return Change(ring, tuple(audit), (version.number,), version=version)
 
 
@@ -191,10 +118,14 @@ def add_version(
     attributes: Mapping[str, str] | None = None,
     reason: str = "added",
     supersede: bool = True,
+    exception: str = "",
 ) -> Change:
     """A new version of ``ring`` replacing its primary; active at once when its activation has
-    come, and then (with ``supersede``) the previous primary is deactivated."""
+    come, and then (with ``supersede``) the previous primary is deactivated. ``exception`` as
+    for :func:`create_ring`."""
+    refuse_if_retired(ring)
     prev = ring.primary(now)
+    attributes = with_exception(attributes, exception)
     new_ring, version = new_version(
         ring,
         fingerprint=key.fingerprint,
@@ -207,13 +138,14 @@ def add_version(
         attributes=attributes,
         reason=reason,
     )
-    audit = [_entry(now, actor, "create", ring.name, version.number, reason)]
+    audit = [entry(now, actor, "create", ring.name, version.number, reason)]
+    audit += exception_entries(now, actor, ring.name, version.number, exception)
     if version.state is State.ACTIVE:
         if supersede:
-            new_ring, more = _promote(new_ring, version, now, actor, reason)
+            new_ring, more = promote(new_ring, version, now, actor, reason)
             audit += more
         else:
-            audit.append(_entry(now, actor, "activate", ring.name, version.number, reason))
+            audit.append(entry(now, actor, "activate", ring.name, version.number, reason))
     return Change(new_ring, tuple(audit), (version.number,), version=version)
 
 
@@ -257,18 +189,18 @@ def activate(
     An activation earlier than planned moves the activation date to ``now``; with
     ``cryptoperiod`` the deactivation is then no later than ``now + cryptoperiod``.
     """
-    v = _get(ring, number)
+    v = get_version(ring, number)
     if if_needed and v.state is not State.PRE_ACTIVE:
         return Change(ring, version=v)  # already done by another writer
     if (v.state, Action.ACTIVATE) in TRANSITIONS:
-        _refuse_if_superseded(ring, v, Action.ACTIVATE, now)
+        refuse_if_superseded(ring, v, Action.ACTIVATE, now)
     changes: dict[str, object] = {}
     if v.activation is None or v.activation > now:
         changes["activation"] = now
     if cryptoperiod is not None and (v.deactivation is None or v.deactivation > now + cryptoperiod):
         changes["deactivation"] = now + cryptoperiod
     updated = transition(v, Action.ACTIVATE, at=now, actor=actor, reason=reason, **changes)
-    new_ring, audit = _promote(ring.replace_version(updated), updated, now, actor, reason)
+    new_ring, audit = promote(ring.replace_version(updated), updated, now, actor, reason)
     return Change(new_ring, tuple(audit), version=new_ring.get(number))
 
 
@@ -301,167 +233,33 @@ def transition_version(
         )
     if action is Action.COMPROMISE:
         raise LifecycleError("a compromise needs a reason and a date; use compromise()")
-    v = _get(ring, number)
+    v = get_version(ring, number)
     if if_needed and (v.state, action) not in TRANSITIONS:
         return Change(ring, version=v)  # already done by another writer
     if action is Action.RESUME and (v.state, action) in TRANSITIONS:
-        _refuse_if_superseded(ring, v, action, now)
+        refuse_if_superseded(ring, v, action, now)
     changes: dict[str, object] = {}
     if action is Action.DEACTIVATE and (v.deactivation is None or v.deactivation > now):
         changes["deactivation"] = now
     if action is Action.DESTROY:
         changes["destroy_date"] = now
     updated = transition(v, action, at=now, actor=actor, reason=reason, **changes)
-    return Change(
-        ring.replace_version(updated),
-        (_entry(now, actor, action.value, ring.name, number, reason),),
-        destroy=() if updated.has_material else (number,),
-        version=updated,
-    )
-
-
-def _compromised(
-    v: KeyVersion,
-    why: RevocationReason,
-    *,
-    actor: str,
-    now: dt.datetime,
-    occurred: dt.datetime,
-    message: str,
-) -> KeyVersion:
-    if occurred > now:
-        raise LifecycleError(f"compromise occurrence date {occurred.isoformat()} is in the future")
-    return transition(
-        v,
-        Action.COMPROMISE,
-        at=now,
-        actor=actor,
-        reason=f"{why.value}" + (f": {message}" if message else ""),
-        compromise_date=now,
-        compromise_occurred=occurred,
-        revocation_reason=why,
-        revocation_message=message,
-    )
-
-
-def revoke(
-    ring: Ring,
-    number: int,
-    why: RevocationReason,
-    *,
-    actor: str,
-    now: dt.datetime,
-    occurred: dt.datetime | None = None,
-    message: str = "",
-) -> Change:
-    """Revoke version ``number`` with a KMIP / RFC 5280 reason.
-
-    A compromise reason moves it to ``compromised``; any other reason deactivates it, or, on an
-    already deactivated version, records the reason (there is no state to change).
-    """
-    v = _get(ring, number)
-    text = f"revoked: {why.value}" + (f" ({message})" if message else "")
-    if why.compromise:
-        updated = _compromised(
-            v, why, actor=actor, now=now, occurred=occurred or now, message=message
-        )
-    elif v.state is State.DEACTIVATED:
-        updated = replace(v, revocation_reason=why, revocation_message=message)
-    else:
-        if (v.state, Action.DEACTIVATE) not in TRANSITIONS:
-            raise InvalidTransitionError(
-                f"{ring.name} v{number} is {v.state.value}; cannot revoke with {why.value}",
-                ring=ring.name,
-                version=number,
-                from_state=v.state.value,
-                action=Action.DEACTIVATE.value,
-            )
-        updated = transition(
-            v,
-            Action.DEACTIVATE,
-            at=now,
-            actor=actor,
-            reason=text,
-            deactivation=min(now, v.deactivation or now),
-            revocation_reason=why,
-            revocation_message=message,
-        )
-    return Change(
-        ring.replace_version(updated),
-        (_entry(now, actor, "revoke", ring.name, number, text),),
-        version=updated,
-    )
-
-
-def compromise(
-    ring: Ring,
-    number: int,
-    why: RevocationReason,
-    *,
-    actor: str,
-    now: dt.datetime,
-    occurred: dt.datetime,
-    message: str = "",
-    replacement: NewKey | None = None,
-    cryptoperiod: dt.timedelta | None = None,
-) -> Change:
-    """Compromise version ``number`` and, with ``replacement``, activate a new version in the
-    same write (the old primary superseded). ``notes`` lists what depends on the bad version.
-
-    Without ``replacement`` (a certificate ring: the new key comes from the CA afterwards) only
-    the compromise is written.
-    """
-    if not why.compromise:
-        raise LifecycleError(
-            "compromise needs a compromise reason; allowed: "
-            f"{', '.join(r.value for r in RevocationReason if r.compromise)} (got {why.value})"
-        )
-    old = _get(ring, number)
-    was_primary = ring.primary(now)
-    bad = _compromised(old, why, actor=actor, now=now, occurred=occurred, message=message)
-    new_ring = ring.replace_version(bad)
-    notice = (
-        f"revocation notice: v{number} ({old.fingerprint}) compromised at "
-        f"{occurred.isoformat()}, reason {why.value}" + (f": {message}" if message else "")
-    )
-    audit = [_entry(now, actor, "compromise", ring.name, number, notice)]
-    new_versions: tuple[int, ...] = ()
-    new: KeyVersion | None = None
-    if replacement is not None:
-        if cryptoperiod is None:
-            raise LifecycleError("a replacement version needs the purpose's cryptoperiod")
-        new_ring, new = new_version(
-            new_ring,
-            fingerprint=replacement.fingerprint,
-            now=now,
-            actor=actor,
-            activation=now,
-            deactivation=now + cryptoperiod,
-            spec=replacement.spec,
-            replaces=number,
-            reason=f"replaces compromised v{number}",
-        )
-        audit.append(
-            _entry(
-                now,
-                actor,
-                "create",
-                ring.name,
-                new.number,
-                f"replacement for compromised v{number}",
-            )
-        )
-        new_ring, more = _promote(new_ring, new, now, actor, f"replaces compromised v{number}")
-        audit += more
-        new_versions = (new.number,)
-        new = new_ring.get(new.number)
+    new_ring = ring.replace_version(updated)
+    audit = [entry(now, actor, action.value, ring.name, number, reason)]
+    if action is Action.RESUME:  # a resumed version takes over from older ones
+        before = new_ring
+        new_ring = supersede_older(new_ring, number, now=now, actor=actor)
+        audit += superseded_entries(before, new_ring, now, actor)
+    if action is Action.DESTROY and not if_needed and emptied(new_ring) and not retired(ring):
+        # an operator destroyed the last key: the ring is ended, not to be revived by cron
+        why = f"v{number}, the last key, destroyed by an operator"
+        new_ring = replace(new_ring, attributes=retire_attributes(new_ring, now, why))
+        audit.append(entry(now, actor, "retire", ring.name, None, why))
     return Change(
         new_ring,
         tuple(audit),
-        new_versions,
-        version=bad,
-        replacement=new,
-        notes=tuple(dependents(new_ring, bad, was_primary)),
+        destroy=() if updated.has_material else (number,),
+        version=new_ring.get(number),
     )
 
 
@@ -475,7 +273,7 @@ def annotate(
     reason: str = "attributes updated",
 ) -> Change:
     """Set (or, with ``None``, remove) public attributes of version ``number``."""
-    v = _get(ring, number)
+    v = get_version(ring, number)
     attrs = dict(v.attributes)
     for key, value in changes.items():
         if value is None:
@@ -486,6 +284,17 @@ def annotate(
     keys = ", ".join(sorted(changes))
     return Change(
         ring.replace_version(updated),
-        (_entry(now, actor, "annotate", ring.name, number, f"{reason} ({keys})"),),
+        (entry(now, actor, "annotate", ring.name, number, f"{reason} ({keys})"),),
         version=updated,
+    )
+
+
+def retire(ring: Ring, *, actor: str, now: dt.datetime, reason: str) -> Change:
+    """Stop rotation for good: the ring gains no new version (rotation, import, renewal), and its
+    versions run out their processing windows and are destroyed on schedule."""
+    refuse_if_retired(ring)
+    return Change(
+        replace(ring, attributes=retire_attributes(ring, now, reason)),
+        (entry(now, actor, "retire", ring.name, None, reason),),
+        version=ring.primary(now),
     )

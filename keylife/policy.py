@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .errors import PolicyError, SpecNotAllowedError
+from .errors import KeylifeError, PolicyError, SpecNotAllowedError
 from .specs import SPECS, KeyKind, KeySpec
 
 UTC = dt.UTC
@@ -188,16 +189,28 @@ def default_policy(profile: str = "default") -> Policy:
     return Policy(profile=profile, min_strength=128 if profile == "128-bit" else 112)
 
 
-_DURATION = re.compile(r"^\s*(\d+)\s*([wdhms])\s*$")
+_DURATION = re.compile(r"\s*([0-9]{1,12})\s*([wdhms])\s*", re.ASCII)
 _UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
+#: The longest duration a policy may give (cryptoperiod, lead_time, grace_period, stage,
+#: destroy_after): 100 years. Dates stay in range however they are added up.
+MAX_DURATION = dt.timedelta(days=36500)
+DURATION_RULE = (
+    "a duration like 90d, 2w, 12h, 30m or 45s (ASCII digits), at most 36500d (100 years)"
+)
 
 
 def parse_duration(value: str) -> dt.timedelta:
-    """Parse ``"90d"``, ``"12h"``, ``"2w"``, ``"30m"`` or ``"45s"``."""
-    m = _DURATION.match(value)
+    """Parse ``"90d"``, ``"12h"``, ``"2w"``, ``"30m"`` or ``"45s"``, up to :data:`MAX_DURATION`.
+
+    Anything else raises ValueError whose message is :data:`DURATION_RULE`.
+    """
+    m = _DURATION.fullmatch(value) if isinstance(value, str) else None
     if not m:
-        raise ValueError("a duration like 90d, 2w, 12h, 30m or 45s")
-    return dt.timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
+        raise ValueError(DURATION_RULE)
+    seconds = int(m.group(1)) * _UNITS[m.group(2)]
+    if seconds > MAX_DURATION.total_seconds():
+        raise ValueError(DURATION_RULE)
+    return dt.timedelta(seconds=seconds)
 
 
 def format_duration(value: dt.timedelta) -> str:
@@ -224,17 +237,46 @@ def load_policy(path: str | Path) -> Policy:
 
     Every error names the file, the offending key and what is allowed there.
     """
-    import tomllib
-
     path = Path(path)
     where = str(path)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_POLICY_BYTES + 1)
     except FileNotFoundError:
         raise PolicyError(f"{where}: policy file not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise PolicyError(f"{where}: not valid TOML: {exc}") from exc
+    except IsADirectoryError:
+        raise PolicyError(f"{where}: is a directory, not a policy file") from None
+    except OSError as exc:
+        raise PolicyError(f"{where}: cannot read the policy file: {exc.strerror}") from None
+    if len(raw) > MAX_POLICY_BYTES:
+        raise PolicyError(f"{where}: larger than {MAX_POLICY_BYTES >> 10} KiB; not a policy file")
+    data = parse_toml(raw, where, PolicyError)
     return policy_from_dict(data, where)
+
+
+#: The largest policy or config file keylife reads.
+MAX_POLICY_BYTES = 1 << 20
+
+
+def parse_toml(raw: bytes, where: str, error: type[KeylifeError]) -> dict[str, Any]:
+    """Parse a TOML file's bytes; every problem is one ``error`` line naming ``where``."""
+    import tomllib
+
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise error(f"{where}: not UTF-8 text (byte {exc.start}); save the file as UTF-8") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise error(f"{where}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise error(f"{where}: not valid TOML: nested too deeply") from None
+
+
+def _key(name: str) -> str:
+    """A TOML key as written in a message: bare if it can be, else quoted and escaped."""
+    if re.fullmatch(r"[A-Za-z0-9_-]{1,64}", name, re.ASCII):
+        return name
+    return json.dumps(name[:64])
 
 
 def policy_from_dict(data: Mapping[str, Any], where: str = "<policy>") -> Policy:
@@ -249,7 +291,8 @@ def policy_from_dict(data: Mapping[str, Any], where: str = "<policy>") -> Policy
     bad = set(head) - {"profile", "min_strength"}
     if bad:
         raise PolicyError(
-            f"{where}: unknown key policy.{sorted(bad)[0]}; allowed keys: profile, min_strength"
+            f"{where}: unknown key policy.{_key(sorted(bad)[0])}; "
+            "allowed keys: profile, min_strength"
         )
     profile = head.get("profile", "default")
     if profile not in PROFILES:
@@ -278,7 +321,7 @@ def policy_from_dict(data: Mapping[str, Any], where: str = "<policy>") -> Policy
             purpose = Purpose(pname)
         except ValueError:
             raise PolicyError(
-                f"{where}: unknown purpose purposes.{pname}; allowed purposes: "
+                f"{where}: unknown purpose purposes.{_key(pname)}; allowed purposes: "
                 f"{', '.join(p.value for p in Purpose)}"
             ) from None
         purposes[purpose] = _purpose_rules(purposes[purpose], purpose, body, where)
@@ -295,17 +338,18 @@ def _purpose_rules(base: PurposeRules, purpose: Purpose, body: Any, where: str) 
     bad = set(body) - _PURPOSE_KEYS
     if bad:
         raise PolicyError(
-            f"{where}: unknown key {prefix}.{sorted(bad)[0]}; allowed keys: "
+            f"{where}: unknown key {prefix}.{_key(sorted(bad)[0])}; allowed keys: "
             f"{', '.join(sorted(_PURPOSE_KEYS))}"
         )
     changes: dict[str, Any] = {}
     for key in ("cryptoperiod", "lead_time", "grace_period", "destroy_after", "stage"):
         if key in body:
             try:
-                changes[key] = parse_duration(str(body[key]))
+                changes[key] = parse_duration(body[key])
             except ValueError as exc:
+                shown = repr(body[key]) if len(repr(body[key])) <= 40 else "this value"
                 raise PolicyError(
-                    f"{where}: {prefix}.{key} = {body[key]!r} is not allowed; expected {exc}"
+                    f"{where}: {prefix}.{key} = {shown} is not allowed; expected {exc}"
                 ) from None
     if "allowed" in body:
         allowed = body["allowed"]

@@ -1,5 +1,8 @@
 """Sealing key material at rest: AES-256-GCM under a master key, bound to ring and version.
 
+The master key lives in a 0600 file (:class:`MasterKeyFile`) written with the one atomic
+writer; a key file that group or others may read or write is refused, as ssh does.
+
 A sealed blob is ``b"KL1" || nonce(12) || ciphertext+tag``; the associated data is
 ``keylife:v1:<ring>:<version>``, so a blob moved to another ring or version does not open.
 """
@@ -12,7 +15,8 @@ import hmac
 import os
 from pathlib import Path
 
-from .errors import IntegrityError, StoreError
+from .errors import IntegrityError, StoreError, StoreUnavailableError
+from .files import atomic_write, check_private_file, private_dir
 
 _MAGIC = b"KL1"
 
@@ -78,19 +82,53 @@ class MasterKey:
         return f"<MasterKey kcv={self.check_value}>"
 
 
-def write_secret_file(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically, created 0600 from the start."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+_KEY_FILE_MAX = 4096  # a master key file is 45 bytes; read no more than this
+
+
+class MasterKeyFile:
+    """Where the master key lives: a 0600 file, or the ``KEYLIFE_MASTER_KEY`` variable."""
+
+    def __init__(self, path: Path, env_value: str | None = None) -> None:
+        self.path = path
+        self.env_value = env_value
+
+    @property
+    def pending(self) -> Path:
+        return self.path.with_name(self.path.name + ".new")
+
+    def load(self) -> MasterKey:
+        if self.env_value:
+            return MasterKey.decode(self.env_value.encode(), source="KEYLIFE_MASTER_KEY")
+        key = self._read(self.path)
+        if key is None:
+            raise StoreUnavailableError(
+                f"master key file {self.path} not found; run `keylife init` or set "
+                "KEYLIFE_MASTER_KEY_FILE"
+            )
+        return key
+
+    def load_pending(self) -> MasterKey | None:
+        return self._read(self.pending)
+
+    @staticmethod
+    def _read(path: Path) -> MasterKey | None:
+        """The key in ``path``, None if there is none; refused if others may read or write it."""
+        if not path.exists():
+            return None
+        check_private_file(path, what="master key file", error=StoreError)
+        try:
+            with open(path, "rb") as fh:
+                data = fh.read(_KEY_FILE_MAX)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StoreError(f"cannot read master key file {path}: {exc.strerror}") from exc
+        return MasterKey.decode(data, source=str(path))
+
+    def write(self, key: MasterKey, *, pending: bool = False) -> None:
+        if self.env_value and not pending:
+            raise StoreError("the master key comes from KEYLIFE_MASTER_KEY; it cannot be written")
+        path = self.pending if pending else self.path
+        if not path.parent.is_dir():  # an existing one (or a link to one) is the operator's
+            private_dir(path.parent, error=StoreError)
+        atomic_write(path, key.encode(), mode=0o600, error=StoreError)

@@ -82,6 +82,11 @@ SPECS: dict[str, KeySpec] = {
 
 _HMAC_HASH_BITS = {"hmac-sha256": 256, "hmac-sha384": 384, "hmac-sha512": 512}
 
+#: HMAC key sizes keylife generates: a multiple of 8 bits from 8 to 1024 (past the hash's
+#: block size a longer key is hashed down first and adds nothing).
+HMAC_MAX_BITS = 1024
+HMAC_SIZE_RULE = f"a multiple of 8 bits from 8 to {HMAC_MAX_BITS}"
+
 #: Names that keylife recognises but never generates, with the reason.
 WEAK_SPECS: dict[str, str] = {
     "rsa-512": "RSA-512 has under 80 bits of security strength (minimum 112)",
@@ -116,21 +121,24 @@ def parse_spec(name: str, *, key_bits: int | None = None) -> KeySpec:
     raw = name.strip().lower()
     base, _, size = raw.partition(":")
     if size:
-        try:
-            key_bits = int(size)
-        except ValueError:
+        if not (size.isascii() and size.isdigit()):
+            shown = name if len(name) <= 40 else f"{name[:36]}..."
             raise UnknownSpecError(
-                f"key size in {name!r} must be a whole number of bits, e.g. hmac-sha256:256"
-            ) from None
+                f"key size in {shown!r} must be a whole number of bits, e.g. hmac-sha256:256"
+            )
+        if len(size) > 12:
+            raise UnknownSpecError(
+                f"HMAC key size must be {HMAC_SIZE_RULE}, got a {len(size)}-digit number"
+            )
+        key_bits = int(size)
     if base in WEAK_SPECS:
         raise SpecNotAllowedError(
             f"{base} is refused: {WEAK_SPECS[base]}. Allowed types: {', '.join(SPECS)}"
         )
     if base in _HMAC_HASH_BITS and key_bits is not None:
-        if key_bits <= 0 or key_bits % 8:
-            raise UnknownSpecError(
-                f"HMAC key size must be a positive multiple of 8 bits, got {key_bits}"
-            )
+        if not 8 <= key_bits <= HMAC_MAX_BITS or key_bits % 8:
+            shown = str(key_bits) if len(str(key_bits)) <= 24 else f"{str(key_bits)[:20]}..."
+            raise UnknownSpecError(f"HMAC key size must be {HMAC_SIZE_RULE}, got {shown}")
         return _hmac(base, base.removeprefix("hmac-"), _HMAC_HASH_BITS[base], key_bits)
     if key_bits is not None and base in SPECS and SPECS[base].key_bits != key_bits:
         raise UnknownSpecError(

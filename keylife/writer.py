@@ -18,6 +18,7 @@ from .errors import (
     LifecycleError,
     MaterialUnavailableError,
     NotFoundError,
+    PolicyError,
     SpecNotAllowedError,
 )
 from .identity import default_actor
@@ -140,7 +141,7 @@ class RingWriter:
                     continue
                 return change
             raise ConflictError(f"ring {name} kept changing underneath; try again")
-        except (LifecycleError, MaterialUnavailableError, ConflictError) as exc:
+        except (LifecycleError, MaterialUnavailableError, ConflictError, PolicyError) as exc:
             self.record_failure(action, name, version, exc)
             raise
 

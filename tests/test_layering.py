@@ -24,7 +24,6 @@ from tests.layering_rules import (
 )
 
 # The lead removes this marker once the layering redesign (issue 9) is merged.
-REDESIGN_IN_PROGRESS = pytest.mark.xfail(strict=False, reason="layering redesign in progress")
 
 # A small tree shaped like keylife, one or two modules per layer, that breaks no rule.
 CLEAN: dict[str, str] = {
@@ -361,25 +360,21 @@ def test_every_import_names_a_module(real: list[Violation]) -> None:
     assert not wrong, report(wrong)
 
 
-@REDESIGN_IN_PROGRESS
 def test_no_import_cycles(real: list[Violation]) -> None:
     wrong = [v for v in real if v.kind == "cycle"]
     assert not wrong, report(wrong)
 
 
-@REDESIGN_IN_PROGRESS
 def test_no_upward_imports(real: list[Violation]) -> None:
     wrong = [v for v in real if v.kind == "upward"]
     assert not wrong, report(wrong)
 
 
-@REDESIGN_IN_PROGRESS
 def test_no_private_names_imported_across_modules(real: list[Violation]) -> None:
     wrong = [v for v in real if v.kind == "private"]
     assert not wrong, report(wrong)
 
 
-@REDESIGN_IN_PROGRESS
 def test_no_long_modules_or_functions(real: list[Violation]) -> None:
     wrong = [v for v in real if v.kind == "size"]
     assert not wrong, report(wrong)

@@ -9,9 +9,11 @@ Protocol layer (plain ``cryptography`` keys)::
 
 Lifecycle layer (certificates as key versions of a ring): :func:`issue_certificate`,
 :func:`renew_ring` (``keylife rotate``), :func:`revoke_version` (``keylife key compromise``),
-:func:`rollover_account`.
+:func:`rollover_account`. :class:`AcmeAuthority` offers these to the manager as its
+``CertificateAuthority`` (injected by ``keylife.open()``; the manager never imports this package).
 """
 
+from keylife.acme.account import open_account, rollover_account
 from keylife.acme.authority import AcmeAuthority
 from keylife.acme.challenges import (
     ChallengeSolver,
@@ -32,24 +34,21 @@ from keylife.acme.csr import (
 from keylife.acme.deploy import DeployedFiles, deploy_files, run_deploy_hook
 from keylife.acme.problems import ChallengeFailures
 from keylife.acme.renewal import RenewalInfo, ari_cert_id, fetch_renewal_info, renewal_due
-from keylife.acme.revoke import REASONS, parse_reason, revoke_certificate
+from keylife.acme.revoke import SUBSCRIBER_REASONS, parse_reason, revoke_certificate
 from keylife.acme.rings import (
-    CertSettings,
     IssueResult,
-    account_ring_for,
     deploy_version,
     issue_certificate,
-    open_account,
     refresh_renewal_info,
     renew_ring,
     revoke_version,
-    rollover_account,
 )
 from keylife.acme.rollover import rollover_account_key
+from keylife.acme.settings import CertSettings, account_ring_for
 
 __all__ = [
     "KEY_TYPES",
-    "REASONS",
+    "SUBSCRIBER_REASONS",
     "AcmeAuthority",
     "AcmeClient",
     "CertSettings",

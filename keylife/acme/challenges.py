@@ -222,11 +222,53 @@ class WebrootHttp01:
 # -- dns-01 hooks ---------------------------------------------------------------------------
 
 
+#: Variables a hook inherits from keylife's environment (plus ``LC_*``); nothing else, so no
+#: secret (``KEYLIFE_MASTER_KEY``, ``KEYLIFE_BACKUP_PASSPHRASE``, ``KEYLIFE_EAB_HMAC_KEY``,
+#: ``VAULT_TOKEN``, ``BAO_TOKEN``, cloud credentials...) ever reaches a hook process.
+HOOK_ENV_ALLOWED = ("PATH", "HOME", "LANG", "TZ", "USER", "LOGNAME", "SHELL", "TMPDIR")
+#: The variables keylife itself sets for hooks (see docs/acme.md); only these may be added.
+HOOK_VARIABLES = frozenset(
+    {
+        "KEYLIFE_ACME_DOMAIN",
+        "KEYLIFE_ACME_TXT_NAME",
+        "KEYLIFE_ACME_TXT_VALUE",
+        "CERTBOT_DOMAIN",
+        "CERTBOT_VALIDATION",
+        "KEYLIFE_RING",
+        "KEYLIFE_VERSION",
+        "KEYLIFE_DOMAINS",
+        "KEYLIFE_DEPLOY_DIR",
+        "KEYLIFE_PRIVKEY",
+        "KEYLIFE_CERT",
+        "KEYLIFE_CHAIN",
+        "KEYLIFE_FULLCHAIN",
+        "RENEWED_LINEAGE",
+        "RENEWED_DOMAINS",
+    }
+)
+
+
+def hook_environment(
+    extra: Mapping[str, str], inherited: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The whole environment of a hook: the allow-listed part of ``inherited`` (keylife's own
+    environment by default) plus keylife's documented hook variables from ``extra``."""
+    source = os.environ if inherited is None else inherited
+    env = {k: v for k, v in source.items() if k in HOOK_ENV_ALLOWED or k.startswith("LC_")}
+    env.setdefault("PATH", os.defpath)
+    unknown = sorted(set(extra) - HOOK_VARIABLES)
+    if unknown:
+        raise AcmeError(f"not a documented hook variable: {', '.join(unknown)}")
+    env.update(extra)
+    return env
+
+
 def run_hook(
     command: str, env: Mapping[str, str], *, what: str, timeout: float = 300.0
 ) -> subprocess.CompletedProcess[str]:
-    """Run a user hook through ``/bin/sh -c`` with extra environment; non-zero exit raises."""
-    full_env = {**os.environ, **env}
+    """Run a user hook through ``/bin/sh -c`` in :func:`hook_environment` (``env`` adds
+    keylife's hook variables); a non-zero exit raises."""
+    full_env = hook_environment(env)
     try:
         result = subprocess.run(
             ["/bin/sh", "-c", command],
@@ -315,10 +357,13 @@ class DnsHook01:
 
 
 __all__ = [
+    "HOOK_ENV_ALLOWED",
+    "HOOK_VARIABLES",
     "ChallengeSolver",
     "ChallengeTask",
     "DnsHook01",
     "StandaloneHttp01",
     "WebrootHttp01",
+    "hook_environment",
     "run_hook",
 ]

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+import idna
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -37,25 +39,53 @@ class Identifier:
         return self.value
 
 
+#: A letter-digit-hyphen label (RFC 1035 §2.3.1, as RFC 5890 A-labels use it).
+_LDH = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+MAX_NAME = 253
+NAME_RULE = (
+    "a DNS name of LDH labels (letters, digits, '-') of at most 63 characters, at most 253 in "
+    "all, '*' only as the whole leftmost label, or an IP address"
+)
+
+
+def _a_label(label: str, name: str) -> str:
+    """An IDNA 2008 A-label for one label (ASCII labels are only lower-cased)."""
+    if label.isascii():
+        return label.lower()
+    try:
+        return idna.encode(label, uts46=True).decode("ascii")
+    except (idna.IDNAError, UnicodeError, ValueError) as exc:
+        raise AcmeError(f"{name!r} is not a valid internationalised name: {exc}") from None
+
+
 def parse_identifier(name: str) -> Identifier:
-    """Turn a user-given name into an identifier: IP literals become ``ip``, the rest ``dns``."""
+    """Turn a user-given name into an identifier: IP literals become ``ip``, the rest ``dns``
+    (Unicode labels as IDNA A-labels). Anything but :data:`NAME_RULE` is refused, so no
+    shell metacharacter, space or path ever reaches a CA, a hook or a file name."""
+    if not isinstance(name, str) or len(name) > 4 * MAX_NAME:
+        raise AcmeError(f"not a DNS name or IP address; use {NAME_RULE}")
     text = name.strip()
     try:
-        address = ipaddress.ip_address(text.strip("[]"))
+        address = ipaddress.ip_address(text[1:-1] if text.startswith("[") else text)
     except ValueError:
         pass
     else:
         return Identifier("ip", str(address))
-    value = text.rstrip(".").lower()
-    if not value or " " in value or "/" in value:
-        raise AcmeError(f"not a DNS name or IP address: {name!r}")
-    labels = value.split(".")
-    if any(not label for label in labels) or "*" in "".join(labels[1:]):
-        raise AcmeError(f"not a valid DNS name: {name!r}")
-    if "*" in labels[0] and labels[0] != "*":
-        raise AcmeError(f"a wildcard must be a whole leftmost label: {name!r}")
-    if value.startswith("*.") and len(labels) < 3:
-        raise AcmeError(f"wildcard too broad: {name!r}")
+    labels = text.removesuffix(".").split(".")
+    if labels and labels[0] == "*":
+        if len(labels) < 3:
+            raise AcmeError(f"wildcard too broad: {name!r}; use *.name.tld at the least")
+        rest = labels[1:]
+    else:
+        rest = labels
+    ascii_labels = [_a_label(label, name) for label in rest]
+    if not all(_LDH.fullmatch(label) for label in ascii_labels):
+        raise AcmeError(f"not a valid DNS name: {name!r}; use {NAME_RULE}")
+    value = ".".join((["*"] if rest is not labels else []) + ascii_labels)
+    if len(value) > MAX_NAME:
+        raise AcmeError(f"{name!r} is longer than {MAX_NAME} characters")
+    if ascii_labels[-1].isdigit():
+        raise AcmeError(f"not a valid DNS name (numeric top-level label): {name!r}")
     return Identifier("dns", value)
 
 
@@ -135,6 +165,7 @@ def load_private_key(pem: bytes) -> CertificateKey:
 __all__ = [
     "DEFAULT_KEY_TYPE",
     "KEY_TYPES",
+    "NAME_RULE",
     "CertificateKey",
     "Identifier",
     "build_csr",

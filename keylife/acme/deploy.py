@@ -8,15 +8,14 @@ written first and ``fullchain.pem`` last; servers should reload from the deploy 
 
 from __future__ import annotations
 
-import contextlib
 import os
-import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from keylife.acme.challenges import run_hook
 from keylife.errors import AcmeError
+from keylife.files import atomic_write as files_atomic_write
 
 PRIVATE_MODE = 0o600
 PUBLIC_MODE = 0o644
@@ -41,42 +40,8 @@ class DeployedFiles:
 
 
 def atomic_write(path: Path, data: bytes, mode: int) -> None:
-    """Replace ``path`` with ``data`` atomically; the file has exactly ``mode``."""
-    directory = path.parent
-    tmp = directory / f".{path.name}.{secrets.token_hex(6)}.tmp"
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
-    except OSError as exc:
-        raise AcmeError(f"cannot write in {directory}: {exc.strerror}") from exc
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), mode)  # the umask may have taken bits away
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise AcmeError(f"cannot write {path}: {exc.strerror}") from exc
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    _fsync_dir(directory)
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return
-    try:
-        os.fsync(dfd)
-    except OSError:
-        pass
-    finally:
-        os.close(dfd)
+    """Replace ``path`` with ``data`` atomically (:func:`keylife.files.atomic_write`)."""
+    files_atomic_write(path, data, mode=mode, error=AcmeError)
 
 
 def deploy_files(
@@ -121,7 +86,8 @@ def run_deploy_hook(
     Environment: ``KEYLIFE_RING``, ``KEYLIFE_VERSION``, ``KEYLIFE_DOMAINS`` (space separated),
     and when files were deployed ``KEYLIFE_DEPLOY_DIR``, ``KEYLIFE_PRIVKEY``, ``KEYLIFE_CERT``,
     ``KEYLIFE_CHAIN``, ``KEYLIFE_FULLCHAIN``; also certbot's ``RENEWED_LINEAGE`` and
-    ``RENEWED_DOMAINS`` so existing certbot deploy hooks keep working.
+    ``RENEWED_DOMAINS`` so existing certbot deploy hooks keep working. Nothing else of
+    keylife's environment but :data:`~keylife.acme.challenges.HOOK_ENV_ALLOWED` is passed.
     """
     env = {
         "KEYLIFE_RING": ring,

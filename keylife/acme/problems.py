@@ -7,7 +7,6 @@ no third-party exception crosses the public API: the original is kept as ``__cau
 from __future__ import annotations
 
 import datetime as dt
-import email.utils
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -17,6 +16,7 @@ import requests
 from acme import errors as acme_errors
 from acme import messages
 
+from keylife.acme.wire import Problem, parse_retry_after
 from keylife.errors import AcmeError, ChallengeFailedError, KeylifeError, RateLimitedError
 
 
@@ -29,32 +29,13 @@ class ChallengeFailures(ChallengeFailedError):
         super().__init__(f"validation failed for {len(self.failures)} identifier(s): {lines}")
 
 
-def parse_retry_after(value: str | None, now: dt.datetime) -> dt.datetime | None:
-    """Parse a Retry-After header (seconds or an HTTP date) into an absolute UTC time."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return now + dt.timedelta(seconds=int(value))
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return when.astimezone(dt.UTC)
-
-
 def describe_problem(problem: messages.Error) -> str:
     """One line for a problem document: type, detail and each subproblem's identifier."""
+    validated: Problem | None = getattr(problem, "keylife_problem", None)
+    if validated is not None:
+        return validated.describe()
     code = problem.code or str(problem.typ)
-    text = f"{code}: {problem.detail or problem.title or problem.description or 'no detail'}"
-    if problem.identifier is not None:
-        text = f"{problem.identifier.value}: {text}"
-    for sub in problem.subproblems or ():
-        ident = sub.identifier.value if sub.identifier is not None else "?"
-        text += f"; {ident}: {sub.code or sub.typ}: {sub.detail or ''}"
-    return text
+    return f"{code}: {problem.detail or problem.title or 'no detail'}"
 
 
 def from_problem(problem: messages.Error, action: str) -> AcmeError:
@@ -87,7 +68,7 @@ def translated(action: str, url: str | None = None) -> Iterator[None]:
     except KeylifeError:
         raise
     except messages.Error as exc:
-        raise from_problem(exc, action) from exc
+        raise from_problem(exc, f"{action}{where}") from exc
     except requests.exceptions.SSLError as exc:
         raise AcmeError(
             f"{action}: TLS verification of the ACME server{where} failed; if it uses a private "
@@ -105,7 +86,7 @@ def translated(action: str, url: str | None = None) -> Iterator[None]:
         raise AcmeError(f"{action}: ACME protocol error: {type(exc).__name__}: {exc}") from exc
     except josepy.errors.Error as exc:
         raise AcmeError(f"{action}: malformed answer from the ACME server: {exc}") from exc
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
         raise AcmeError(
             f"{action}: unexpected answer from the ACME server{where} ({type(exc).__name__}: {exc})"
         ) from exc

@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 
+from keylife.acme.wire import decode_json, parse_retry_after
 from keylife.certificates import ari_check_due, lifetime_due, renewal_due, spread_for
 from keylife.clock import as_utc
-from keylife.errors import AcmeError
+from keylife.errors import AcmeError, AcmeResponseError
 
 if TYPE_CHECKING:
     from keylife.acme.client import AcmeClient
@@ -79,48 +80,60 @@ class RenewalInfo:
         )
 
 
-def parse_renewal_info(body: Any, retry_after_header: str | None, now: dt.datetime) -> RenewalInfo:
+def parse_renewal_info(
+    body: Any, retry_after_header: str | None, now: dt.datetime, *, url: str = "renewalInfo"
+) -> RenewalInfo:
     """Parse a renewalInfo response body (RFC 9773 §4.2) and its Retry-After header."""
-    from keylife.acme.problems import parse_retry_after
-
     if isinstance(body, bytes | str):
-        body = json.loads(body)
+        body = decode_json(url, body.encode() if isinstance(body, str) else body)
+    window = body.get("suggestedWindow") if isinstance(body, Mapping) else None
     try:
-        window = body["suggestedWindow"]
-        start = _parse_time(window["start"])
-        end = _parse_time(window["end"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise AcmeError("the CA's renewal information has no valid suggestedWindow") from exc
+        if not isinstance(window, Mapping):
+            raise TypeError("no window")
+        start = _parse_time(window.get("start"))
+        end = _parse_time(window.get("end"))
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise AcmeResponseError(
+            f"the CA's renewal information from {url} has no valid suggestedWindow",
+            url=url,
+            field="suggestedWindow",
+        ) from exc
     if end < start:
-        raise AcmeError("the CA's renewal window ends before it starts")
+        raise AcmeResponseError(
+            f"the CA's renewal window from {url} ends before it starts",
+            url=url,
+            field="suggestedWindow",
+        )
     now = as_utc(now)
     retry = parse_retry_after(retry_after_header, now) or now + DEFAULT_ARI_RETRY
     retry = min(max(retry, now + MIN_ARI_RETRY), now + MAX_ARI_RETRY)
     explanation = body.get("explanationURL")
-    return RenewalInfo(start, end, retry, str(explanation) if explanation else None)
+    if not isinstance(explanation, str) or not explanation.lower().startswith("https://"):
+        explanation = None
+    return RenewalInfo(start, end, retry, explanation[:2048] if explanation else None)
 
 
-def _parse_time(text: str) -> dt.datetime:
+def _parse_time(text: Any) -> dt.datetime:
+    if not isinstance(text, str) or len(text) > 64:
+        raise TypeError("not a time")
     return as_utc(dt.datetime.fromisoformat(text.replace("Z", "+00:00")))
 
 
 def fetch_renewal_info(
-    client: AcmeClient, certificate_pem: str, now: dt.datetime | None = None
+    client: AcmeClient, certificate_pem: str, now: dt.datetime
 ) -> RenewalInfo | None:
     """GET the certificate's renewal information; ``None`` when the CA offers no ARI."""
     from keylife.acme.problems import translated
 
-    base = client.directory.get("renewalInfo")
+    base = client.directory.renewal_info
     if not base:
         return None
     cert = x509.load_pem_x509_certificate(certificate_pem.encode("ascii"))
-    url = f"{str(base).rstrip('/')}/{ari_cert_id(cert)}"
-    with translated("fetching renewal information", url):
+    url = f"{base.rstrip('/')}/{ari_cert_id(cert)}"
+    with client.operation(), translated("fetching renewal information", url):
         response = client.get(url)
-        body = response.json()
-    return parse_renewal_info(
-        body, response.headers.get("Retry-After"), now or dt.datetime.now(dt.UTC)
-    )
+        body = client.json(response)
+    return parse_renewal_info(body, response.headers.get("Retry-After"), now, url=url)
 
 
 __all__ = [
@@ -131,6 +144,7 @@ __all__ = [
     "fetch_renewal_info",
     "lifetime_due",
     "parse_renewal_info",
+    "parse_retry_after",
     "renewal_due",
     "spread_for",
 ]

@@ -11,42 +11,45 @@ from keylife.acme.client import AcmeClient, b64url
 from keylife.acme.csr import CertificateKey
 from keylife.acme.problems import problem_code, translated
 from keylife.errors import AcmeError
+from keylife.lifecycle import RevocationReason
 
 log = logging.getLogger(__name__)
 
-#: RFC 5280 CRLReason codes that an ACME client may ask for (7 is unused; 2, 6, 8, 10 are
-#: for CAs, not subscribers; Let's Encrypt accepts 0, 1, 3, 4 and 5).
-REASONS: dict[str, int] = {
-    "unspecified": 0,
-    "key-compromise": 1,
-    "affiliation-changed": 3,
-    "superseded": 4,
-    "cessation-of-operation": 5,
-    "privilege-withdrawn": 9,
-}
+#: The reasons a subscriber may give an ACME CA (RFC 8555 §7.6 with RFC 5280 codes): every
+#: :class:`~keylife.lifecycle.RevocationReason` except ``ca-compromise``, which is the CA's.
+SUBSCRIBER_REASONS: tuple[RevocationReason, ...] = tuple(
+    r for r in RevocationReason if r is not RevocationReason.CA_COMPROMISE
+)
 
 
-def parse_reason(reason: str | int) -> int:
-    """An RFC 5280 reason code from a name (``keyCompromise``, ``key-compromise``,
-    ``keycompromise``) or a number."""
-    if isinstance(reason, int):
-        if reason in REASONS.values():
-            return reason
-        raise AcmeError(f"revocation reason {reason} is not one a subscriber may use")
-    text = reason.strip()
-    if text.isdigit():
-        return parse_reason(int(text))
-    wanted = text.replace("-", "").replace("_", "").lower()
-    for name, code in REASONS.items():
-        if name.replace("-", "") == wanted:
-            return code
-    raise AcmeError(f"unknown revocation reason {reason!r}; use one of {', '.join(REASONS)}")
+def _squash(text: str) -> str:
+    return text.replace("-", "").replace("_", "").replace(" ", "").lower()
+
+
+def parse_reason(reason: str | int | RevocationReason) -> RevocationReason:
+    """The revocation reason for a lifecycle reason, a name in any spelling (``keyCompromise``,
+    ``key-compromise``, ``KEYCOMPROMISE``) or an RFC 5280 code; only those a subscriber may
+    send to an ACME CA (:data:`SUBSCRIBER_REASONS`)."""
+    allowed = ", ".join(r.value for r in SUBSCRIBER_REASONS)
+    if isinstance(reason, RevocationReason):
+        found: RevocationReason | None = reason
+    elif isinstance(reason, int) or (isinstance(reason, str) and reason.strip().isdigit()):
+        code = int(reason)
+        found = next((r for r in RevocationReason if r.rfc5280_code == code), None)
+    else:
+        wanted = _squash(str(reason))
+        found = next((r for r in RevocationReason if _squash(r.value) == wanted), None)
+    if found is None or found not in SUBSCRIBER_REASONS:
+        raise AcmeError(
+            f"revocation reason {reason!r} cannot be sent to a CA; use one of {allowed}"
+        )
+    return found
 
 
 def revoke_certificate(
     client: AcmeClient,
     certificate_pem: str,
-    reason: str | int = "unspecified",
+    reason: str | int | RevocationReason = "unspecified",
     *,
     certificate_key: CertificateKey | None = None,
 ) -> bool:
@@ -54,7 +57,7 @@ def revoke_certificate(
 
     Returns ``True`` when revoked now and ``False`` when the CA says it already was.
     """
-    code = parse_reason(reason)
+    code = parse_reason(reason).rfc5280_code
     try:
         cert = x509.load_pem_x509_certificate(certificate_pem.encode("ascii"))
     except ValueError as exc:
@@ -74,7 +77,7 @@ def revoke_certificate(
     }
     url = client.resource_url("revokeCert")
     try:
-        with translated(f"revoking certificate {cert.serial_number:x}", url):
+        with client.operation(), translated(f"revoking certificate {cert.serial_number:x}", url):
             if certificate_key is None:
                 client.require_account()
                 client.post(url, payload)
@@ -89,4 +92,4 @@ def revoke_certificate(
     return True
 
 
-__all__ = ["REASONS", "parse_reason", "revoke_certificate"]
+__all__ = ["SUBSCRIBER_REASONS", "parse_reason", "revoke_certificate"]

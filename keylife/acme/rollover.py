@@ -33,10 +33,11 @@ def build_key_change(
 def rollover_account_key(client: AcmeClient, new_key: CertificateKey) -> None:
     """Replace the account key at the CA; on success the client signs with ``new_key``."""
     account_url = client.require_account()
-    url = client.resource_url("keyChange")
-    inner = build_key_change(client, new_key, url, account_url)
-    with translated("rolling over the account key", url):
-        client.post(url, inner.to_partial_json())
+    with client.operation():
+        url = client.resource_url("keyChange")
+        inner = build_key_change(client, new_key, url, account_url)
+        with translated("rolling over the account key", url):
+            client.post(url, inner.to_partial_json())
     client.use_account_key(new_key)
 
 

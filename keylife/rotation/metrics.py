@@ -6,6 +6,8 @@ import os
 import re
 from pathlib import Path
 
+from ..errors import KeylifeError
+from ..files import atomic_write
 from .runner import RunReport
 
 _LAST_SUCCESS = re.compile(r"^keylife_rotate_last_success_timestamp_seconds\s+(\S+)\s*$", re.M)
@@ -21,7 +23,10 @@ def render(report: RunReport, previous: str = "") -> str:
     last_success = run_ts if not report.failed else None
     if last_success is None:
         m = _LAST_SUCCESS.search(previous)
-        last_success = float(m.group(1)) if m else None
+        try:
+            last_success = float(m.group(1)) if m else None
+        except ValueError:  # a garbled previous file: start afresh
+            last_success = None
     lines = [
         "# HELP keylife_rotate_last_run_timestamp_seconds When the last rotation run happened.",
         "# TYPE keylife_rotate_last_run_timestamp_seconds gauge",
@@ -62,14 +67,43 @@ def render(report: RunReport, previous: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
-def write(path: str | Path, report: RunReport) -> None:
-    """Write atomically (node_exporter must never read half a file)."""
-    path = Path(path)
+#: The most of a previous textfile read back (for its last-success time).
+_PREVIOUS_MAX = 1 << 20
+
+
+def check_writable(path: str | Path) -> None:
+    """Raise :class:`KeylifeError` now if the metrics file could not be written later.
+
+    ``keylife rotate`` calls this before applying anything, so a mistyped ``--metrics-file``
+    fails the run before any key changes, not after.
+    """
+    target = Path(path)
+    directory = target.parent
+    if not directory.is_dir():
+        raise KeylifeError(
+            f"cannot write metrics file {target}: directory {directory} does not exist"
+        )
+    if target.is_dir():
+        raise KeylifeError(f"cannot write metrics file {target}: it is a directory")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise KeylifeError(
+            f"cannot write metrics file {target}: no write permission in {directory}"
+        )
+
+
+def _previous(path: Path) -> str:
     try:
-        previous = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        previous = ""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(render(report, previous), encoding="utf-8")
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+        with open(path, "rb") as fh:
+            return fh.read(_PREVIOUS_MAX).decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+def write(path: str | Path, report: RunReport) -> None:
+    """Write atomically (node_exporter must never read half a file), mode 0644.
+
+    Failures raise :class:`KeylifeError` naming the path.
+    """
+    target = Path(path)
+    text = render(report, _previous(target))
+    atomic_write(target, text.encode("utf-8"), mode=0o644, error=KeylifeError)

@@ -25,6 +25,8 @@ the order they apply to each ring (docs/operations.md has them as a table):
    primary is left for an operator.
 
 A ring with a suspended version and no primary is left alone: suspension is an operator's hold.
+A retired ring (``keylife key retire``, a revocation for cessation of operation, or an operator
+destroying its last key) gets no new version: rules 4, 5 and 7 do not apply to it.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from ..certificates import (
     is_certificate_ring,
     retry_after,
 )
+from ..changes import retired
 from ..lifecycle import KeyVersion, Ring, State
 from ..policy import Policy, Purpose, PurposeRules
 
@@ -142,12 +145,15 @@ class _Sim:
 
 def _activations(sim: _Sim) -> None:
     """Rule 1: pre-active versions whose date has come activate, superseding older ones; one
-    that a newer active version overtook never protects and is destroyed instead."""
+    that a newer version overtook (it left pre-active first) never protects and is destroyed
+    instead."""
     versions = sim.ring.versions
     for v in versions:
         if v.state is not State.PRE_ACTIVE or v.activation is None or not sim.at(v.activation):
             continue
-        newer = [w.number for w in versions if w.number > v.number and w.state is State.ACTIVE]
+        newer = [
+            w.number for w in versions if w.number > v.number and w.state is not State.PRE_ACTIVE
+        ]
         if newer:
             sim.step(
                 StepKind.DESTROY,
@@ -274,10 +280,10 @@ def plan_ring(
         (v for v in ring.versions if sim.protects(v)), key=lambda v: v.number, default=None
     )
     suspended = any(state is State.SUSPENDED for state in sim.states.values())
-    idle = not suspended and not _successor_waiting(sim, primary)
-    if is_certificate_ring(ring):
-        _certificate_steps(sim, primary, idle)
-    else:
+    idle = not suspended and not _successor_waiting(sim, primary) and not retired(ring)
+    if is_certificate_ring(ring):  # a retired certificate ring only gets revocations
+        _certificate_steps(sim, None if retired(ring) else primary, idle)
+    elif not retired(ring):
         _rotation_step(sim, rules, primary, idle)
     next_due = min((f for f in sim.future if f > now), default=None)
     return sim.steps, next_due

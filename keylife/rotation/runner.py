@@ -16,7 +16,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..clock import FixedClock, as_utc
@@ -31,11 +31,6 @@ log = logging.getLogger("keylife.rotate")
 LEASE_NAME = "keylife-rotate"
 #: Report name prefix of transit-resident rings (Vault keys that never leave Vault).
 TRANSIT_PREFIX = "transit:"
-_TRANSIT_KINDS = {
-    "rotate": StepKind.ROTATE,
-    "deactivate": StepKind.DEACTIVATE,
-    "destroy": StepKind.DESTROY,
-}
 MAX_STEPS_PER_RING = 32
 
 
@@ -165,6 +160,8 @@ class Runner:
         self.lease_ttl = lease_ttl
         self.wait = wait
         self.holder = holder or _holder()
+        #: Rings the last plan could not read (name -> why): each fails, named, in the report.
+        self.damaged: dict[str, str] = {}
         self._lease_taken = 0.0
 
     # ---- planning ---------------------------------------------------------------------------
@@ -185,6 +182,7 @@ class Runner:
 
     def plan(self, now: dt.datetime, only: Sequence[str] | None = None) -> tuple[Plan, int]:
         rings = self._rings(only)
+        self.damaged = {r.name: r.damage for r in rings if r.damage}
         plan = plan_rotation(rings, self.manager.policy, now)
         transit_steps, transit_due = self._plan_transit(now, only)
         if not transit_due:
@@ -197,19 +195,19 @@ class Runner:
     # ---- transit-resident rings (keys that never leave Vault) --------------------------------
 
     def _transit(self) -> Any:
-        factory = getattr(self.manager.store, "transit_keys", None)
-        return factory(actor=self.manager.actor) if callable(factory) else None
+        factory = getattr(self.manager.store, "transit_rings", None)
+        if not callable(factory):
+            return None
+        m = self.manager
+        return factory(actor=m.actor, clock=m.clock, policy=m.policy)
 
     def _plan_transit(
         self, now: dt.datetime, only: Sequence[str] | None
     ) -> tuple[list[Step], dict[str, dt.datetime | None]]:
-        keys = self._transit()
-        if keys is None:
+        rings = self._transit()
+        if rings is None:
             return [], {}
-        from ..store.transit_keys import plan_transit
-
-        rules = self.manager.policy.rules(Purpose.DATA_ENCRYPTION)
-        names = keys.list()
+        names = rings.names()
         if only:
             wanted = {n.removeprefix(TRANSIT_PREFIX) for n in only if n.startswith(TRANSIT_PREFIX)}
             missing = wanted - set(names)
@@ -219,31 +217,29 @@ class Runner:
         steps: list[Step] = []
         due: dict[str, dt.datetime | None] = {}
         for name in names:
-            found, nxt = plan_transit(
-                keys.get(name), rules.cryptoperiod, rules.lead_time, rules.destroy_after, now
-            )
+            try:
+                ring = rings.load(name)
+            except StoreUnavailableError:
+                raise
+            except KeylifeError as exc:  # one malformed record fails that ring only
+                self.damaged[TRANSIT_PREFIX + name] = str(exc)
+                continue
+            found, nxt = plan_ring(ring, self.manager.policy, now)
             due[TRANSIT_PREFIX + name] = nxt
-            steps += [
-                Step(_TRANSIT_KINDS[t.kind], TRANSIT_PREFIX + name, t.version, t.reason, t.due)
-                for t in found
-            ]
+            steps += [replace(s, ring=TRANSIT_PREFIX + name) for s in found]
         return steps, due
 
     def _run_transit(self, name: str, now: dt.datetime) -> RingResult:
-        keys = self._transit()
-        assert keys is not None
+        rings = self._transit()
+        assert rings is not None
         short = name.removeprefix(TRANSIT_PREFIX)
 
         def plan() -> tuple[list[Step], dt.datetime | None]:
-            steps, due = self._plan_transit(now, [name])
-            return steps, due.get(name)
+            return plan_ring(rings.load(short), self.manager.policy, now)
 
         def apply(step: Step) -> int | None:
-            if step.kind is StepKind.ROTATE:
-                return int(keys.rotate(short, now=now).latest)
-            assert step.version is not None
-            getattr(keys, step.kind.value)(short, step.version, now=now)
-            return None
+            new: int | None = rings.apply(short, step, now)
+            return new
 
         return _settle(name, plan, apply, once=frozenset())
 
@@ -302,7 +298,7 @@ class Runner:
                 )
                 for name in plan.rings
             )
-            return RunReport(as_of, dry_run, results, checked, plan.next_due)
+            return RunReport(as_of, dry_run, results + self._broken(), checked, plan.next_due)
         self._acquire()
         try:
             # Re-plan under the lease: a run that finished just before us changed the store,
@@ -335,7 +331,13 @@ class Runner:
         next_due = dict(plan.next_due)
         for r in applied:
             next_due[r.ring] = r.next_due
-        return RunReport(as_of, False, tuple(applied), checked, next_due, aborted)
+        return RunReport(as_of, False, (*applied, *self._broken()), checked, next_due, aborted)
+
+    def _broken(self) -> tuple[RingResult, ...]:
+        return tuple(
+            RingResult(name, "failed", error=f"ring record is damaged: {why}")
+            for name, why in sorted(self.damaged.items())
+        )
 
     def _run_ring(self, name: str, now: dt.datetime) -> RingResult:
         if name.startswith(TRANSIT_PREFIX):
@@ -441,7 +443,10 @@ def _settle(
         raise KeylifeError(f"ring {name} did not settle after {MAX_STEPS_PER_RING} steps")
     except StoreUnavailableError:
         raise
-    except KeylifeError as exc:
+    except Exception as exc:
+        if not isinstance(exc, KeylifeError):
+            log.debug("%s: unexpected error", name, exc_info=True)
+            exc = KeylifeError(f"unexpected {type(exc).__name__}: {exc}")
         log.error("%s: %s", name, exc)
         if on_failure is not None:
             on_failure(exc)

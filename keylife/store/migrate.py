@@ -70,6 +70,18 @@ def migrate(
     if callable(head) and head()[0] != 0:
         raise BackupError(f"target {target.url} already has an audit log; use an empty store")
     rings = source.load_rings()
+    damaged = next((r for r in rings if r.damage), None)
+    if damaged is not None:
+        raise BackupError(
+            f"source ring {damaged.name!r} is damaged ({damaged.damage}); restore it from a "
+            "backup before migrating"
+        )
+    bad_audit = [r.seq for r in source.read_audit() if r.damage]
+    if bad_audit:
+        raise BackupError(
+            f"source audit record {bad_audit[0]} is damaged; run `keylife audit verify` and "
+            "repair the log before migrating"
+        )
     plain = _materials(source)
     versions = 0
     for ring in rings:

@@ -9,9 +9,9 @@ from .base import KeyStore
 def open_remote(url: str, *, create: bool = False) -> KeyStore:
     """Open ``vault://`` / ``vaults://`` (HashiCorp Vault or OpenBao) stores."""
     if url.startswith(("vault://", "vaults://", "http://", "https://")):
-        from .vault import VaultKeyStore
+        from ..vault.setup import open_store
 
-        return VaultKeyStore.from_url(url, create=create)
+        return open_store(url, create=create)
     raise StoreUnavailableError(
         f"unsupported store {url!r}; use a file path, sqlite:///PATH or vault://HOST:PORT/MOUNT"
     )

@@ -12,12 +12,13 @@ import datetime as dt
 import json
 import os
 import sqlite3
+import stat
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..audit import GENESIS, AuditEntry, AuditRecord, chain
+from ..audit import GENESIS, AuditEntry, AuditRecord, chain, decode_audit
 from ..errors import (
     ConflictError,
     IntegrityError,
@@ -25,11 +26,14 @@ from ..errors import (
     StoreError,
     StoreUnavailableError,
 )
-from ..lifecycle import Ring, ring_from_dict, ring_to_dict
+from ..files import private_dir
+from ..lifecycle import Ring, decode_ring, ring_from_stored, ring_to_dict
 from ..material import KeyMaterial
-from ..sealing import MasterKey, associated_data, write_secret_file
+from ..sealing import MasterKey, MasterKeyFile, associated_data
 from ..specs import KeySpec
 from .base import Lease
+
+__all__ = ["MasterKeyFile", "SqliteStore"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -44,38 +48,17 @@ CREATE TABLE IF NOT EXISTS leases (
 """
 
 
-class MasterKeyFile:
-    """Where the master key lives: a 0600 file, or the ``KEYLIFE_MASTER_KEY`` variable."""
+def _revision(value: object) -> int:
+    # A tampered revision that is not a number fails the ring's next check-and-set write.
+    return value if isinstance(value, int) else -1
 
-    def __init__(self, path: Path, env_value: str | None = None) -> None:
-        self.path = path
-        self.env_value = env_value
 
-    @property
-    def pending(self) -> Path:
-        return self.path.with_name(self.path.name + ".new")
-
-    def load(self) -> MasterKey:
-        if self.env_value:
-            return MasterKey.decode(self.env_value.encode(), source="KEYLIFE_MASTER_KEY")
-        try:
-            return MasterKey.decode(self.path.read_bytes(), source=str(self.path))
-        except FileNotFoundError:
-            raise StoreUnavailableError(
-                f"master key file {self.path} not found; run `keylife init` or set "
-                "KEYLIFE_MASTER_KEY_FILE"
-            ) from None
-
-    def load_pending(self) -> MasterKey | None:
-        try:
-            return MasterKey.decode(self.pending.read_bytes(), source=str(self.pending))
-        except FileNotFoundError:
-            return None
-
-    def write(self, key: MasterKey, *, pending: bool = False) -> None:
-        if self.env_value and not pending:
-            raise StoreError("the master key comes from KEYLIFE_MASTER_KEY; it cannot be written")
-        write_secret_file(self.pending if pending else self.path, key.encode())
+def _refuse_dangling(path: Path) -> None:
+    if path.is_symlink() and not path.exists():
+        raise StoreUnavailableError(
+            f"the store path {path} is a symbolic link to {os.readlink(path)}, which does not "
+            "exist; remove the link or point --store at the real file"
+        )
 
 
 class SqliteStore:
@@ -86,6 +69,7 @@ class SqliteStore:
         self.url = f"sqlite://{self.db_path}"
         self._key_file = key_file
         self._lock = threading.RLock()
+        _refuse_dangling(self.db_path)
         if not self.db_path.exists():
             raise StoreUnavailableError(
                 f"no keylife store at {self.db_path}; run `keylife init` first"
@@ -110,7 +94,9 @@ class SqliteStore:
     def init(cls, db_path: Path, key_file: MasterKeyFile) -> SqliteStore:
         """Create the database and, if absent, the master key. Idempotent."""
         db_path = Path(db_path)
-        db_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _refuse_dangling(db_path)
+        if not db_path.parent.is_dir():  # an existing one (or a link to one) is the operator's
+            private_dir(db_path.parent, error=StoreUnavailableError)
         if key_file.env_value is None and not key_file.path.exists():
             if db_path.exists() and cls._has_key_id(db_path):
                 raise StoreError(
@@ -120,7 +106,12 @@ class SqliteStore:
             key_file.write(MasterKey.generate())
         key = key_file.load()
         if not db_path.exists():
-            fd = os.open(db_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                fd = os.open(db_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            except OSError as exc:
+                raise StoreUnavailableError(
+                    f"cannot create {db_path}: {exc.strerror or exc}"
+                ) from exc
             os.close(fd)
         db = cls._connect(db_path)
         try:
@@ -136,8 +127,9 @@ class SqliteStore:
             db.close()
         for suffix in ("-wal", "-shm"):
             side = db_path.with_name(db_path.name + suffix)
-            if side.exists():
-                os.chmod(side, 0o600)
+            with contextlib.suppress(OSError):
+                if stat.S_ISREG(os.lstat(side).st_mode):  # never chmod through a link
+                    os.chmod(side, 0o600)
         return cls(db_path, key_file)
 
     @staticmethod
@@ -244,12 +236,15 @@ class SqliteStore:
             row = self._db.execute(
                 "SELECT doc, revision FROM rings WHERE name=?", (name,)
             ).fetchone()
-        return None if row is None else ring_from_dict(json.loads(row[0]), int(row[1]))
+        return None if row is None else ring_from_stored(row[0], _revision(row[1]), name)
 
     def load_rings(self) -> list[Ring]:
         with self._reading():
-            rows = self._db.execute("SELECT doc, revision FROM rings ORDER BY name").fetchall()
-        return [ring_from_dict(json.loads(doc), int(rev)) for doc, rev in rows]
+            rows = self._db.execute(
+                "SELECT name, doc, revision FROM rings ORDER BY name"
+            ).fetchall()
+        # One bad row must not take the others down: it comes back as a damaged ring.
+        return [decode_ring(doc, _revision(rev), str(name)) for name, doc, rev in rows]
 
     def commit(
         self,
@@ -289,6 +284,33 @@ class SqliteStore:
         from dataclasses import replace
 
         return replace(ring, revision=new_revision)
+
+    def import_snapshot(
+        self,
+        rings: Sequence[Ring],
+        materials: Mapping[str, Mapping[int, KeyMaterial]],
+        audit: Sequence[AuditEntry],
+        *,
+        check: Callable[[], None] | None = None,
+    ) -> None:
+        """Write a validated snapshot into this EMPTY store in one transaction (restore).
+
+        ``check`` runs inside the transaction, before the commit: if it (or anything else)
+        raises, nothing at all is written, so a refused restore can simply be retried.
+        """
+        with self._write() as db:
+            if db.execute("SELECT 1 FROM rings UNION SELECT 1 FROM audit LIMIT 1").fetchone():
+                raise ConflictError(f"{self.db_path} is not empty; restore needs an empty store")
+            master = self._current_key()
+            for ring in rings:
+                for number, material in materials.get(ring.name, {}).items():
+                    blob = master.seal(material.reveal(), associated_data(ring.name, number))
+                    db.execute("INSERT INTO material VALUES (?, ?, ?)", (ring.name, number, blob))
+                doc = json.dumps(ring_to_dict(ring), separators=(",", ":"))
+                db.execute("INSERT INTO rings VALUES (?, ?, ?)", (ring.name, 1, doc))
+            self._append_locked(db, audit)
+            if check is not None:
+                check()
 
     # ---- material ---------------------------------------------------------------------------
 
@@ -351,8 +373,9 @@ class SqliteStore:
 
     def read_audit(self) -> list[AuditRecord]:
         with self._reading():
-            rows = self._db.execute("SELECT doc FROM audit ORDER BY rowid").fetchall()
-        return [AuditRecord.from_dict(json.loads(r[0])) for r in rows]
+            rows = self._db.execute("SELECT seq, doc FROM audit ORDER BY rowid").fetchall()
+        # A bad row comes back damaged; verify_chain reports it by its sequence number.
+        return [decode_audit(doc, int(seq)) for seq, doc in rows]
 
     def audit_head(self) -> tuple[int, str]:
         with self._reading():

@@ -7,12 +7,24 @@
 
 from __future__ import annotations
 
+from keylife.errors import (
+    FlightLimitError,
+    HelloParseError,
+    ProbeError,
+    TlsPolicyError,
+    TlsTargetError,
+)
 from keylife.tls.ciphersuites import CipherSuite, suite_by_code, suite_by_name
-from keylife.tls.clienthello import TlsVersion
+from keylife.tls.clienthello import MAX_CERTIFICATES, MAX_FLIGHT_BYTES, TlsVersion
 from keylife.tls.context import check_context, cipher_string, client_context, server_context
-from keylife.tls.endpoint import DEFAULT_TIMEOUT, check_endpoint, check_endpoints, parse_target
-from keylife.tls.policy import PROFILES, RULES, TlsPolicy, TlsPolicyError, load_policy
-from keylife.tls.probe import ProbeError
+from keylife.tls.endpoint import (
+    DEFAULT_DEADLINE,
+    DEFAULT_TIMEOUT,
+    check_endpoint,
+    check_endpoints,
+    parse_target,
+)
+from keylife.tls.policy import PROFILES, RULES, TlsPolicy, load_policy
 from keylife.tls.report import (
     SCHEMA_VERSION,
     CertificateInfo,
@@ -26,7 +38,10 @@ from keylife.tls.report import (
 )
 
 __all__ = [
+    "DEFAULT_DEADLINE",
     "DEFAULT_TIMEOUT",
+    "MAX_CERTIFICATES",
+    "MAX_FLIGHT_BYTES",
     "PROFILES",
     "RULES",
     "SCHEMA_VERSION",
@@ -34,12 +49,15 @@ __all__ = [
     "CipherSuite",
     "ContextReport",
     "Finding",
+    "FlightLimitError",
+    "HelloParseError",
     "ProbeError",
     "ProtocolSupport",
     "SuiteResult",
     "TlsPolicy",
     "TlsPolicyError",
     "TlsReport",
+    "TlsTargetError",
     "TlsVersion",
     "check_context",
     "check_endpoint",

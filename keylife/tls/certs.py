@@ -16,23 +16,34 @@ from functools import lru_cache
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 
 from keylife.tls.report import CertificateInfo
 from keylife.tls.rules import FindingCollector
 
-__all__ = ["evaluate_chain", "load_chain"]
+__all__ = ["CERTIFICATE_ERRORS", "evaluate_chain", "load_chain"]
+
+CERTIFICATE_ERRORS: tuple[type[Exception], ...] = (
+    ValueError,
+    TypeError,
+    UnsupportedAlgorithm,
+    x509.InvalidVersion,
+    x509.DuplicateExtension,
+    x509.UnsupportedGeneralNameType,
+)
+"""What cryptography raises for a certificate a peer made up: a probe error, not a crash."""
 
 
 def load_chain(ders: Sequence[bytes]) -> list[x509.Certificate]:
-    from keylife.tls.probe import ProbeError
+    from keylife.errors import ProbeError
 
     try:
         with warnings.catch_warnings():  # odd but parseable certificates are still judged
             warnings.simplefilter("ignore")
             return [x509.load_der_x509_certificate(d) for d in ders]
-    except ValueError as exc:
+    except CERTIFICATE_ERRORS as exc:
         raise ProbeError(f"the peer sent a certificate that cannot be parsed: {exc}") from exc
 
 
@@ -209,13 +220,20 @@ def evaluate_chain(
     With ``endpoint_rules=False`` (a context's own certificate) only the key, signature hash
     and validity dates are checked: host name, chain and trust depend on who connects.
     """
-    policy = out.policy
     infos = tuple(describe(c) for c in chain)
     if not chain:
         out.add("tls.cert.missing.v1", "no certificate presented", "an X.509 certificate")
         return infos, None
-    leaf, leaf_info = chain[0], infos[0]
+    _key_rules(infos, out)
+    _validity_rules(chain, infos, now, out)
+    if not endpoint_rules:
+        return infos, None
+    return infos, _endpoint_rules(chain, infos, host, ca_file, now, out)
 
+
+def _key_rules(infos: Sequence[CertificateInfo], out: FindingCollector) -> None:
+    policy = out.policy
+    leaf_info = infos[0]
     if leaf_info.key_type not in policy.allowed_key_types:
         out.add(
             "tls.cert.key-type.v1",
@@ -242,6 +260,15 @@ def evaluate_chain(
                 "SHA-256 or stronger",
             )
 
+
+def _validity_rules(
+    chain: Sequence[x509.Certificate],
+    infos: Sequence[CertificateInfo],
+    now: dt.datetime,
+    out: FindingCollector,
+) -> None:
+    policy = out.policy
+    leaf, leaf_info = chain[0], infos[0]
     for cert, info in zip(chain, infos, strict=True):
         role = "leaf" if info is leaf_info else info.subject
         if cert.not_valid_after_utc < now:
@@ -262,8 +289,17 @@ def evaluate_chain(
             f"at least {policy.expiry_warning_days} days of validity left",
         )
 
-    if not endpoint_rules:
-        return infos, None
+
+def _endpoint_rules(
+    chain: Sequence[x509.Certificate],
+    infos: Sequence[CertificateInfo],
+    host: str | None,
+    ca_file: str | None,
+    now: dt.datetime,
+    out: FindingCollector,
+) -> bool:
+    """Host name, self-signed leaf, chain order and completeness, trust: True if trusted."""
+    leaf, leaf_info = chain[0], infos[0]
     if host is not None and not hostname_matches(leaf, host):
         out.add(
             "tls.cert.hostname.v1",
@@ -298,5 +334,15 @@ def evaluate_chain(
     reason = _verify_trust(chain, ca_file, now)
     if reason is not None:
         store = f"CA file {ca_file}" if ca_file else "the system trust store"
-        out.add("tls.cert.trusted.v1", reason, f"a chain to {store}")
-    return infos, reason is None
+        out.add("tls.cert.trusted.v1", f"{reason}; {_trust_hint(ca_file)}", f"a chain to {store}")
+    return reason is None
+
+
+def _trust_hint(ca_file: str | None) -> str:
+    """The likely fix for an untrusted chain."""
+    if ca_file is None:
+        return (
+            "if the server's CA is private, pass its root certificate with --ca-file "
+            "(ca_file= in Python)"
+        )
+    return f"check that --ca-file {ca_file} holds the root that issued this chain"

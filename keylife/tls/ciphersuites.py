@@ -18,6 +18,7 @@ __all__ = [
     "NamedGroup",
     "group_by_code",
     "group_by_name",
+    "openssl_names",
     "suite_by_code",
     "suite_by_name",
     "suites_for_tls12",
@@ -404,7 +405,7 @@ def suite_by_name(name: str) -> CipherSuite | None:
     """The suite with IANA name ``name`` (or its OpenSSL name, when the local ssl knows it)."""
     found = _BY_NAME.get(name)
     if found is None:
-        code = _openssl_names().get(name)
+        code = openssl_names().get(name)
         found = _BY_CODE.get(code) if code is not None else None
     return found
 
@@ -419,7 +420,7 @@ def suites_for_tls13() -> tuple[CipherSuite, ...]:
 
 
 @cache
-def _openssl_names() -> dict[str, int]:
+def openssl_names() -> dict[str, int]:
     """OpenSSL cipher names known to the local ``ssl`` module, mapped to IANA codes."""
     import ssl
 

@@ -16,8 +16,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 
+from keylife.errors import FlightLimitError, HelloParseError
+
 __all__ = [
     "HRR_RANDOM",
+    "MAX_CERTIFICATES",
+    "MAX_FLIGHT_BYTES",
+    "MAX_RECORD_PAYLOAD",
     "Alert",
     "ClientHelloSpec",
     "HelloParseError",
@@ -93,8 +98,14 @@ SIGNATURE_ALGORITHMS = (
 )  # fmt: skip
 
 
-class HelloParseError(ValueError):
-    """The peer's bytes are not a TLS server flight."""
+# Caps on what one connection may make the prober hold (see docs/tls.md, "Hostile peers").
+MAX_RECORD_PAYLOAD = 2**14 + 2048
+"""Largest TLS record payload accepted (RFC 5246 TLSCiphertext limit)."""
+MAX_FLIGHT_BYTES = 128 * 1024
+"""Bytes read from one connection for the server's first flight (OpenSSL allows 100 KiB of
+certificate list); a peer sending more is an error, whatever it sends."""
+MAX_CERTIFICATES = 16
+"""Certificates accepted in one Certificate message; real chains hold 2 to 5."""
 
 
 @dataclass(frozen=True)
@@ -194,24 +205,27 @@ def parse_client_hello(data: bytes) -> ParsedClientHello:
         legacy = r.u16()
         r.take(32)
         r.take(r.u8())
-        suite_bytes = r.take(r.u16())
-        suites = tuple(struct.unpack(f"!{len(suite_bytes) // 2}H", suite_bytes))
+        suites = _u16_list(r.take(r.u16()))
         r.take(r.u8())
         versions: tuple[int, ...] = (legacy,)
         groups: tuple[int, ...] = ()
         for ext_type, ext in _read_extensions(r):
             if ext_type == EXT_SUPPORTED_VERSIONS:
                 er = _Reader(ext)
-                raw = er.take(er.u8())
-                versions = tuple(struct.unpack(f"!{len(raw) // 2}H", raw))
+                versions = _u16_list(er.take(er.u8()))
             elif ext_type == EXT_SUPPORTED_GROUPS:
                 er = _Reader(ext)
-                raw = er.take(er.u16())
-                groups = tuple(struct.unpack(f"!{len(raw) // 2}H", raw))
+                groups = _u16_list(er.take(er.u16()))
         if len(versions) == 1 and versions[0] <= TlsVersion.TLS1_2:
             versions = tuple(v for v in TlsVersion if v <= versions[0])
         return ParsedClientHello(versions=versions, suites=suites, groups=groups)
     raise HelloParseError("no ClientHello in data")
+
+
+def _u16_list(raw: bytes) -> tuple[int, ...]:
+    if len(raw) % 2:
+        raise HelloParseError("a list of 16-bit values has an odd length")
+    return tuple(struct.unpack(f"!{len(raw) // 2}H", raw))
 
 
 class _Reader:
@@ -267,17 +281,45 @@ class ServerFlight:
     done: bool = False  # nothing more is needed from this connection
 
 
-class ServerFlightParser:
-    """Incremental parser for a server's first flight; feed bytes as they arrive."""
+_ONCE = {
+    HS_SERVER_HELLO: "ServerHello",
+    HS_CERTIFICATE: "Certificate",
+    HS_SERVER_KEY_EXCHANGE: "ServerKeyExchange",
+}
 
-    def __init__(self, offered_version: TlsVersion | None = None) -> None:
-        self._records = b""
-        self._handshake = b""
+
+class ServerFlightParser:
+    """Incremental parser for a server's first flight; feed bytes as they arrive.
+
+    Holds at most ``max_bytes`` of the peer's data and ``max_certificates`` certificates: a
+    peer that sends more, or repeats a message that comes once per flight, raises
+    :class:`~keylife.errors.FlightLimitError` or :class:`~keylife.errors.HelloParseError`.
+    """
+
+    def __init__(
+        self,
+        offered_version: TlsVersion | None = None,
+        *,
+        max_bytes: int = MAX_FLIGHT_BYTES,
+        max_certificates: int = MAX_CERTIFICATES,
+    ) -> None:
+        self._records = bytearray()
+        self._handshake = bytearray()
+        self._seen: set[int] = set()
         self.offered = offered_version
+        self.max_bytes = max_bytes
+        self.max_certificates = max_certificates
+        self.received = 0
         self.flight = ServerFlight()
+
+    @property
+    def room(self) -> int:
+        """How many more bytes the parser accepts (callers size their reads with it)."""
+        return max(0, self.max_bytes - self.received)
 
     def feed(self, data: bytes) -> ServerFlight:
         """Consume ``data``; raises HelloParseError when the bytes are not TLS."""
+        self._count(len(data))
         self._records += data
         while not self.flight.done:
             record = self._next_record()
@@ -300,9 +342,19 @@ class ServerFlightParser:
                 raise HelloParseError(f"not a TLS record (content type {rec_type})")
         return self.flight
 
+    def _count(self, n: int) -> None:
+        self.received += n
+        if self.received > self.max_bytes:
+            raise FlightLimitError(
+                f"the server's handshake flight exceeds {self.max_bytes} bytes (MAX_FLIGHT_BYTES)",
+                limit=self.max_bytes,
+                unit="bytes",
+            )
+
     def feed_raw_handshake(self, data: bytes) -> list[tuple[int, bytes]]:
         """Split records of handshake data into (type, body) messages (for ClientHellos)."""
-        self._records = data
+        self._count(len(data))
+        self._records = bytearray(data)
         msgs: list[tuple[int, bytes]] = []
         while (record := self._next_record()) is not None:
             if record[0] == REC_HANDSHAKE:
@@ -311,8 +363,8 @@ class ServerFlightParser:
             length = int.from_bytes(self._handshake[1:4], "big")
             if len(self._handshake) < 4 + length:
                 break
-            msgs.append((self._handshake[0], self._handshake[4 : 4 + length]))
-            self._handshake = self._handshake[4 + length :]
+            msgs.append((self._handshake[0], bytes(self._handshake[4 : 4 + length])))
+            del self._handshake[: 4 + length]
         return msgs
 
     def _next_record(self) -> tuple[int, bytes] | None:
@@ -324,38 +376,60 @@ class ServerFlightParser:
         if len(buf) < 5:
             return None
         length = int.from_bytes(buf[3:5], "big")
-        if length > 2**14 + 2048:
+        if length > MAX_RECORD_PAYLOAD:
             raise HelloParseError(f"record length {length} exceeds the TLS limit")
         if len(buf) < 5 + length:
             return None
-        self._records = buf[5 + length :]
-        return buf[0], buf[5 : 5 + length]
+        record = buf[0], bytes(buf[5 : 5 + length])
+        del buf[: 5 + length]
+        return record
 
     def _consume_handshake(self) -> None:
         while len(self._handshake) >= 4 and not self.flight.done:
             msg_type = self._handshake[0]
             length = int.from_bytes(self._handshake[1:4], "big")
+            if length > self.max_bytes:
+                raise FlightLimitError(
+                    f"a handshake message of {length} bytes exceeds the flight cap of "
+                    f"{self.max_bytes} bytes (MAX_FLIGHT_BYTES)",
+                    limit=self.max_bytes,
+                    unit="bytes",
+                )
             if len(self._handshake) < 4 + length:
                 return
-            body = self._handshake[4 : 4 + length]
-            self._handshake = self._handshake[4 + length :]
+            body = bytes(self._handshake[4 : 4 + length])
+            del self._handshake[: 4 + length]
             self._on_message(msg_type, body)
 
     def _on_message(self, msg_type: int, body: bytes) -> None:
         flight = self.flight
         if flight.version is None and msg_type != HS_SERVER_HELLO:
             raise HelloParseError(f"expected ServerHello, got handshake type {msg_type}")
+        if msg_type in _ONCE:
+            if msg_type in self._seen:
+                raise HelloParseError(f"the server sent a second {_ONCE[msg_type]} message")
+            self._seen.add(msg_type)
         if msg_type == HS_SERVER_HELLO:
             self._server_hello(body)
         elif msg_type == HS_CERTIFICATE:
-            r = _Reader(body)
-            certs = _Reader(r.take(r.u24()))
-            while certs.left:
-                flight.certificates.append(certs.take(certs.u24()))
+            self._certificate(body)
         elif msg_type == HS_SERVER_KEY_EXCHANGE:
             self._server_key_exchange(body)
         elif msg_type == HS_SERVER_HELLO_DONE:
             flight.done = True
+
+    def _certificate(self, body: bytes) -> None:
+        r = _Reader(body)
+        certs = _Reader(r.take(r.u24()))
+        while certs.left:
+            if len(self.flight.certificates) >= self.max_certificates:
+                raise FlightLimitError(
+                    f"the server sent more than {self.max_certificates} certificates "
+                    "(MAX_CERTIFICATES)",
+                    limit=self.max_certificates,
+                    unit="certificates",
+                )
+            self.flight.certificates.append(certs.take(certs.u24()))
 
     def _server_hello(self, body: bytes) -> None:
         flight = self.flight

@@ -15,11 +15,12 @@ from typing import Any, Literal
 
 from cryptography import x509
 
-from keylife.errors import TlsError
+from keylife.clock import SystemClock
+from keylife.errors import HelloParseError, TlsError, TlsPolicyError
 from keylife.tls.certs import evaluate_chain
 from keylife.tls.ciphersuites import CipherSuite, suite_by_code, suites_for_tls12
-from keylife.tls.clienthello import HelloParseError, TlsVersion, parse_client_hello
-from keylife.tls.policy import TlsPolicy, TlsPolicyError, load_policy
+from keylife.tls.clienthello import TlsVersion, parse_client_hello
+from keylife.tls.policy import TlsPolicy, load_policy
 from keylife.tls.report import ContextReport
 from keylife.tls.rules import FindingCollector, SeenSuite, evaluate_protocols, evaluate_suites
 
@@ -89,7 +90,7 @@ def check_context(
             chain,
             host=None,
             ca_file=None,
-            now=now or dt.datetime.now(dt.UTC),
+            now=now or SystemClock().now(),
             out=out,
             endpoint_rules=False,
         )
@@ -205,10 +206,10 @@ _TLS13_DEFAULTS = frozenset(
 
 def cipher_string(policy: TlsPolicy | str | Path | None = None) -> str:
     """An OpenSSL cipher list (TLS 1.2 and below) of the suites ``policy`` allows."""
-    from keylife.tls.ciphersuites import _openssl_names
+    from keylife.tls.ciphersuites import openssl_names
 
     pol = load_policy(policy)
-    by_code = {code: name for name, code in _openssl_names().items()}
+    by_code = {code: name for name, code in openssl_names().items()}
     chosen: list[CipherSuite] = [
         s
         for s in suites_for_tls12()
@@ -223,6 +224,29 @@ def cipher_string(policy: TlsPolicy | str | Path | None = None) -> str:
     if not chosen:
         raise TlsPolicyError(f"policy {pol.name!r} allows no TLS 1.2 suite this OpenSSL offers")
     return ":".join(by_code[s.code] for s in chosen)
+
+
+# OpenSSL 3's default key-exchange groups, and the one group keylife sets when a policy does not
+# allow them all: Python's ssl can set a single group (``set_ecdh_curve``), not a list. P-256 is
+# the one every client supports (FIPS included); X25519 and P-384 are the fallbacks.
+OPENSSL_DEFAULT_GROUPS = (
+    "x25519", "secp256r1", "x448", "secp521r1", "secp384r1",
+    "ffdhe2048", "ffdhe3072", "ffdhe4096", "ffdhe6144", "ffdhe8192",
+)  # fmt: skip
+_SINGLE_GROUP = {"secp256r1": "prime256v1", "x25519": "X25519", "secp384r1": "secp384r1"}
+
+
+def _set_groups(ctx: ssl.SSLContext, pol: TlsPolicy) -> None:
+    allowed = pol.allowed_groups
+    if allowed is None or set(OPENSSL_DEFAULT_GROUPS) <= allowed:
+        return
+    choice = next((name for group, name in _SINGLE_GROUP.items() if group in allowed), None)
+    if choice is None:
+        raise TlsPolicyError(
+            f"policy {pol.name!r} allows none of secp256r1, x25519, secp384r1, the groups "
+            "Python's ssl module can set; build an OpenSSL.SSL.Context instead"
+        )
+    ctx.set_ecdh_curve(choice)
 
 
 def _harden(ctx: ssl.SSLContext, pol: TlsPolicy) -> None:
@@ -243,6 +267,7 @@ def _harden(ctx: ssl.SSLContext, pol: TlsPolicy) -> None:
     if pol.min_version < TlsVersion.TLS1_3:
         ctx.set_ciphers(cipher_string(pol))
     ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION | ssl.OP_SINGLE_ECDH_USE
+    _set_groups(ctx, pol)
 
 
 def _suite(name: str) -> CipherSuite | None:

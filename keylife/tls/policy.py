@@ -15,7 +15,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
-from keylife.errors import PolicyError, TlsError
+from keylife.errors import TlsPolicyError
 from keylife.tls.ciphersuites import group_by_name, suite_by_name
 from keylife.tls.clienthello import TlsVersion
 
@@ -29,10 +29,6 @@ __all__ = [
 ]
 
 Action = Literal["fail", "warn", "off"]
-
-
-class TlsPolicyError(TlsError, PolicyError):
-    """A TLS policy (profile name, file or ``[tls]`` table) is invalid."""
 
 
 # rule id -> (title, default action)
@@ -179,12 +175,18 @@ def load_policy(spec: str | Path | TlsPolicy | None = None) -> TlsPolicy:
         )
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise TlsPolicyError(f"cannot read TLS policy {path}: {exc}") from exc
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError) as exc:
+        raise TlsPolicyError(f"cannot read TLS policy {path}: {_one_line(exc)}") from exc
     table = data.get("tls")
     if not isinstance(table, dict):
         raise TlsPolicyError(f"{path} has no [tls] table")
     return policy_from_mapping(table, default_name=path.stem)
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "values nested too deeply to parse"
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 _LIST_FIELDS = {"allowed_suites", "allowed_ciphers", "allowed_groups", "allowed_key_types"}

@@ -24,6 +24,8 @@ from typing import Any
 import pytest
 import trustme
 
+from tests.acme.stub import StubAcme
+
 PEBBLE = shutil.which("pebble") or "/usr/bin/pebble"
 CHALLTESTSRV = shutil.which("pebble-challtestsrv") or "/usr/bin/pebble-challtestsrv"
 HERE = Path(__file__).parent
@@ -133,6 +135,15 @@ class Pebble:
             self.management_url + "/roots/0", context=self._ctx(), timeout=5
         ) as resp:
             return str(resp.read().decode())
+
+    @property
+    def trust_roots(self) -> str:
+        """A PEM file with Pebble's issuing root (made at each start, served at /roots/0):
+        the root issued chains must verify to."""
+        path = self.workdir / "issuing-roots.pem"
+        if not path.exists():
+            path.write_text(self.roots_pem())
+        return str(path)
 
 
 @dataclass
@@ -293,154 +304,12 @@ def eab_credentials() -> tuple[str, str]:
     return EAB_KID, EAB_HMAC
 
 
-# -- a tiny scripted ACME server, for what Pebble 2.4 cannot show (ARI, Retry-After, 429) ---
-
-
-class StubAcme:
-    """Plain-HTTP ACME stub. It does not verify JWS signatures; it records each request's
-    decoded payload and answers according to ``behaviour``."""
-
-    def __init__(self) -> None:
-        import base64
-        import http.server
-        import threading
-
-        stub = self
-        self.requests: list[tuple[str, str, dict[str, Any] | None]] = []
-        self.behaviour: dict[str, Any] = {
-            "reject_replaces": False,
-            "rate_limit": False,
-            "processing_polls": 0,
-            "retry_after": None,
-            "ari": {"start": "2030-01-01T00:00:00Z", "end": "2030-01-03T00:00:00Z"},
-            "ari_retry_after": "3600",
-        }
-        self._nonce = 0
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _send(
-                self, code: int, body: Any = None, headers: dict[str, str] | None = None
-            ) -> None:
-                data = b"" if body is None else json.dumps(body).encode()
-                self.send_response(code)
-                stub._nonce += 1
-                self.send_header("Replay-Nonce", f"bm9uY2U{stub._nonce:04d}")
-                ctype = "application/json"
-                if isinstance(body, dict) and "type" in body and code >= 400:
-                    ctype = "application/problem+json"
-                self.send_header("Content-Type", ctype)
-                for key, value in (headers or {}).items():
-                    self.send_header(key, value)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_HEAD(self) -> None:
-                stub.requests.append(("HEAD", self.path, None))
-                self._send(200)
-
-            def do_GET(self) -> None:
-                stub.requests.append(("GET", self.path, None))
-                base = stub.url
-                if self.path == "/dir":
-                    self._send(
-                        200,
-                        {
-                            "newNonce": base + "/nonce",
-                            "newAccount": base + "/acct",
-                            "newOrder": base + "/order",
-                            "revokeCert": base + "/revoke",
-                            "keyChange": base + "/keychange",
-                            "renewalInfo": base + "/ari",
-                            "meta": {},
-                        },
-                    )
-                elif self.path.startswith("/ari/"):
-                    headers = {}
-                    if stub.behaviour["ari_retry_after"] is not None:
-                        headers["Retry-After"] = stub.behaviour["ari_retry_after"]
-                    self._send(200, {"suggestedWindow": stub.behaviour["ari"]}, headers)
-                else:
-                    self._send(404, {"type": "about:blank", "detail": "no such thing"})
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", "0"))
-                jws = json.loads(self.rfile.read(length) or b"{}")
-                raw = jws.get("payload", "")
-                payload = (
-                    json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
-                    if raw
-                    else None
-                )
-                stub.requests.append(("POST", self.path, payload))
-                base = stub.url
-                order = {
-                    "status": "ready",
-                    "identifiers": (payload or {}).get("identifiers", []),
-                    "authorizations": [],
-                    "finalize": base + "/finalize",
-                }
-                if self.path == "/acct":
-                    self._send(201, {"status": "valid"}, {"Location": base + "/acct/1"})
-                elif self.path == "/order" and stub.behaviour["rate_limit"]:
-                    self._send(
-                        429,
-                        {
-                            "type": "urn:ietf:params:acme:error:rateLimited",
-                            "detail": "too many new orders",
-                        },
-                        {"Retry-After": "120"},
-                    )
-                elif self.path == "/order":
-                    if payload and "replaces" in payload and stub.behaviour["reject_replaces"]:
-                        self._send(
-                            409,
-                            {
-                                "type": "urn:ietf:params:acme:error:alreadyReplaced",
-                                "detail": "already replaced",
-                            },
-                        )
-                        return
-                    self._send(201, order, {"Location": base + "/order/1"})
-                elif self.path in ("/finalize", "/order/1"):
-                    if stub.behaviour["processing_polls"] > 0:
-                        stub.behaviour["processing_polls"] -= 1
-                        headers = {}
-                        if stub.behaviour["retry_after"] is not None:
-                            headers["Retry-After"] = stub.behaviour["retry_after"]
-                        self._send(200, {**order, "status": "processing"}, headers)
-                    else:
-                        done = {**order, "status": "valid", "certificate": base + "/cert/1"}
-                        self._send(200, done)
-                else:
-                    self._send(404, {"type": "urn:ietf:params:acme:error:malformed"})
-
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}
-        )
-        self._thread.start()
-
-    @property
-    def directory_url(self) -> str:
-        return self.url + "/dir"
-
-    def payloads(self, path: str) -> list[dict[str, Any] | None]:
-        return [p for (m, pth, p) in self.requests if m == "POST" and pth == path]
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
+# -- a scripted ACME server, for what Pebble 2.4 cannot show and for hostile CAs -----------
 
 
 @pytest.fixture
-def acme_stub() -> Iterator[StubAcme]:
-    stub = StubAcme()
+def acme_stub(tmp_path: Path) -> Iterator[StubAcme]:
+    stub = StubAcme(tmp_path)
     try:
         yield stub
     finally:

@@ -19,6 +19,7 @@ def test_library_example_issues_against_pebble(pebble, capsys):
     replacements = {
         "DIRECTORY": repr(pebble.directory_url),
         "CA_BUNDLE": repr(pebble.ca_bundle),
+        "TRUST_ROOTS": repr(pebble.trust_roots),
         "HTTP_PORT": repr(pebble.http_port),
         "HTTP_ADDRESS": repr("127.0.0.1"),
     }

@@ -32,6 +32,7 @@ def client_for(pebble, key_type="ec-p256", **kwargs):
         pebble.directory_url,
         generate_private_key(key_type),
         ca_bundle=pebble.ca_bundle,
+        trust_roots=kwargs.pop("trust_roots", pebble.trust_roots),
         poll=kwargs.pop("poll", FAST),
         **kwargs,
     )
@@ -134,10 +135,13 @@ def test_ip_identifier_rfc8738(pebble):
     assert issued.identifiers == ("127.0.0.1",)
 
 
-def test_preferred_chain(pebble_altroots):
-    alt_root = x509.load_pem_x509_certificate(_get(pebble_altroots, "/roots/1"))
+def test_preferred_chain(pebble_altroots, tmp_path):
+    alt_pem = _get(pebble_altroots, "/roots/1")
+    alt_root = x509.load_pem_x509_certificate(alt_pem)
     alt_name = alt_root.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value
-    with client_for(pebble_altroots) as client:
+    both = tmp_path / "roots.pem"  # each chain must verify: trust both roots
+    both.write_bytes(_get(pebble_altroots, "/roots/0") + alt_pem)
+    with client_for(pebble_altroots, trust_roots=str(both)) as client:
         default = client.issue(
             ["chain.example.com"], generate_private_key(), standalone(pebble_altroots)
         )
@@ -172,7 +176,11 @@ def test_eab_required_and_given(pebble_eab, eab_credentials):
     EAB_KID, EAB_HMAC = eab_credentials
 
     with AcmeClient(
-        pebble_eab.directory_url, generate_private_key(), ca_bundle=pebble_eab.ca_bundle, poll=FAST
+        pebble_eab.directory_url,
+        generate_private_key(),
+        ca_bundle=pebble_eab.ca_bundle,
+        trust_roots=pebble_eab.trust_roots,
+        poll=FAST,
     ) as client:
         assert client.external_account_required
         client.register(agree_tos=True, eab_kid=EAB_KID, eab_hmac_key=EAB_HMAC)
@@ -183,7 +191,10 @@ def test_eab_required_and_given(pebble_eab, eab_credentials):
 def test_eab_missing_fails_clearly(pebble_eab):
     with (
         AcmeClient(
-            pebble_eab.directory_url, generate_private_key(), ca_bundle=pebble_eab.ca_bundle
+            pebble_eab.directory_url,
+            generate_private_key(),
+            ca_bundle=pebble_eab.ca_bundle,
+            trust_roots=pebble_eab.trust_roots,
         ) as client,
         pytest.raises(AcmeError, match="requires External Account Binding"),
     ):
@@ -193,7 +204,10 @@ def test_eab_missing_fails_clearly(pebble_eab):
 def test_eab_wrong_key_is_the_cas_problem(pebble_eab):
     with (
         AcmeClient(
-            pebble_eab.directory_url, generate_private_key(), ca_bundle=pebble_eab.ca_bundle
+            pebble_eab.directory_url,
+            generate_private_key(),
+            ca_bundle=pebble_eab.ca_bundle,
+            trust_roots=pebble_eab.trust_roots,
         ) as client,
         pytest.raises(AcmeError, match="ACME server answered") as info,
     ):
@@ -261,7 +275,10 @@ def test_problem_document_is_wrapped(pebble):
 def test_terms_of_service_must_be_agreed(pebble):
     with (
         AcmeClient(
-            pebble.directory_url, generate_private_key(), ca_bundle=pebble.ca_bundle
+            pebble.directory_url,
+            generate_private_key(),
+            ca_bundle=pebble.ca_bundle,
+            trust_roots=pebble.trust_roots,
         ) as client,
         pytest.raises(AcmeError, match="terms of service"),
     ):

@@ -151,7 +151,13 @@ def test_ari_cert_id_rfc9773_example():
 
 
 def stub_client(stub, **kwargs):
-    client = AcmeClient(stub.directory_url, generate_private_key(), **kwargs)
+    client = AcmeClient(
+        stub.directory_url,
+        generate_private_key(),
+        ca_bundle=stub.ca_bundle,
+        trust_roots=stub.roots_file,
+        **kwargs,
+    )
     client.register(agree_tos=True)
     return client
 
@@ -232,7 +238,10 @@ def test_fetch_renewal_info_from_stub(acme_stub, pebble):
 
     # a real certificate (with an AKI) from Pebble, asked about at the stub's renewalInfo
     with AcmeClient(
-        pebble.directory_url, generate_private_key(), ca_bundle=pebble.ca_bundle
+        pebble.directory_url,
+        generate_private_key(),
+        ca_bundle=pebble.ca_bundle,
+        trust_roots=pebble.trust_roots,
     ) as real:
         real.register(agree_tos=True)
         issued = real.issue(
@@ -240,7 +249,7 @@ def test_fetch_renewal_info_from_stub(acme_stub, pebble):
             generate_private_key(),
             StandaloneHttp01(pebble.http_port, "127.0.0.1"),
         )
-        assert fetch_renewal_info(real, issued.certificate_pem) is None  # Pebble 2.4: no ARI
+        assert fetch_renewal_info(real, issued.certificate_pem, T0) is None  # Pebble 2.4: no ARI
     with stub_client(acme_stub) as client:
         info = fetch_renewal_info(client, issued.certificate_pem, now=T0)
     assert info is not None
@@ -257,7 +266,10 @@ def test_ari_cert_id_matches_the_acme_package(pebble):
     from keylife.acme import StandaloneHttp01
 
     with AcmeClient(
-        pebble.directory_url, generate_private_key(), ca_bundle=pebble.ca_bundle
+        pebble.directory_url,
+        generate_private_key(),
+        ca_bundle=pebble.ca_bundle,
+        trust_roots=pebble.trust_roots,
     ) as client:
         client.register(agree_tos=True)
         issued = client.issue(

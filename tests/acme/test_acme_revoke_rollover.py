@@ -21,7 +21,11 @@ def issue(pebble, client, name):
 @pytest.fixture
 def client(pebble):
     with AcmeClient(
-        pebble.directory_url, generate_private_key(), ca_bundle=pebble.ca_bundle, poll=FAST
+        pebble.directory_url,
+        generate_private_key(),
+        ca_bundle=pebble.ca_bundle,
+        trust_roots=pebble.trust_roots,
+        poll=FAST,
     ) as client:
         client.register(agree_tos=True)
         yield client
@@ -42,7 +46,10 @@ def test_revoke_by_certificate_key(pebble, client):
     key, issued = issue(pebble, client, "revoke2.example.com")
     # a different account (or none at all) holding only the certificate key can revoke
     with AcmeClient(
-        pebble.directory_url, generate_private_key(), ca_bundle=pebble.ca_bundle
+        pebble.directory_url,
+        generate_private_key(),
+        ca_bundle=pebble.ca_bundle,
+        trust_roots=pebble.trust_roots,
     ) as stranger:
         assert revoke_certificate(
             stranger, issued.certificate_pem, "superseded", certificate_key=key
@@ -64,7 +71,10 @@ def test_revoke_with_the_wrong_key_is_refused_locally(pebble, client):
 def test_revoke_by_unrelated_account_is_the_cas_problem(pebble, client):
     _, issued = issue(pebble, client, "revoke4.example.com")
     with AcmeClient(
-        pebble.directory_url, generate_private_key(), ca_bundle=pebble.ca_bundle
+        pebble.directory_url,
+        generate_private_key(),
+        ca_bundle=pebble.ca_bundle,
+        trust_roots=pebble.trust_roots,
     ) as other:
         other.register(agree_tos=True)
         with pytest.raises(AcmeError, match="ACME server answered"):
@@ -73,12 +83,12 @@ def test_revoke_by_unrelated_account_is_the_cas_problem(pebble, client):
 
 
 def test_reason_names():
-    assert parse_reason("keyCompromise") == 1
-    assert parse_reason("key-compromise") == 1
-    assert parse_reason("KEYCOMPROMISE") == 1
-    assert parse_reason("cessation-of-operation") == 5
-    assert parse_reason(4) == 4
-    assert parse_reason("0") == 0
+    assert parse_reason("keyCompromise").rfc5280_code == 1
+    assert parse_reason("key-compromise").rfc5280_code == 1
+    assert parse_reason("KEYCOMPROMISE").rfc5280_code == 1
+    assert parse_reason("cessation-of-operation").rfc5280_code == 5
+    assert parse_reason(4).rfc5280_code == 4
+    assert parse_reason("0").rfc5280_code == 0
     for bad in ("cACompromise", "certificateHold", 7, "nope"):
         with pytest.raises(AcmeError):
             parse_reason(bad)
@@ -94,18 +104,31 @@ def test_account_key_rollover(pebble, client, new_type):
     # the same account keeps issuing with the new key
     _, issued = issue(pebble, client, "rollover.example.com")
     assert issued.identifiers == ("rollover.example.com",)
-    with AcmeClient(pebble.directory_url, new_key, ca_bundle=pebble.ca_bundle) as again:
+    with AcmeClient(
+        pebble.directory_url, new_key, ca_bundle=pebble.ca_bundle, trust_roots=pebble.trust_roots
+    ) as again:
         assert again.register(only_existing=True) == account
     # the old key no longer names an account
     refused = pytest.raises(AcmeError, match="accountDoesNotExist")
-    with AcmeClient(pebble.directory_url, old_key, ca_bundle=pebble.ca_bundle) as stale, refused:
+    with (
+        AcmeClient(
+            pebble.directory_url,
+            old_key,
+            ca_bundle=pebble.ca_bundle,
+            trust_roots=pebble.trust_roots,
+        ) as stale,
+        refused,
+    ):
         stale.register(only_existing=True)
 
 
 def test_rollover_needs_an_account(pebble):
     with (
         AcmeClient(
-            pebble.directory_url, generate_private_key(), ca_bundle=pebble.ca_bundle
+            pebble.directory_url,
+            generate_private_key(),
+            ca_bundle=pebble.ca_bundle,
+            trust_roots=pebble.trust_roots,
         ) as client,
         pytest.raises(AcmeError, match="register first"),
     ):

@@ -44,6 +44,8 @@ def http_args(pebble):
         pebble.directory_url,
         "--ca-bundle",
         pebble.ca_bundle,
+        "--trust-roots",
+        pebble.trust_roots,
         "--http-port",
         str(pebble.http_port),
         "--http-address",
@@ -89,7 +91,9 @@ def test_cli_issue_stores_a_version_and_deploys(pebble, store, tmp_path):
         assert version.state.value == "active"
         cert = x509.load_pem_x509_certificate(version.attributes["certificate_pem"].encode())
         assert version.activation == cert.not_valid_before_utc
-        assert version.deactivation == cert.not_valid_after_utc
+        # Pebble's 5-year certificate is used for the tls-server cryptoperiod (90 days) only
+        assert cert.not_valid_after_utc - cert.not_valid_before_utc > dt.timedelta(days=365)
+        assert version.deactivation == cert.not_valid_before_utc + dt.timedelta(days=90)
         assert version.attributes["order_url"].startswith("https://127.0.0.1")
         assert version.attributes["chain_pem"].startswith("-----BEGIN CERTIFICATE-----")
         assert format(cert.serial_number, "x") == doc["serial"]
@@ -195,6 +199,7 @@ def _issue_lib(pebble, store, name, domain):
         http_port=pebble.http_port,
         http_address="127.0.0.1",
         ca_bundle=pebble.ca_bundle,
+        trust_roots=pebble.trust_roots,
         poll_interval=0.02,
     )
     result = issue_certificate(manager, name, settings, agree_tos=True)
@@ -382,11 +387,22 @@ def test_rotate_refreshes_renewal_info_after_retry_after(pebble, acme_stub, stor
     from keylife.rotation.plan import StepKind, plan_rotation
 
     manager, first = _issue_lib(pebble, store, "ari", "ari.example.com")
+    # a window inside the version's 90-day use (the tls-server cryptoperiod)
+    start = (manager.now() + dt.timedelta(days=20)).replace(microsecond=0)
+    acme_stub.behaviour["ari"] = {
+        "start": start.isoformat(),
+        "end": (start + dt.timedelta(days=2)).isoformat(),
+    }
     with manager:
         ring = manager.load("ari")
         settings = json.loads(ring.attributes["acme"])
         account = settings.get("account_ring") or account_ring_for(pebble.directory_url)
-        stubbed = dict(settings, directory=acme_stub.directory_url, account_ring=account)
+        stubbed = dict(
+            settings,
+            directory=acme_stub.directory_url,
+            account_ring=account,
+            ca_bundle=acme_stub.ca_bundle,
+        )
         manager.store.commit(
             dataclasses.replace(ring, attributes={"acme": json.dumps(stubbed)}),
             expected_revision=ring.revision,
@@ -406,7 +422,7 @@ def test_rotate_refreshes_renewal_info_after_retry_after(pebble, acme_stub, stor
         report = run_rotation(manager, rings=["ari"])
         assert report.ok, report.to_dict()
         v = manager.load("ari").get(first.version)
-        assert v.attributes["ari_window_start"].startswith("2030-01-01")  # the stub's window
+        assert v.attributes["ari_window_start"] == start.isoformat()  # the stub's window
         assert dt.datetime.fromisoformat(v.attributes["ari_retry_after"]) > manager.now()
         assert [r for r in acme_stub.requests if r[1].startswith("/ari/")]
         rings = manager.rings()
@@ -415,7 +431,7 @@ def test_rotate_refreshes_renewal_info_after_retry_after(pebble, acme_stub, stor
             return [s.kind for s in plan_rotation(rings, manager.policy, when).for_ring("ari")]
 
         # renewal now follows the stub's window, not the 2031 window nor the lifetime rule
-        assert StepKind.RENEW_CERTIFICATE not in kinds_at(dt.datetime(2029, 12, 31, tzinfo=dt.UTC))
-        assert StepKind.RENEW_CERTIFICATE in kinds_at(dt.datetime(2030, 1, 3, tzinfo=dt.UTC))
+        assert StepKind.RENEW_CERTIFICATE not in kinds_at(start - dt.timedelta(days=1))
+        assert StepKind.RENEW_CERTIFICATE in kinds_at(start + dt.timedelta(days=2))
         assert run_rotation(manager, rings=["ari"]).nothing_due
         assert [a.action for a in manager.audit_records("ari")][-1] == "annotate"

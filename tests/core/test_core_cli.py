@@ -25,13 +25,14 @@ def test_every_subcommand_once(env, tmp_path: Path) -> None:
     v = js("key", "create", "pay", "--type", "ec-p256", "--purpose", "signing")
     assert (v["ring"], v["number"], v["state"], v["spec"]) == ("pay", 1, "active", "ec-p256")
     assert v["fingerprint"].startswith("sha256:")
-    later = (dt.datetime.now(dt.UTC) + dt.timedelta(days=3)).date().isoformat()
+    start = dt.datetime.now(dt.UTC).date() + dt.timedelta(days=3)
+    later, end = start.isoformat(), (start + dt.timedelta(days=200)).isoformat()
     pre = js(
         "key", "create", "pre", "--purpose", "data-encryption",
-        "--activate-at", later, "--deactivate-at", "2040-01-01T00:00:00Z",
+        "--activate-at", later, "--deactivate-at", end,
     )  # fmt: skip
     assert pre["state"] == "pre-active" and pre["spec"] == "aes-256"
-    assert pre["deactivation"] == "2040-01-01T00:00:00+00:00"
+    assert pre["deactivation"] == f"{end}T00:00:00+00:00"
 
     listed = js("key", "list")["rings"]
     assert [(r["name"], r["primary"]) for r in listed] == [("pay", 1), ("pre", None)]

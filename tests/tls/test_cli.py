@@ -153,3 +153,12 @@ def test_cli_module_does_not_import_heavy_modules() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_untrusted_chain_names_ca_file_as_the_fix(start_peer: StartPeer) -> None:
+    """Issue 14: 'candidates exhausted: chain construction exceeds max depth' gave no hint."""
+    ep = start_peer("strong")  # issued by the test PKI's private root
+    code, out, _ = _run(ep.target, "--sni", ep.sni)
+    assert code == 1
+    (line,) = [x for x in out.splitlines() if "tls.cert.trusted.v1" in x]
+    assert "pass its root certificate with --ca-file" in line

@@ -18,6 +18,8 @@ from keylife.tls import (
     client_context,
     server_context,
 )
+from keylife.tls.ciphersuites import group_by_code
+from keylife.tls.clienthello import parse_client_hello
 from tests.tls import peers
 from tests.tls.conftest import Endpoint, Pki
 
@@ -188,6 +190,30 @@ def test_server_context_endpoint_passes_endpoint_check(pki: Pki) -> None:
             "127.0.0.1", srv.port, sni="localhost", ca_file=pki.root.cert_path, timeout=3
         )
     assert report.verdict == "pass", report.findings
+
+
+@pytest.mark.parametrize("profile", ["mozilla-intermediate", "mozilla-modern"])
+def test_server_context_passes_its_own_profile_groups_included(pki: Pki, profile: str) -> None:
+    """Issue 14: the context left OpenSSL's default groups (x448, secp521r1, ffdhe4096...),
+    which fail tls.kex.group.v1 under the Mozilla profiles."""
+    server = server_context(profile, pki.leaf.cert_path, pki.leaf.key_path)
+    with peers.PythonTlsServer(server) as srv:
+        report = check_endpoint(
+            "127.0.0.1", srv.port, profile, sni="localhost", ca_file=pki.root.cert_path, timeout=3
+        )
+    assert report.verdict == "pass", report.findings
+    assert report.groups == ("secp256r1",)
+
+
+def test_client_context_offers_only_the_profiles_groups() -> None:
+    client = client_context("mozilla-intermediate")
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    conn = client.wrap_bio(incoming, outgoing, server_hostname="a.test")
+    with pytest.raises(ssl.SSLWantReadError):
+        conn.do_handshake()
+    hello = parse_client_hello(outgoing.read())
+    names = [g.name for code in hello.groups if (g := group_by_code(code)) is not None]
+    assert names == ["secp256r1"]
 
 
 def test_check_context_rejects_other_objects() -> None:

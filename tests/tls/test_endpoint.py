@@ -147,3 +147,23 @@ def test_parse_target_rejects(target: str) -> None:
 
     with pytest.raises(TlsError):
         parse_target(target)
+
+
+def test_bad_names_raise_before_any_probe() -> None:
+    from keylife.errors import TlsTargetError
+    from keylife.tls import check_endpoints
+
+    with pytest.raises(TlsTargetError) as caught:
+        check_endpoint("a" * 64 + ".test", 443)
+    assert caught.value.rule == "a label is 64 characters (at most 63)"
+    with pytest.raises(TlsTargetError, match="RFC 6066"):
+        check_endpoints(["127.0.0.1:1"], sni="127.0.0.1")
+    with pytest.raises(TlsTargetError, match="empty label"):
+        check_endpoints([("a..b", 443)])
+
+
+def test_unicode_host_name_is_sent_as_idna(start_peer: StartPeer) -> None:
+    ep = start_peer("strong")
+    report = check_endpoint(ep.host, ep.port, sni="bücher.test", ca_file=ep.ca_file, timeout=3)
+    assert report.server_name == "bücher.test"
+    assert "tls.cert.hostname.v1" in {f.rule_id for f in report.findings}

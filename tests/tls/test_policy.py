@@ -117,3 +117,25 @@ def test_warn_does_not_fail_and_off_hides(start_peer: StartPeer, tmp_path: Path)
     off.write_text("[tls.rules]\n'tls.cert.hostname.v1' = 'off'\n")
     report = check_endpoint(ep.host, ep.port, off, sni="localhost", ca_file=ep.ca_file)
     assert report.verdict == "pass" and report.findings == ()
+
+
+def test_non_utf8_policy_file_is_a_policy_error(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.toml"
+    path.write_bytes(b'[tls]\nname = "\xff\xfe"\n')
+    with pytest.raises(PolicyError, match="cannot read TLS policy"):
+        load_policy(path)
+
+
+def test_tls_errors_live_in_keylife_errors() -> None:
+    """ProbeError, HelloParseError and TlsPolicyError moved; old import paths still work."""
+    import keylife.errors as errors
+    from keylife.tls import clienthello as hello
+    from keylife.tls import policy, probe
+
+    assert probe.ProbeError is errors.ProbeError
+    assert policy.TlsPolicyError is errors.TlsPolicyError
+    assert hello.HelloParseError is errors.HelloParseError
+    assert issubclass(errors.HelloParseError, TlsError)
+    assert issubclass(errors.HelloParseError, ValueError)
+    assert issubclass(errors.TlsPolicyError, PolicyError)
+    assert issubclass(errors.FlightLimitError, errors.HelloParseError)

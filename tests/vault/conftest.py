@@ -162,9 +162,9 @@ def mounts() -> tuple[str, str]:
 @pytest.fixture
 def vault_store(vault_env: DevServer, mounts: tuple[str, str]) -> Iterator[Any]:
     """A VaultKeyStore on fresh mounts of the session dev server (set up with create=True)."""
-    from keylife.store.vault import VaultKeyStore
+    from keylife.vault import open_store
 
-    store = VaultKeyStore.from_url(vault_env.store_url(*mounts), create=True)
+    store = open_store(vault_env.store_url(*mounts), create=True)
     try:
         yield store
     finally:

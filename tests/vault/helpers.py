@@ -12,7 +12,7 @@ from pathlib import Path
 
 from keylife.keygen import fingerprint
 from keylife.lifecycle import Ring, State
-from keylife.store.vault import VaultKeyStore
+from keylife.vault import VaultKeyStore
 from tests.rings import fresh_ring
 
 

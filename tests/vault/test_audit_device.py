@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import keylife
-from keylife.store.vault import VaultKeyStore
+from keylife.vault import open_store
 from tests.vault.conftest import DevServer, start_dev, stop
 
 pytestmark = pytest.mark.vault
@@ -43,7 +43,7 @@ def test_file_audit_device_records_keylife_without_secrets(
     monkeypatch.setenv("VAULT_TOKEN", audited.token)
     tag = uuid.uuid4().hex[:8]
     url = audited.store_url(f"kl-{tag}", f"tr-{tag}")
-    with keylife.open(VaultKeyStore.from_url(url, create=True), actor="alice") as m:
+    with keylife.open(open_store(url, create=True), actor="alice") as m:
         m.create_ring("web", "aes-256", "data-encryption")
         secret = m.ring("web").primary().material.reveal()
     assert audited.audit_log is not None

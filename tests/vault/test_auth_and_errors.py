@@ -11,8 +11,8 @@ from keylife_cli.main import cli
 
 import keylife
 from keylife.errors import StoreError, StoreUnavailableError
-from keylife.store.vault import VaultKeyStore
-from keylife.store.vault_policy import operator_policy_name
+from keylife.vault import VaultKeyStore, open_store
+from keylife.vault.policy import operator_policy_name
 from tests.vault.conftest import DevServer, free_port
 
 pytestmark = pytest.mark.vault
@@ -22,7 +22,7 @@ def test_approle_from_files(
     vault_env: DevServer, mounts: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url = vault_env.store_url(*mounts)
-    with VaultKeyStore.from_url(url, create=True) as admin:
+    with open_store(url, create=True) as admin:
         policy = operator_policy_name(admin)
     status, _ = vault_env.api("POST", "sys/auth/approle", {"type": "approle"})
     assert status in (204, 400)  # 400: already enabled by another test
@@ -87,5 +87,5 @@ def test_unreachable_vault_fails_within_deadline_naming_addresses(
 def test_first_address_dead_second_alive(vault_env: DevServer, mounts: tuple[str, str]) -> None:
     live = vault_env.addr.split("://")[1]
     url = f"vault://127.0.0.1:{free_port()},{live}/{mounts[0]}?transit={mounts[1]}"
-    with VaultKeyStore.from_url(url, create=True) as store:
+    with open_store(url, create=True) as store:
         assert store.list_ring_names() == []

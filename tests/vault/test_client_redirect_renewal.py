@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from keylife.errors import StoreUnavailableError
-from keylife.store.vault_client import VaultClient, VaultSettings
+from keylife.vault.client import VaultClient, VaultSettings
 from tests.vault.conftest import DevServer, free_port
 
 pytestmark = pytest.mark.vault

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import keylife
-from keylife.store.vault import VaultKeyStore
+from keylife.vault import VaultKeyStore, open_store
 from tests.vault.conftest import DevServer
 
 pytestmark = pytest.mark.vault
@@ -30,7 +30,7 @@ def test_docs_examples_run(
 ) -> None:
     url = vault_env.store_url(*mounts)
     clock = keylife.FixedClock(dt.datetime.now(dt.UTC) - dt.timedelta(days=1))
-    with keylife.open(VaultKeyStore.from_url(url, create=True), actor="ops", clock=clock) as m:
+    with keylife.open(open_store(url, create=True), actor="ops", clock=clock) as m:
         m.create_ring("payments-signing", "ec-p256", "signing")
         clock.advance(dt.timedelta(hours=12))
         m.rotate("payments-signing")
@@ -76,7 +76,8 @@ def test_docs_examples_run(
 def test_docs_policy_matches_generated() -> None:
     import base64
 
-    from keylife.store.vault_policy import context_prefix, service_policy
+    from keylife.vault.policy import service_policy
+    from keylife.vault.transit import context_prefix
 
     text = DOC.read_text()
     assert base64.b64encode(context_prefix("payments-signing")).decode() + "*" in text

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from keylife.audit import verify_chain
-from keylife.store.vault import VaultKeyStore
+from keylife.vault import VaultKeyStore, open_store
 from tests.vault.conftest import RaftCluster
 from tests.vault.helpers import check_rings, seed_due_rings, start_rotate
 from tests.vault.test_outage import audit_count
@@ -36,7 +36,7 @@ def test_leader_killed_during_rotation(
     monkeypatch.setenv("VAULT_TOKEN", raft3.token)
     hosts = ",".join(n.addr.split("://")[1] for n in raft3.nodes)
     url = f"vault://{hosts}/keylife"
-    with VaultKeyStore.from_url(url, create=True) as store:
+    with open_store(url, create=True) as store:
         names = seed_due_rings(store, N)
     leader = raft3.leader()
     survivors = [n for n in raft3.nodes if n is not leader]

@@ -12,8 +12,8 @@ import pytest
 from keylife.lifecycle import Ring
 from keylife.policy import default_policy
 from keylife.rotation import plan_rotation
-from keylife.store import vault_index as ix
-from keylife.store.vault import VaultKeyStore
+from keylife.vault import VaultKeyStore
+from keylife.vault import index as ix
 from tests.rings import fresh_ring
 from tests.vault.conftest import DevServer
 
@@ -83,7 +83,7 @@ def test_crash_between_ring_write_and_shard_write(
     # another process moves the deactivation close (rotation now due) and dies between the
     # ring write (the commit point) and the shard write
     writer = VaultKeyStore.from_url(vault_store.url)
-    orig = writer._shard_update
+    orig = writer.index.update
     seen: list[str] = []
 
     def crashing(shard_id: str, change: Any) -> None:
@@ -92,7 +92,7 @@ def test_crash_between_ring_write_and_shard_write(
             raise Crash
         orig(shard_id, change)
 
-    writer._shard_update = crashing  # type: ignore[method-assign]
+    writer.index.update = crashing  # type: ignore[method-assign]
     due = saved.replace_version(
         replace(saved.versions[0], deactivation=NOW + dt.timedelta(hours=1))
     )
@@ -152,14 +152,14 @@ def test_crash_before_the_ring_write_leaves_a_token_that_forces_direct_reads(
     ring, material = _ring("api", dt.timedelta(days=300))
     saved = vault_store.commit(ring, expected_revision=0, materials={1: material})
     writer = VaultKeyStore.from_url(vault_store.url)
-    orig = writer._kv_cas
+    orig = writer.kv.cas_write
 
     def crashing(path: str, data: Any, **kw: Any) -> int:
         if path.startswith("rings/"):
             raise Crash
         return orig(path, data, **kw)
 
-    writer._kv_cas = crashing  # type: ignore[method-assign]
+    writer.kv.cas_write = crashing  # type: ignore[method-assign]
     with pytest.raises(Crash):
         writer.commit(saved, expected_revision=saved.revision)
     writer.client.close()

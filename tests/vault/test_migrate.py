@@ -15,7 +15,7 @@ import keylife
 from keylife.errors import BackupError, IntegrityError
 from keylife.lifecycle import State
 from keylife.store.migrate import verify_copy
-from keylife.store.vault import VaultKeyStore
+from keylife.vault import VaultKeyStore, open_store
 from tests.vault.conftest import DevServer
 
 pytestmark = pytest.mark.vault
@@ -92,7 +92,7 @@ def test_verify_copy_finds_differences(
     clock = keylife.FixedClock(T0)
     m = keylife.KeyManager(sqlite_store, clock=clock, actor="op")  # type: ignore[arg-type]
     m.create_ring("a", "aes-256", "data-encryption")
-    with VaultKeyStore.from_url(vault_env.store_url(*mounts), create=True) as target:
+    with open_store(vault_env.store_url(*mounts), create=True) as target:
         do_migrate(m.store, target, actor="op", now=T0)
         verify_copy(m.store, target)
         # a changed ring document in the copy is caught

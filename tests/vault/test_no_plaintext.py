@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 import keylife
-from keylife.store import vault_index
-from keylife.store.vault import VaultKeyStore
+from keylife.vault import index as vault_index
+from keylife.vault import open_store
 from tests.vault.conftest import RaftCluster, http
 
 pytestmark = pytest.mark.vault
@@ -68,7 +68,7 @@ def test_no_plaintext_in_raft_storage_or_kv(
     addr = raft1.nodes[0].addr
     url = f"vault://{addr.split('://')[1]}/keylife"
     clock = keylife.FixedClock(T0)
-    m = keylife.KeyManager(VaultKeyStore.from_url(url, create=True), actor="t", clock=clock)
+    m = keylife.KeyManager(open_store(url, create=True), actor="t", clock=clock)
     try:
         for spec, purpose in [
             ("aes-256", "data-encryption"),

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from keylife.store.vault import VaultKeyStore
+from keylife.vault import VaultKeyStore, open_store
 from tests.vault.conftest import RaftCluster, http
 from tests.vault.helpers import check_rings, seed_due_rings, start_rotate
 
@@ -31,7 +31,7 @@ def test_vault_stopped_mid_rotation_then_next_run_completes(
     monkeypatch.setenv("VAULT_TOKEN", raft1.token)
     node = raft1.nodes[0]
     url = f"vault://127.0.0.1:{node.api_port}/keylife"
-    with VaultKeyStore.from_url(url, create=True) as store:
+    with open_store(url, create=True) as store:
         names = seed_due_rings(store, N)
 
     proc = start_rotate(url, tmp_path, deadline=DEADLINE)

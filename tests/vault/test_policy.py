@@ -12,11 +12,10 @@ from click.testing import CliRunner
 from keylife_cli.main import cli
 
 import keylife
-from keylife.errors import StoreError
-from keylife.store.vault import VaultKeyStore
-from keylife.store.vault_client import VaultPermissionError
-from keylife.store.vault_index import shard_of
-from keylife.store.vault_policy import context
+from keylife.errors import StoreError, VaultPermissionError
+from keylife.vault import VaultKeyStore
+from keylife.vault.index import shard_of
+from keylife.vault.transit import context
 from tests.vault.conftest import DevServer
 
 pytestmark = pytest.mark.vault

@@ -15,9 +15,10 @@ import pytest
 from click.testing import CliRunner
 from keylife_cli.main import cli
 
-from keylife.errors import KeylifeError
-from keylife.store.transit_keys import TransitKeys, plan_rewrap
-from keylife.store.vault import VaultKeyStore
+from keylife.clock import SystemClock
+from keylife.errors import InvalidTransitionError, KeylifeError
+from keylife.vault import TransitKeyView, TransitRings, VaultKeyStore
+from keylife.vault.rewrap import plan_rewrap
 from tests.vault.conftest import DevServer
 
 pytestmark = pytest.mark.vault
@@ -44,6 +45,14 @@ def decrypt(env: DevServer, transit: str, key: str, ct: str) -> tuple[int, bytes
     return status, base64.b64decode(out["data"]["plaintext"])
 
 
+def transit_rings(store: VaultKeyStore, actor: str = "ops") -> TransitRings:
+    return store.transit_rings(actor=actor, clock=SystemClock())
+
+
+def states(view: TransitKeyView) -> list[str]:
+    return [v.state.value for v in view.ring.versions]
+
+
 def key_info(env: DevServer, transit: str, key: str) -> dict[str, Any]:
     status, out = env.api("GET", f"{transit}/keys/{key}")
     assert status == 200, out
@@ -54,26 +63,28 @@ def test_versions_under_the_lifecycle(
     vault_store: VaultKeyStore, vault_env: DevServer, mounts: tuple[str, str]
 ) -> None:
     transit = mounts[1]
-    tk = TransitKeys(vault_store)
+    tk = transit_rings(vault_store)
     ring = tk.create("payments")
-    assert ring.key == "kl-payments" and [v.state for v in ring.versions] == ["active"]
+    assert ring.key == "kl-payments" and states(ring) == ["active"]
+    assert ring.ring.purpose == "data-encryption" and ring.ring.spec.name == "aes-256"
+    assert ring.ring.attributes == {"transit_key": "kl-payments"}
+    assert ring.version(1).fingerprint == "transit:payments:v1"
     info = key_info(vault_env, transit, "kl-payments")
     assert info["exportable"] is False and info["allow_plaintext_backup"] is False
     (ct1,) = encrypt(vault_env, transit, "kl-payments", [b"one"])
     assert ct1.startswith("vault:v1:")
 
+    # a new version supersedes the old one (at most one protects): v1 stops encrypting
     ring = tk.rotate("payments")
-    assert ring.latest == 2 and [v.state for v in ring.versions] == ["active", "active"]
+    assert ring.latest == 2 and states(ring) == ["deactivated", "active"]
+    assert ring.ring.versions[0].deactivation is not None
+    assert ring.to_dict()["versions"][0]["deactivated"] is not None
     (ct2,) = encrypt(vault_env, transit, "kl-payments", [b"two"])
     assert ct2.startswith("vault:v2:")
     with pytest.raises(KeylifeError, match="rotate"):
         tk.deactivate("payments", 2)  # the newest: rotate first
-
-    # deactivation raises min_encryption_version: encrypting with v1 is refused
-    assert encrypt(vault_env, transit, "kl-payments", [b"x"], version=1)[0].startswith("vault:v1:")
-    ring = tk.deactivate("payments", 1)
-    assert [v.state for v in ring.versions] == ["deactivated", "active"]
-    assert ring.versions[0].deactivated is not None
+    with pytest.raises(InvalidTransitionError, match="v1 is deactivated; cannot deactivate"):
+        tk.deactivate("payments", 1)
     assert key_info(vault_env, transit, "kl-payments")["min_encryption_version"] == 2
     status, body = encrypt(vault_env, transit, "kl-payments", [b"x"], version=1)
     assert status == 400 and "minimum encryption key version" in json.dumps(body), body
@@ -81,8 +92,8 @@ def test_versions_under_the_lifecycle(
 
     # compromise raises min_decryption_version and trims: v1 ciphertexts are refused
     ring = tk.compromise("payments", 1, reason="leaked")
-    assert [v.state for v in ring.versions] == ["compromised", "active"]
-    assert ring.versions[0].reason == "leaked"
+    assert states(ring) == ["compromised", "active"]
+    assert ring.ring.versions[0].revocation_message == "leaked"
     info = key_info(vault_env, transit, "kl-payments")
     assert info["min_decryption_version"] == 2 and info["min_available_version"] == 2
     assert sorted(info["keys"]) == ["2"]  # trimmed: v1 is gone from Vault
@@ -92,27 +103,39 @@ def test_versions_under_the_lifecycle(
     # compromising the newest version rotates first, so a usable version remains
     ring = tk.compromise("payments", 2)
     assert ring.latest == 3
-    assert [v.state for v in ring.versions] == ["compromised", "compromised", "active"]
+    assert states(ring) == ["compromised", "compromised", "active"]
     assert decrypt(vault_env, transit, "kl-payments", ct2)[0] == 400
     (ct3,) = encrypt(vault_env, transit, "kl-payments", [b"three"])
     assert ct3.startswith("vault:v3:")
-    assert TransitKeys(vault_store).list() == ["payments"]
+    assert transit_rings(vault_store).names() == ["payments"]
+    records = [(r.action, r.version) for r in vault_store.read_audit()]
+    assert records == [
+        ("create", 1),
+        ("rotate", 2),
+        ("deactivate", 1),
+        ("compromise", 1),
+        ("rotate", 3),
+        ("deactivate", 2),
+        ("compromise", 2),
+    ]
 
 
 def test_destroy_marks_older_versions_and_trims(
     vault_store: VaultKeyStore, vault_env: DevServer, mounts: tuple[str, str]
 ) -> None:
-    tk = TransitKeys(vault_store)
+    tk = transit_rings(vault_store)
     tk.create("logs")
     for _ in range(3):
         tk.rotate("logs")
     with pytest.raises(KeylifeError):
         tk.destroy("logs", 4)
     ring = tk.destroy("logs", 2)
-    assert [v.state for v in ring.versions] == ["destroyed", "destroyed", "active", "active"]
-    assert "below the decryption floor" in ring.versions[0].reason
+    assert states(ring) == ["destroyed", "destroyed", "deactivated", "active"]
+    assert "below the decryption floor" in ring.ring.versions[0].revocation_message
     info = key_info(vault_env, mounts[1], "kl-logs")
     assert info["min_decryption_version"] == 3 and sorted(info["keys"]) == ["3", "4"]
+    with pytest.raises(InvalidTransitionError, match="v2 is destroyed; cannot destroy"):
+        tk.destroy("logs", 2)
 
 
 def _ciphertext_file(
@@ -128,7 +151,7 @@ def test_rewrap_in_batches_killed_and_resumed(
     vault_store: VaultKeyStore, vault_env: DevServer, mounts: tuple[str, str], tmp_path: Path
 ) -> None:
     transit = mounts[1]
-    tk = TransitKeys(vault_store)
+    tk = transit_rings(vault_store)
     tk.create("docs")
     path = tmp_path / "cts.txt"
     texts, _ = _ciphertext_file(vault_env, transit, path, 60)
@@ -137,13 +160,15 @@ def test_rewrap_in_batches_killed_and_resumed(
     # a real process, SIGKILLed by itself right after its third batch
     script = f"""
 import os, signal
-from keylife.store.vault import VaultKeyStore
-from keylife.store.transit_keys import TransitKeys, rewrap_file
+from keylife.clock import SystemClock
+from keylife.vault import VaultKeyStore
+from keylife.vault.rewrap import rewrap_file
 store = VaultKeyStore.from_url({vault_store.url!r})
+rings = store.transit_rings(actor="t", clock=SystemClock())
 def progress(done, total):
     if done >= 21:
         os.kill(os.getpid(), signal.SIGKILL)
-rewrap_file(TransitKeys(store), "docs", {str(path)!r}, batch_size=7, progress=progress)
+rewrap_file(rings, "docs", {str(path)!r}, batch_size=7, progress=progress)
 """
     proc = subprocess.run([sys.executable, "-c", script], env=dict(os.environ), timeout=60)
     assert proc.returncode == -9
@@ -187,7 +212,7 @@ def test_dry_run_lists_ciphertexts_on_the_version_to_be_trimmed(
     vault_store: VaultKeyStore, vault_env: DevServer, mounts: tuple[str, str], tmp_path: Path
 ) -> None:
     transit = mounts[1]
-    tk = TransitKeys(vault_store)
+    tk = transit_rings(vault_store)
     tk.create("docs")
     path = tmp_path / "cts.txt"
     _texts, v1 = _ciphertext_file(vault_env, transit, path, 3)
@@ -207,7 +232,7 @@ def test_dry_run_lists_ciphertexts_on_the_version_to_be_trimmed(
     assert plan["versions"] == [
         {
             "version": 1,
-            "state": "active",
+            "state": "deactivated",
             "ciphertexts": 3,
             "lines": [1, 3, 5],
             "trimmed_if_compromised_or_destroyed": True,
@@ -218,7 +243,7 @@ def test_dry_run_lists_ciphertexts_on_the_version_to_be_trimmed(
     text = CliRunner().invoke(
         cli, ["--store", vault_store.url, "vault", "rewrap", "docs", str(path), "--dry-run"]
     )
-    assert "v1 (active): 3 ciphertexts, lines 1, 3, 5" in text.output
+    assert "v1 (deactivated): 3 ciphertexts, lines 1, 3, 5" in text.output
     assert "not Transit ciphertexts: lines 4\n" in text.output
 
     # compromise v1 without rewrapping: exactly those lines become undecryptable
@@ -226,3 +251,34 @@ def test_dry_run_lists_ciphertexts_on_the_version_to_be_trimmed(
     after = plan_rewrap(tk, "docs", path)
     assert after.unusable == [1, 3, 5] and after.states[1] == "compromised"
     assert [decrypt(vault_env, transit, "kl-docs", c)[0] for c in v1] == [400, 400, 400]
+
+
+def test_transit_cli_keeps_its_output(vault_store: VaultKeyStore) -> None:
+    def keylife(*args: str) -> Any:
+        result = CliRunner().invoke(
+            cli, ["--store", vault_store.url, "--actor", "cli-op", "--json", "vault", *args]
+        )
+        return result.exit_code, json.loads(result.output) if result.output else None
+
+    code, doc = keylife("transit", "create", "cli-ring")
+    assert code == 0 and doc["key"] == "kl-cli-ring" and doc["key_type"] == "aes256-gcm96"
+    code, doc = keylife("transit", "rotate", "cli-ring")
+    assert code == 0 and doc["latest_version"] == 2 and doc["min_encryption_version"] == 2
+    assert [v["state"] for v in doc["versions"]] == ["deactivated", "active"]
+    assert set(doc["versions"][0]) == {
+        "number",
+        "state",
+        "created",
+        "deactivated",
+        "compromised",
+        "destroyed",
+        "reason",
+    }
+    code, doc = keylife("transit", "show", "cli-ring")
+    assert code == 0 and doc["transit"]["latest_version"] == 2
+    code, doc = keylife("transit", "deactivate", "cli-ring", "2")
+    assert code == 1 and "rotate before deactivating it" in doc["error"]["message"]
+    code, doc = keylife("transit", "create", "bad name")
+    assert code == 1 and "ring name 'bad name' is not allowed" in doc["error"]["message"]
+    actors = {r.actor for r in vault_store.read_audit() if r.ring == "transit:cli-ring"}
+    assert actors == {"cli-op"}

@@ -14,7 +14,7 @@ import pytest
 
 import keylife
 from keylife.lifecycle import State
-from keylife.store.vault import VaultKeyStore
+from keylife.vault import VaultKeyStore, open_store
 from tests.vault.conftest import DevServer
 
 pytestmark = pytest.mark.vault
@@ -34,7 +34,7 @@ def make_due_rings(url: str, n: int) -> None:
                 f"svc-{i:03d}",
                 "ec-p256",
                 "signing",
-                activate_at=now - dt.timedelta(days=30),
+                activate_at=now,
                 deactivate_at=now + dt.timedelta(hours=1),  # inside the lead time: due
             )
 
@@ -44,7 +44,7 @@ def test_two_rotate_processes_rotate_each_ring_once(
     vault_env: DevServer, mounts: tuple[str, str], tmp_path: Path, wait: bool
 ) -> None:
     url = vault_env.store_url(*mounts)
-    VaultKeyStore.from_url(url, create=True).close()
+    open_store(url, create=True).close()
     make_due_rings(url, N)
     env = {**os.environ, "KEYLIFE_STORE": url}
     procs = [

@@ -31,12 +31,21 @@ import base64
 import binascii
 import hashlib
 import json
+import logging
+import random
+import threading
+import time
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from ..errors import ConflictError, StoreError
+from .kv import KV
+
 SHARD_PREFIX = "ix/"
-SHARDS = 256
+_SHARD_RETRIES = 32
+
+log = logging.getLogger("keylife.vault.index")
 
 
 def shard_of(name: str) -> str:
@@ -116,7 +125,7 @@ def trusted(shard: Mapping[str, Any], name: str) -> tuple[int, dict[str, Any]] |
     return rev, entry["doc"]
 
 
-def _prune(shard: dict[str, Any], name: str) -> bool:
+def prune(shard: dict[str, Any], name: str) -> bool:
     tokens = shard["pending"].get(name)
     if not tokens:
         return False
@@ -133,7 +142,7 @@ def _prune(shard: dict[str, Any], name: str) -> bool:
 
 def add_token(shard: dict[str, Any], name: str, txid: str, base: int) -> bool:
     """Step "before the commit point": announce a write of ``name`` on revision ``base``."""
-    _prune(shard, name)
+    prune(shard, name)
     shard["pending"].setdefault(name, []).append({"tx": txid, "base": base})
     return True
 
@@ -145,4 +154,72 @@ def put_entry(shard: dict[str, Any], name: str, rev: int, doc: Mapping[str, Any]
     if rev > entry_rev(shard, name):
         shard["rings"][name] = {"rev": rev, "doc": dict(doc)}
         changed = True
-    return _prune(shard, name) or changed
+    return prune(shard, name) or changed
+
+
+class IndexShards:
+    """The shards of one store: read, changed with check-and-set, repaired. Thread-safe.
+
+    Each shard last read or written by this object is kept, so a writer that holds the
+    rotation lease usually writes a shard without reading it first.
+    """
+
+    def __init__(self, kv: KV) -> None:
+        self.kv = kv
+        self._lock = threading.Lock()
+        self._shards: dict[str, tuple[dict[str, Any], int]] = {}
+        self._locks: dict[str, threading.Lock] = {}
+
+    def read(self, shard_id: str) -> tuple[dict[str, Any], int]:
+        """``(shard, KV version)``; an absent or unreadable shard is empty (version 0 if absent)."""
+        got = self.kv.read(f"{SHARD_PREFIX}{shard_id}", what=f"read index shard {shard_id}")
+        shard, version = (empty(), 0) if got is None else (decode(got.data), got.version)
+        with self._lock:
+            self._shards[shard_id] = (shard, version)
+        return shard, version
+
+    def update(self, shard_id: str, change: Callable[[dict[str, Any]], bool]) -> None:
+        """Apply ``change`` to the shard with check-and-set, re-reading and re-applying it
+        after a lost check-and-set. ``change`` must be a monotonic merge (safe to re-apply
+        on any later state of the shard); it returns whether it changed anything."""
+        with self._lock:
+            lock = self._locks.setdefault(shard_id, threading.Lock())
+            cached = self._shards.get(shard_id)
+        path = f"{SHARD_PREFIX}{shard_id}"
+        with lock:
+            for attempt in range(_SHARD_RETRIES):
+                shard, version = cached if cached is not None else self.read(shard_id)
+                cached = None
+                new = copy(shard)
+                if not change(new):
+                    return
+                data = encode(new)
+                try:
+                    new_version = self.kv.cas_write(
+                        path,
+                        data,
+                        cas=version,
+                        what=f"write index shard {shard_id}",
+                        ours=lambda d, data=data: d == data,  # type: ignore[misc]
+                    )
+                except ConflictError:
+                    time.sleep(random.random() * min(0.1, 0.002 * 2**attempt))
+                    continue
+                with self._lock:
+                    self._shards[shard_id] = (new, new_version)
+                return
+        raise ConflictError(f"index shard {shard_id} kept changing underneath")
+
+    def repair(self, shard_id: str, entries: list[tuple[str, int, dict[str, Any]]]) -> None:
+        """Put ``(name, rev, doc)`` entries read from the ring documents (best effort)."""
+
+        def change(shard: dict[str, Any]) -> bool:
+            changed = False
+            for name, rev, doc in entries:
+                changed = put_entry(shard, name, rev, doc) or changed
+            return changed
+
+        try:
+            self.update(shard_id, change)
+        except StoreError as exc:  # read-only token, contention, outage: the docs are truth
+            log.debug("index shard %s not repaired: %s", shard_id, exc)

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from ..errors import ConflictError, StoreError, StoreUnavailableError
+from ..errors import CasMismatch, StoreError, StoreUnavailableError, VaultPermissionError
 
 #: Statuses that mean "this node cannot answer now; another node or a later try may".
 _RETRY_STATUS = frozenset({412, 429, 500, 502, 503, 504})
@@ -38,14 +38,6 @@ _REDIRECT_STATUS = frozenset({301, 302, 303, 307, 308})
 #: 400 answers that are transient (a new kv-v2 mount seen from a Raft standby).
 _TRANSIENT_400 = ("waiting for the primary to upgrade", "upgrading from non-versioned")
 _CAS_MESSAGE = "check-and-set parameter did not match"
-
-
-class VaultPermissionError(StoreError):
-    """Vault refused the request (HTTP 403): the token's policies do not allow it."""
-
-
-class CasMismatch(ConflictError):
-    """A KV v2 check-and-set write lost (internal; surfaced as :class:`ConflictError`)."""
 
 
 def b64(data: bytes) -> str:
@@ -168,6 +160,51 @@ class _Attempts:
         return "; ".join(f"{a}: {w}" for a, w in self.last.items())
 
 
+@dataclass
+class _Call:
+    """One logical request and what its attempts met so far."""
+
+    method: str
+    path: str
+    json: Mapping[str, Any] | None
+    what: str
+    auth: bool
+    end: float
+    attempts: _Attempts = field(default_factory=_Attempts)
+    ambiguous: bool = False
+
+
+def _answer(call: _Call, address: str, response: Any) -> tuple[int, dict[str, Any] | None, bool]:
+    """A final answer: ``(status, body, ambiguous)`` for 200/204/404, else the keylife error."""
+    from hvac import exceptions as hvac_exc
+
+    status = response.status_code
+    body = _json(response)
+    if status in (200, 204, 404):
+        return status, body, call.ambiguous
+    errors = _errors(body)
+    method, path, what = call.method, call.path, call.what
+    cause = hvac_exc.VaultError.from_status(
+        status, errors, errors=[errors], method=method, url=f"{address}/v1/{path}"
+    )
+    if status == 400 and _CAS_MESSAGE in errors:
+        raise CasMismatch(f"{what}: check-and-set lost", path=path) from cause
+    if status in (401, 403):
+        detail = (
+            f"HTTP 403 permission denied on {method} {path} at {address}); the token's "
+            "policies do not allow it"
+            if status == 403
+            else "HTTP 401): the token is missing or invalid"
+        )
+        raise VaultPermissionError(
+            f"Vault refused {what} ({detail}", path=path, address=address
+        ) from cause
+    raise StoreError(
+        f"Vault refused {what} (HTTP {status} on {method} {path} at {address}): "
+        f"{errors or response.reason}"
+    ) from cause
+
+
 class VaultClient:
     """Thread-safe; every method is one logical operation with retries until the deadline."""
 
@@ -223,6 +260,7 @@ class VaultClient:
 
     @property
     def token(self) -> str | None:
+        """The token in use (after an AppRole login: the one it gave)."""
         return self._token
 
     def request(
@@ -243,113 +281,95 @@ class VaultClient:
         Raises :class:`CasMismatch` on a check-and-set mismatch, :class:`VaultPermissionError`
         on 403, :class:`StoreUnavailableError` when the deadline passes.
         """
-        import requests
-        from hvac import exceptions as hvac_exc
-
         if auth:
             self._ensure_token()
         budget = self.settings.deadline if deadline is None else deadline
         if self._down_since is not None:
             budget = 0.0
-        end = time.monotonic() + budget
-        attempts = _Attempts()
-        ambiguous = False
+        call = _Call(method, path, json, what, auth, time.monotonic() + budget)
         addresses = self.settings.addresses
         round_no = 0
         while True:
             start = self._preferred
             for i in range(len(addresses)):
                 index = (start + i) % len(addresses)
-                address = addresses[index]
-                headers = {"X-Vault-Request": "true"}
-                if auth and self._token:
-                    headers["X-Vault-Token"] = self._token
-                # never wait on one answer past the deadline (a stopping node may accept the
-                # connection and never answer)
-                left = max(0.5, end - time.monotonic())
-                timeout = (
-                    min(self.settings.connect_timeout, left),
-                    min(self.settings.read_timeout, left),
-                )
-                try:
-                    response = self._adapter(address).request(
-                        method,
-                        f"/v1/{path}",
-                        headers=headers,
-                        json=json,
-                        raise_exception=False,
-                        timeout=timeout,
-                    )
-                except (requests.exceptions.ConnectTimeout, requests.exceptions.SSLError) as exc:
-                    attempts.note(address, type(exc).__name__)
-                    if isinstance(exc, requests.exceptions.SSLError):
-                        raise StoreUnavailableError(
-                            f"TLS to Vault at {address} failed ({what}): {exc}; set "
-                            "VAULT_CACERT to the CA that signed Vault's certificate"
-                        ) from exc
-                    continue
-                except requests.exceptions.RequestException as exc:
-                    # The request may have been sent: a write might have been applied.
-                    if method != "GET" and method != "LIST":
-                        ambiguous = True
-                    attempts.note(address, _short(exc))
-                    continue
-                status = response.status_code
-                if status in _REDIRECT_STATUS:
-                    where = response.headers.get("Location", "?")
-                    attempts.note(address, f"HTTP {status} redirect to {where} (no leader?)")
-                    continue
-                body = _json(response)
-                errors = _errors(body)
-                if status in _RETRY_STATUS or (
-                    status == 400 and any(t in errors.lower() for t in _TRANSIENT_400)
-                ):
-                    if status in (500, 502, 504) and method not in ("GET", "LIST"):
-                        ambiguous = True
-                    attempts.note(address, f"HTTP {status} {errors or response.reason}")
+                response = self._attempt(addresses[index], call)
+                if response is None:
                     continue
                 with self._lock:
                     self._preferred = index
                     self._down_since = None
-                if status in (200, 204, 404):
-                    return status, body, ambiguous
-                cause = hvac_exc.VaultError.from_status(
-                    status, errors, errors=[errors], method=method, url=f"{address}/v1/{path}"
-                )
-                if status == 400 and _CAS_MESSAGE in errors:
-                    raise CasMismatch(f"{what}: check-and-set lost") from cause
-                if status == 403:
-                    raise VaultPermissionError(
-                        f"Vault refused {what} (HTTP 403 permission denied on {method} "
-                        f"{path} at {address}); the token's policies do not allow it"
-                    ) from cause
-                if status == 401:
-                    raise VaultPermissionError(
-                        f"Vault refused {what} (HTTP 401): the token is missing or invalid"
-                    ) from cause
-                raise StoreError(
-                    f"Vault refused {what} (HTTP {status} on {method} {path} at {address}): "
-                    f"{errors or response.reason}"
-                ) from cause
+                return _answer(call, addresses[index], response)
             round_no += 1
             now = time.monotonic()
-            if now >= end:
-                with self._lock:
-                    down = self._down_since
-                    if down is None:
-                        self._down_since = now
-                if down is not None:
-                    raise StoreUnavailableError(
-                        f"Vault unavailable: {what} failed; Vault has not answered for "
-                        f"{now - down:.0f} s (deadline {self.settings.deadline:g} s); tried "
-                        f"{attempts.describe()}"
-                    )
-                raise StoreUnavailableError(
-                    f"Vault unavailable: {what} failed after {attempts.count} attempts over "
-                    f"{budget:g} s (deadline); tried {attempts.describe()}"
-                )
+            if now >= call.end:
+                raise self._give_up(call, budget, now)
             pause = min(2.0, 0.05 * 2 ** min(round_no, 6)) * (0.5 + random.random() / 2)
-            time.sleep(max(0.0, min(pause, end - now)))
+            time.sleep(max(0.0, min(pause, call.end - now)))
+
+    def _attempt(self, address: str, call: _Call) -> Any:
+        """One try at one address: the response, or None (noted in ``call``) to try on."""
+        import requests
+
+        headers = {"X-Vault-Request": "true"}
+        if call.auth and self._token:
+            headers["X-Vault-Token"] = self._token
+        # never wait on one answer past the deadline (a stopping node may accept the
+        # connection and never answer)
+        left = max(0.5, call.end - time.monotonic())
+        timeout = (min(self.settings.connect_timeout, left), min(self.settings.read_timeout, left))
+        try:
+            response = self._adapter(address).request(
+                call.method,
+                f"/v1/{call.path}",
+                headers=headers,
+                json=call.json,
+                raise_exception=False,
+                timeout=timeout,
+            )
+        except requests.exceptions.SSLError as exc:
+            raise StoreUnavailableError(
+                f"TLS to Vault at {address} failed ({call.what}): {exc}; set "
+                "VAULT_CACERT to the CA that signed Vault's certificate"
+            ) from exc
+        except requests.exceptions.ConnectTimeout as exc:
+            call.attempts.note(address, type(exc).__name__)
+            return None
+        except requests.exceptions.RequestException as exc:
+            # The request may have been sent: a write might have been applied.
+            call.ambiguous = call.ambiguous or call.method not in ("GET", "LIST")
+            call.attempts.note(address, _short(exc))
+            return None
+        status = response.status_code
+        if status in _REDIRECT_STATUS:
+            where = response.headers.get("Location", "?")
+            call.attempts.note(address, f"HTTP {status} redirect to {where} (no leader?)")
+            return None
+        errors = _errors(_json(response))
+        if status in _RETRY_STATUS or (
+            status == 400 and any(t in errors.lower() for t in _TRANSIENT_400)
+        ):
+            if status in (500, 502, 504) and call.method not in ("GET", "LIST"):
+                call.ambiguous = True
+            call.attempts.note(address, f"HTTP {status} {errors or response.reason}")
+            return None
+        return response
+
+    def _give_up(self, call: _Call, budget: float, now: float) -> StoreUnavailableError:
+        with self._lock:
+            down = self._down_since
+            if down is None:
+                self._down_since = now
+        if down is not None:
+            return StoreUnavailableError(
+                f"Vault unavailable: {call.what} failed; Vault has not answered for "
+                f"{now - down:.0f} s (deadline {self.settings.deadline:g} s); tried "
+                f"{call.attempts.describe()}"
+            )
+        return StoreUnavailableError(
+            f"Vault unavailable: {call.what} failed after {call.attempts.count} attempts over "
+            f"{budget:g} s (deadline); tried {call.attempts.describe()}"
+        )
 
     # ---- auth -----------------------------------------------------------------------------
 

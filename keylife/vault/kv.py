@@ -1,0 +1,133 @@
+"""KV v2 under one mount: read, read a version, check-and-set write, list, destroy, metadata.
+
+Vault's answers are decoded here, once, into small typed results (:class:`KvEntry`,
+:class:`KvMetadata`); callers never see a raw response. Paths are relative to the mount and
+already quoted (:func:`keylife.vault.client.q` quotes one segment). Every call names what it
+does (``what``) for error messages; nothing here logs or formats a document's content.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import CasMismatch
+from .client import VaultClient
+
+__all__ = ["KV", "KvEntry", "KvMetadata"]
+
+
+@dataclass(frozen=True)
+class KvEntry:
+    """The data of one KV v2 version and that version's number."""
+
+    data: dict[str, Any]
+    version: int
+
+
+@dataclass(frozen=True)
+class KvMetadata:
+    """A secret's metadata: its current and oldest kept version, and which versions exist."""
+
+    current_version: int
+    oldest_version: int
+    versions: tuple[int, ...]
+
+
+def _data(body: Mapping[str, Any] | None) -> dict[str, Any]:
+    data = (body or {}).get("data")
+    return data if isinstance(data, dict) else {}
+
+
+class KV:
+    """The KV v2 engine mounted at ``mount``, reached through ``client``."""
+
+    def __init__(self, client: VaultClient, mount: str) -> None:
+        self.client = client
+        self.mount = mount.strip("/")
+
+    def __repr__(self) -> str:
+        return f"<KV {self.mount}/>"
+
+    def read(self, path: str, *, what: str) -> KvEntry | None:
+        """The current version, or None when there is none (missing or deleted)."""
+        status, body, _ = self.client.request("GET", f"{self.mount}/data/{path}", what=what)
+        if status == 404:
+            return None
+        data = _data(body)
+        content = data.get("data")
+        if not isinstance(content, dict):
+            return None  # deleted version
+        meta = data.get("metadata")
+        version = meta.get("version", 0) if isinstance(meta, dict) else 0
+        return KvEntry(content, int(version) if isinstance(version, int) else 0)
+
+    def read_version(self, path: str, version: int, *, what: str) -> KvEntry | None:
+        """Version ``version`` of ``path``, or None when it is gone (or never existed)."""
+        status, body, _ = self.client.request(
+            "GET", f"{self.mount}/data/{path}?version={int(version)}", what=what
+        )
+        if status == 404:
+            return None
+        content = _data(body).get("data")
+        return KvEntry(content, int(version)) if isinstance(content, dict) else None
+
+    def cas_write(
+        self,
+        path: str,
+        data: Mapping[str, Any],
+        *,
+        cas: int,
+        what: str,
+        ours: Callable[[dict[str, Any]], bool],
+    ) -> int:
+        """Check-and-set write (``cas=0``: create); returns the new version.
+
+        When the answer to an earlier attempt was lost and a retry lost the check-and-set,
+        the current version is read back and ``ours(data)`` decides whether that earlier
+        attempt was in fact applied. A lost check-and-set raises :class:`CasMismatch`.
+        """
+        payload = {"options": {"cas": cas}, "data": dict(data)}
+        try:
+            _status, body, _amb = self.client.request(
+                "POST", f"{self.mount}/data/{path}", json=payload, what=what
+            )
+        except CasMismatch:
+            current = self.read(path, what=f"{what} (read back)")
+            if current is not None and current.version == cas + 1 and ours(current.data):
+                return current.version
+            raise
+        version = _data(body).get("version")
+        return int(version) if isinstance(version, int) else cas + 1
+
+    def list(self, path: str, *, what: str) -> list[str]:
+        """The keys directly under ``path`` (folders end in ``/``); [] when there are none."""
+        status, body, _ = self.client.request("LIST", f"{self.mount}/metadata/{path}", what=what)
+        if status == 404:
+            return []
+        keys = _data(body).get("keys")
+        return [str(k) for k in keys] if isinstance(keys, list) else []
+
+    def destroy(self, path: str, *, what: str) -> None:
+        """Delete every version and the metadata of ``path``: nothing of it remains."""
+        self.client.request("DELETE", f"{self.mount}/metadata/{path}", what=what)
+
+    def metadata(self, path: str, *, what: str) -> KvMetadata | None:
+        """The metadata of ``path``, or None when it does not exist."""
+        status, body, _ = self.client.request("GET", f"{self.mount}/metadata/{path}", what=what)
+        if status == 404:
+            return None
+        data = _data(body)
+        versions = data.get("versions")
+        numbers = tuple(
+            sorted(int(k) for k in versions if str(k).isdigit())
+            if isinstance(versions, dict)
+            else ()
+        )
+        current, oldest = data.get("current_version"), data.get("oldest_version")
+        return KvMetadata(
+            int(current) if isinstance(current, int) else 0,
+            int(oldest) if isinstance(oldest, int) else 0,
+            numbers,
+        )
