@@ -1,8 +1,9 @@
 """Ring primitives against raw ``cryptography`` doing the same work, in one run (issue 12).
 
-Run: ``python benchmarks/bench_primitives.py [--stream-mib 1024] [--no-vault]``. Makes its own
-temporary store (and, when the ``bao`` binary is there, an OpenBao dev server on loopback),
-never touches yours, and writes ``benchmarks/RESULTS-primitives.md``.
+Run: ``.venv/bin/python benchmarks/bench_primitives.py [--stream-mib 1024] [--no-vault]
+[--write]``. Makes its own temporary store (and, when the ``bao`` binary is there, an OpenBao
+dev server on loopback), never touches yours, and prints its report; ``--write`` replaces
+``benchmarks/RESULTS-primitives.md`` with it (``--output PATH`` writes it elsewhere).
 
 1. ``ring.encrypt`` + ``ring.decrypt`` of 1 KiB against ``AESGCM.encrypt`` + ``decrypt`` with an
    ``os.urandom`` nonce on a held AESGCM object (target <= 1.15x); also against the same raw
@@ -29,9 +30,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
+sys.path[:0] = [str(HERE), str(HERE.parent)]  # bench_core, and tests/ for the bao fixture
 
-from bench_core import machine
+from bench_core import machine, require_venv
+
+require_venv()
 
 import keylife
 
@@ -202,8 +205,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--stream-mib", type=int, default=1024)
     parser.add_argument("--no-vault", action="store_true")
-    parser.add_argument("--output", type=Path, default=HERE / "RESULTS-primitives.md")
+    parser.add_argument(
+        "--write", action="store_true", help="replace benchmarks/RESULTS-primitives.md"
+    )
+    parser.add_argument("--output", type=Path, help="write the report to this file")
     args = parser.parse_args()
+    if args.write and args.output is None:
+        args.output = HERE / "RESULTS-primitives.md"
     started = dt.datetime.now(dt.UTC)
     load_start = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="keylife-bench-") as tmp:
@@ -250,7 +258,7 @@ Run with one command from the repository root (it makes and removes its own temp
 and OpenBao dev server):
 
 ```console
-python benchmarks/bench_primitives.py --stream-mib {args.stream_mib}
+.venv/bin/python benchmarks/bench_primitives.py --stream-mib {args.stream_mib} --write
 ```
 
 - Date: {started:%Y-%m-%d %H:%M} UTC
@@ -307,8 +315,11 @@ for the verdict.
 | embedded SQLite | {primary * us:.2f} us | {verdict(primary * us <= 2)} |
 {vault_row}
 """
-    args.output.write_text(text)
-    print(text)
+    if args.output is None:
+        print(text)
+    else:
+        args.output.write_text(text)
+        print(f"wrote {args.output}")
 
 
 if __name__ == "__main__":
