@@ -94,6 +94,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "keylife.loaded",
             "keylife.rotation.runner",
             "keylife.rotation.metrics",
+            "keylife.rotation.health",
             "keylife.rotation",
             "keylife.backup",
             "keylife.store.migrate",
