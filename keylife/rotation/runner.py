@@ -296,6 +296,8 @@ class Runner:
             if problem:
                 log.error("%s: %s", ring.name, problem)
                 self.unhealthy[ring.name] = problem
+                if not dry_run:
+                    self.manager.record_failure("rotate", ring.name, None, KeylifeError(problem))
         if dry_run or not plan:
             results = tuple(
                 RingResult(
