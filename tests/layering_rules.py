@@ -97,6 +97,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "keylife.rotation.health",
             "keylife.rotation",
             "keylife.backup",
+            "keylife.recovery",
             "keylife.store.migrate",
         ),
     ),
