@@ -98,6 +98,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "keylife.rotation",
             "keylife.backup",
             "keylife.recovery",
+            "keylife.recover",
             "keylife.store.migrate",
         ),
     ),
