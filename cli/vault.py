@@ -91,6 +91,37 @@ def setup(obj: Obj, rings: tuple[str, ...]) -> None:
 
 
 @vault.command()
+@pass_obj
+def status(obj: Obj) -> None:
+    """How keylife reaches Vault: address, TLS verification and CA file, the token's accessor
+    and display name, the server's version, seal and HA state."""
+    from keylife.vault.status import vault_status
+
+    with errors(obj):
+        store = _open(obj)
+        try:
+            doc = vault_status(store.client)
+        finally:
+            store.close()
+
+    def text() -> None:
+        tls, tok, srv, ha = doc["tls"], doc["token"], doc["server"], doc["ha"]
+        click.echo(f"address: {doc['address']} (of {', '.join(doc['addresses'])})")
+        verify = "on" if tls["verify"] else "off"
+        click.echo(
+            f"TLS: {'https' if tls['https'] else 'plain http'}, verify {verify}, "
+            f"trust {tls['trust']}"
+        )
+        click.echo(f"token: accessor {tok['accessor']}, display name {tok['display_name']}")
+        click.echo(
+            f"server: version {srv['version']}, sealed {srv['sealed']}, standby {srv['standby']}"
+        )
+        click.echo(f"HA: enabled {ha['enabled']}, leader {ha['leader_address'] or '-'}")
+
+    emit(obj, doc, text)
+
+
+@vault.command()
 @click.argument("ring", required=False)
 @click.option("--operator", is_flag=True, help="Print the operator policy instead.")
 @pass_obj

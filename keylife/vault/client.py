@@ -19,18 +19,18 @@ to Transit.
 from __future__ import annotations
 
 import base64
-import os
 import random
 import threading
 import time
-import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from ..errors import CasMismatch, StoreError, StoreUnavailableError, VaultPermissionError
+from .settings import VaultSettings
+
+__all__ = ["VaultClient", "VaultSettings", "b64", "q"]
 
 #: Statuses that mean "this node cannot answer now; another node or a later try may".
 _RETRY_STATUS = frozenset({412, 429, 500, 502, 503, 504})
@@ -42,107 +42,6 @@ _CAS_MESSAGE = "check-and-set parameter did not match"
 
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
-
-
-def _read_file(path: str) -> str:
-    try:
-        return Path(path).expanduser().read_text().strip()
-    except OSError as exc:
-        raise StoreError(f"cannot read {path}: {exc.strerror}") from exc
-
-
-def _is_loopback(address: str) -> bool:
-    host = address.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0].strip("[]")
-    return host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
-
-
-@dataclass
-class VaultSettings:
-    """How to reach and authenticate to Vault. Build with :meth:`from_env`."""
-
-    addresses: list[str]
-    token: str | None = field(default=None, repr=False)
-    namespace: str | None = None
-    verify: bool | str = True
-    connect_timeout: float = 2.0
-    read_timeout: float = 10.0
-    deadline: float = 30.0
-    role_id: str | None = field(default=None, repr=False)
-    secret_id: str | None = field(default=None, repr=False)
-    approle_mount: str = "approle"
-    renew_increment: str = "1h"
-
-    @classmethod
-    def from_env(
-        cls,
-        addresses: Sequence[str] = (),
-        *,
-        env: Mapping[str, str] | None = None,
-        options: Mapping[str, str] | None = None,
-    ) -> VaultSettings:
-        """Settings from explicit ``addresses``/``options`` first, then the Vault CLI's variables.
-
-        ``VAULT_ADDR`` may hold a comma-separated list. ``VAULT_TOKEN`` (else the CLI's
-        ``~/.vault-token``), ``VAULT_NAMESPACE``, ``VAULT_CACERT``, ``VAULT_SKIP_VERIFY``,
-        ``VAULT_CLIENT_TIMEOUT`` are honoured. AppRole: ``KEYLIFE_VAULT_ROLE_ID`` /
-        ``KEYLIFE_VAULT_ROLE_ID_FILE`` and ``KEYLIFE_VAULT_SECRET_ID`` /
-        ``KEYLIFE_VAULT_SECRET_ID_FILE`` (or the ``role_id_file``/``secret_id_file`` options).
-        """
-        env = os.environ if env is None else env
-        opts = dict(options or {})
-        addrs = [a.strip().rstrip("/") for a in addresses if a.strip()]
-        if not addrs:
-            raw = env.get("VAULT_ADDR", "")
-            addrs = [a.strip().rstrip("/") for a in raw.split(",") if a.strip()]
-        if not addrs:
-            addrs = ["https://127.0.0.1:8200"]  # the Vault CLI's default
-        for addr in addrs:
-            if not addr.startswith(("http://", "https://")):
-                raise StoreError(f"Vault address {addr!r} must start with http:// or https://")
-            if addr.startswith("http://") and not _is_loopback(addr):
-                warnings.warn(
-                    f"Vault address {addr} is plain HTTP: tokens and wrapped key material "
-                    "cross the network unencrypted; use https (vaults://)",
-                    stacklevel=3,
-                )
-        verify: bool | str = True
-        cacert = opts.get("cacert") or env.get("VAULT_CACERT")
-        if cacert:
-            verify = cacert
-        skip = opts.get("tls_skip_verify") or env.get("VAULT_SKIP_VERIFY", "")
-        if skip.lower() in ("1", "true", "yes"):
-            warnings.warn(
-                "TLS verification towards Vault is disabled (VAULT_SKIP_VERIFY / "
-                "tls_skip_verify); anyone on the path can read and change key material",
-                stacklevel=3,
-            )
-            verify = False
-        role_id = opts.get("role_id") or env.get("KEYLIFE_VAULT_ROLE_ID")
-        role_file = opts.get("role_id_file") or env.get("KEYLIFE_VAULT_ROLE_ID_FILE")
-        if not role_id and role_file:
-            role_id = _read_file(role_file)
-        secret_id = env.get("KEYLIFE_VAULT_SECRET_ID")
-        secret_file = opts.get("secret_id_file") or env.get("KEYLIFE_VAULT_SECRET_ID_FILE")
-        if not secret_id and secret_file:
-            secret_id = _read_file(secret_file)
-        token = env.get("VAULT_TOKEN") or None
-        if token is None and not role_id:
-            helper = Path(env.get("HOME", str(Path.home()))) / ".vault-token"
-            if helper.is_file():
-                token = helper.read_text().strip() or None
-        timeout = float(opts.get("timeout") or env.get("VAULT_CLIENT_TIMEOUT", "10") or 10)
-        return cls(
-            addresses=addrs,
-            token=token,
-            namespace=opts.get("namespace") or env.get("VAULT_NAMESPACE") or None,
-            verify=verify,
-            connect_timeout=min(2.0, timeout),
-            read_timeout=timeout,
-            deadline=float(opts.get("deadline") or env.get("KEYLIFE_VAULT_DEADLINE", "30")),
-            role_id=role_id or None,
-            secret_id=secret_id or None,
-            approle_mount=opts.get("approle_mount", "approle"),
-        )
 
 
 class _Attempts:
@@ -237,6 +136,9 @@ class VaultClient:
             from hvac.adapters import RawAdapter
 
             session = requests.Session()
+            # hvac's adapter takes session.verify over its own verify argument: the pinned CA
+            # file goes here, or REQUESTS_CA_BUNDLE would widen the trust
+            session.verify = self.settings.verify
             with self._lock:
                 self._sessions.append(session)
             adapter = RawAdapter(
@@ -257,6 +159,11 @@ class VaultClient:
             self._closed = True
         for session in sessions:
             session.close()
+
+    @property
+    def address(self) -> str:
+        """The address that answered last (the one tried first next time)."""
+        return self.settings.addresses[self._preferred]
 
     @property
     def token(self) -> str | None:
@@ -328,9 +235,12 @@ class VaultClient:
                 timeout=timeout,
             )
         except requests.exceptions.SSLError as exc:
+            ca = self.settings.cacert
+            trust = f"the CA file {ca}" if ca else "the system CAs"
             raise StoreUnavailableError(
-                f"TLS to Vault at {address} failed ({call.what}): {exc}; set "
-                "VAULT_CACERT to the CA that signed Vault's certificate"
+                f"TLS to Vault at {address} failed ({call.what}): the certificate is not "
+                f"trusted by {trust} ({_short(exc)}); set VAULT_CACERT (or cacert=) to the "
+                "CA that signed Vault's certificate"
             ) from exc
         except requests.exceptions.ConnectTimeout as exc:
             call.attempts.note(address, type(exc).__name__)
