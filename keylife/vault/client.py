@@ -79,6 +79,9 @@ def _answer(call: _Call, address: str, response: Any) -> tuple[int, dict[str, An
 
     status = response.status_code
     body = _json(response)
+    problem = answer_problem(call.path, status, response, body)
+    if problem:
+        raise unexpected_answer(address, call.what, problem)
     if status in (200, 204, 404):
         return status, body, call.ambiguous
     errors = _errors(body)
@@ -164,6 +167,10 @@ class VaultClient:
     def address(self) -> str:
         """The address that answered last (the one tried first next time)."""
         return self.settings.addresses[self._preferred]
+
+    def unexpected(self, what: str, detail: str) -> StoreUnavailableError:
+        """The error for a Vault answer whose content is not what the endpoint returns."""
+        return unexpected_answer(self.address, what, detail)
 
     @property
     def token(self) -> str | None:
@@ -348,6 +355,46 @@ class VaultClient:
             self._schedule_renewal(auth.get("lease_duration"), auth.get("renewable"))
         elif self.settings.role_id and self.settings.secret_id:
             self.login_approle()
+
+
+#: 200 answers of these endpoints carry their fields at the top level (no ``data``)
+_TOP_LEVEL = {"sys/health": "initialized", "sys/leader": "ha_enabled", "sys/seal-status": "sealed"}
+_MAX_ANSWER = 32 * 1024 * 1024
+
+
+def answer_problem(path: str, status: int, response: Any, body: dict[str, Any] | None) -> str:
+    """Why ``response`` is not an answer Vault gives ("" when it is one).
+
+    Vault answers JSON objects (``application/json``) except for an empty 204: a 200 carries
+    ``data`` or ``auth`` (a few ``sys/`` endpoints: their own fields), a 404 or any error
+    carries ``errors``. A proxy's maintenance page, an empty or ``{}`` body is none of these.
+    """
+    length = len(response.content or b"")
+    if length > _MAX_ANSWER:
+        return f"HTTP {status}, a body of {length} bytes"
+    if status == 204:
+        return "" if length == 0 else "HTTP 204 with a body"
+    ctype = str(response.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+    if ctype != "application/json":
+        return f"HTTP {status}, content type {ctype or 'none'}, {length} bytes"
+    if body is None:
+        return f"HTTP {status}, not a JSON object"
+    if status == 200:
+        key = _TOP_LEVEL.get(path.split("?", 1)[0])
+        if key is not None:
+            return "" if key in body else f"HTTP 200 without {key!r}"
+        if "data" in body or "auth" in body:
+            return ""
+        return "HTTP 200 without 'data' or 'auth'"
+    return "" if isinstance(body.get("errors"), list) else f"HTTP {status} without 'errors'"
+
+
+def unexpected_answer(address: str, what: str, detail: str) -> StoreUnavailableError:
+    """The error for an answer that is not Vault's (a proxy, a maintenance page, a bad body)."""
+    return StoreUnavailableError(
+        f"Vault unavailable: unexpected answer from {address} ({what}: {detail}); is a proxy "
+        "or load balancer answering instead of Vault?"
+    )
 
 
 def _json(response: Any) -> dict[str, Any] | None:

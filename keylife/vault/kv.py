@@ -50,28 +50,30 @@ class KV:
     def __repr__(self) -> str:
         return f"<KV {self.mount}/>"
 
+    def _entry(self, body: Mapping[str, Any] | None, what: str) -> KvEntry | None:
+        """A KV v2 read answer: ``{data: {data, metadata: {version, deletion_time, ...}}}``."""
+        data = _data(body)
+        content, meta = data.get("data"), data.get("metadata")
+        version = meta.get("version") if isinstance(meta, dict) else None
+        if not isinstance(meta, dict) or not isinstance(version, int) or version < 1:
+            raise self.client.unexpected(what, "a KV read without metadata.version")
+        if isinstance(content, dict):
+            return KvEntry(content, version)
+        if content is None and (meta.get("deletion_time") or meta.get("destroyed") is True):
+            return None  # deleted or destroyed version
+        raise self.client.unexpected(what, "a KV read without data")
+
     def read(self, path: str, *, what: str) -> KvEntry | None:
         """The current version, or None when there is none (missing or deleted)."""
         status, body, _ = self.client.request("GET", f"{self.mount}/data/{path}", what=what)
-        if status == 404:
-            return None
-        data = _data(body)
-        content = data.get("data")
-        if not isinstance(content, dict):
-            return None  # deleted version
-        meta = data.get("metadata")
-        version = meta.get("version", 0) if isinstance(meta, dict) else 0
-        return KvEntry(content, int(version) if isinstance(version, int) else 0)
+        return None if status == 404 else self._entry(body, what)
 
     def read_version(self, path: str, version: int, *, what: str) -> KvEntry | None:
         """Version ``version`` of ``path``, or None when it is gone (or never existed)."""
         status, body, _ = self.client.request(
             "GET", f"{self.mount}/data/{path}?version={int(version)}", what=what
         )
-        if status == 404:
-            return None
-        content = _data(body).get("data")
-        return KvEntry(content, int(version)) if isinstance(content, dict) else None
+        return None if status == 404 else self._entry(body, what)
 
     def cas_write(
         self,
@@ -99,7 +101,9 @@ class KV:
                 return current.version
             raise
         version = _data(body).get("version")
-        return int(version) if isinstance(version, int) else cas + 1
+        if not isinstance(version, int) or version < 1:
+            raise self.client.unexpected(what, "a KV write answer without data.version")
+        return version
 
     def list(self, path: str, *, what: str) -> list[str]:
         """The keys directly under ``path`` (folders end in ``/``); [] when there are none."""
@@ -107,7 +111,9 @@ class KV:
         if status == 404:
             return []
         keys = _data(body).get("keys")
-        return [str(k) for k in keys] if isinstance(keys, list) else []
+        if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+            raise self.client.unexpected(what, "a KV list answer without data.keys")
+        return list(keys)
 
     def destroy(self, path: str, *, what: str) -> None:
         """Delete every version and the metadata of ``path``: nothing of it remains."""
@@ -119,6 +125,8 @@ class KV:
         if status == 404:
             return None
         data = _data(body)
+        if not isinstance(data.get("current_version"), int):
+            raise self.client.unexpected(what, "KV metadata without current_version")
         versions = data.get("versions")
         numbers = tuple(
             sorted(int(k) for k in versions if str(k).isdigit())

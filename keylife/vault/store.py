@@ -10,6 +10,7 @@ Layout under the KV v2 mount ``M`` (``cas_required`` is set on it by setup)::
     M/ix/<hh>                      index shard: ring documents of 1/256 of the rings (CAS);
                                    see :mod:`keylife.vault.index`
     M/tk/<ring>                    a transit-resident ring (:mod:`keylife.vault.transit_rings`)
+    M/marker                       {"v": 1, "rings": true} once a ring was written
 
 The ring document is ``{"ring": ring_to_dict(...), "mat": {version: id}, "purge": {...},
 "tx": {"id", "entries"}}``. ``mat`` names the material blob that belongs to each committed
@@ -50,7 +51,7 @@ from typing import Any
 
 from ..audit import AuditEntry, AuditRecord
 from ..clock import Clock
-from ..errors import ConflictError, NotFoundError, StoreError
+from ..errors import ConflictError, NotFoundError, StoreError, StoreUnavailableError
 from ..lifecycle import Ring, decode_ring, ring_from_stored, ring_to_dict
 from ..material import KeyMaterial
 from ..policy import Policy
@@ -68,6 +69,8 @@ from .url import DEFAULT_KEY, DEFAULT_MOUNT, DEFAULT_TRANSIT, StoreLocation, can
 __all__ = ["DEFAULT_KEY", "DEFAULT_MOUNT", "DEFAULT_TRANSIT", "VaultKeyStore"]
 
 _WORKERS = 8
+#: ``{"v": 1, "rings": true}`` once a ring was written: an empty ring list is then an error
+MARKER = "marker"
 
 log = logging.getLogger("keylife.vault.store")
 
@@ -112,6 +115,7 @@ class VaultKeyStore:
         #: ring name -> (revision, raw KV data) as last seen by this store object
         self._docs: dict[str, tuple[int, dict[str, Any]]] = {}
         self._pool: ThreadPoolExecutor | None = None
+        self._marked = False
 
     # ---- opening ----------------------------------------------------------------------------
 
@@ -158,7 +162,38 @@ class VaultKeyStore:
     # ---- rings ------------------------------------------------------------------------------
 
     def list_ring_names(self) -> list[str]:
-        return sorted(k for k in self.kv.list("rings/", what="list rings") if not k.endswith("/"))
+        """The ring names; none where the store's marker says rings were written is an error
+        (an emptied mount, or something answering in Vault's place), not an empty store."""
+        names = sorted(k for k in self.kv.list("rings/", what="list rings") if not k.endswith("/"))
+        if not names and self._marker_says_rings():
+            raise StoreUnavailableError(
+                f"Vault unavailable: {self.client.address} answered that there are no rings "
+                f"under {self.mount}/rings/, but the store's marker {self.mount}/{MARKER} says "
+                "rings were written; keylife does not take that for an empty store (see "
+                "docs/vault.md, 'What keylife detects')"
+            )
+        return names
+
+    def _marker_says_rings(self) -> bool:
+        got = self.kv.read(MARKER, what="read the store marker")
+        return got is not None and got.data.get("rings") is True
+
+    def mark_has_rings(self) -> None:
+        """Record in the store marker that rings exist (once per store object)."""
+        if self._marked:
+            return
+        got = self.kv.read(MARKER, what="read the store marker")
+        if got is None or got.data.get("rings") is not True:
+            doc = {"v": 1, "rings": True}
+            with contextlib.suppress(ConflictError):  # someone else wrote it meanwhile
+                self.kv.cas_write(
+                    MARKER,
+                    doc,
+                    cas=0 if got is None else got.version,
+                    what="write the store marker",
+                    ours=lambda d: d.get("rings") is True,
+                )
+        self._marked = True
 
     def _load_doc(self, name: str) -> tuple[int, dict[str, Any]] | None:
         got = self.kv.read(f"rings/{q(name)}", what=f"read ring {name}")
@@ -268,6 +303,8 @@ class VaultKeyStore:
             ) from None
         with self._lock:
             self._docs[name] = (revision, doc)
+        if expected_revision == 0:
+            self.mark_has_rings()
         # 3b. the index entry; if it cannot be written the pending token keeps readers on
         # the ring document, and the next commit or load_rings() repairs the shard
         try:

@@ -129,7 +129,14 @@ class Transit:
         status, body, _ = self.client.request(
             "GET", f"{self.mount}/keys/{q(name)}", what=f"read Transit key {name}"
         )
-        return None if status == 404 else TransitKeyInfo.decode(name, _data(body))
+        if status == 404:
+            return None
+        data = _data(body)
+        if not isinstance(data.get("latest_version"), int) or not isinstance(
+            data.get("keys"), dict
+        ):
+            raise self.client.unexpected(f"read Transit key {name}", "no latest_version or keys")
+        return TransitKeyInfo.decode(name, data)
 
     def create_key(self, name: str, key_type: str, *, derived: bool = False) -> None:
         """A non-exportable key without plaintext backup (and not deletable)."""
