@@ -122,6 +122,24 @@ def status(obj: Obj) -> None:
 
 
 @vault.command()
+@pass_obj
+def reindex(obj: Obj) -> None:
+    """Rebuild the ring index shards (ix/00..ff) from the ring documents. Safe at any time:
+    the index is a hint that readers check against each ring's KV version."""
+    with errors(obj):
+        store = _open(obj)
+        try:
+            doc = store.reindex()
+        finally:
+            store.close()
+    emit(
+        obj,
+        doc,
+        lambda: click.echo(f"index rebuilt: {doc['rings']} rings in {doc['shards']} shards"),
+    )
+
+
+@vault.command()
 @click.argument("ring", required=False)
 @click.option("--operator", is_flag=True, help="Print the operator policy instead.")
 @pass_obj

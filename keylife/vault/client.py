@@ -386,7 +386,11 @@ def answer_problem(path: str, status: int, response: Any, body: dict[str, Any] |
         if "data" in body or "auth" in body:
             return ""
         return "HTTP 200 without 'data' or 'auth'"
-    return "" if isinstance(body.get("errors"), list) else f"HTTP {status} without 'errors'"
+    if isinstance(body.get("errors"), list):
+        return ""
+    if status == 404 and isinstance(body.get("warnings"), list):
+        return ""  # KV v2: "Invalid path for a versioned K/V secrets engine"
+    return f"HTTP {status} without 'errors'"
 
 
 def unexpected_answer(address: str, what: str, detail: str) -> StoreUnavailableError:

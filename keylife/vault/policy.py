@@ -30,6 +30,10 @@ path "{m}/data/*" {{
 path "{m}/metadata/*" {{
   capabilities = ["read", "list", "delete"]
 }}
+# one listing with every ring's current version (the index is checked against it)
+path "{m}/detailed-metadata/*" {{
+  capabilities = ["list"]
+}}
 path "{t}/encrypt/{k}" {{
   capabilities = ["update"]
 }}

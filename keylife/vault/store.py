@@ -11,6 +11,8 @@ Layout under the KV v2 mount ``M`` (``cas_required`` is set on it by setup)::
                                    see :mod:`keylife.vault.index`
     M/tk/<ring>                    a transit-resident ring (:mod:`keylife.vault.transit_rings`)
     M/marker                       {"v": 1, "rings": true} once a ring was written
+    M/hw/<ring>                    {"v": 1, "issued": N}: the ring's high-water mark
+                                   (:mod:`keylife.vault.highwater`)
 
 The ring document is ``{"ring": ring_to_dict(...), "mat": {version: id}, "purge": {...},
 "tx": {"id", "entries"}}``. ``mat`` names the material blob that belongs to each committed
@@ -20,6 +22,8 @@ can never overwrite each other's material, and the loser's blob is never referen
 :meth:`VaultKeyStore.commit` is the single write, in this order, each step retried until the
 deadline and each safe to repeat:
 
+0. check the ring's high-water mark: a document that issued fewer versions than the mark was
+   rolled back, and the commit is refused (:class:`IntegrityError`);
 1. finish the previous write of this ring if it was cut short (erase its ``purge`` blobs,
    append its audit batch unless the log already has it);
 2. add a pending token ``{tx, base=expected_revision}`` to the ring's index shard (CAS);
@@ -27,7 +31,8 @@ deadline and each safe to repeat:
 3. write the ring document with ``cas=expected_revision``: this is the commit point. A lost
    check-and-set raises :class:`ConflictError` (and removes the blobs of step 2). A write whose
    answer was lost (timeout, leader change) is resolved by reading back the ``tx`` id;
-   then put the new ``{rev, doc}`` into the index shard (CAS, retried on conflict);
+   then raise the high-water mark and put the new ``{rev, doc}`` into the index shard (CAS,
+   retried on conflict);
 4. erase destroyed versions' material (all KV versions and metadata);
 5. append the audit batch: check-and-set on ``audit-head`` (retried on conflict), then the
    batch document. The batch id is the ring document's ``tx`` id, so step 1 of a later write
@@ -51,15 +56,17 @@ from typing import Any
 
 from ..audit import AuditEntry, AuditRecord
 from ..clock import Clock
-from ..errors import ConflictError, NotFoundError, StoreError, StoreUnavailableError
+from ..errors import ConflictError, NotFoundError, StoreError
 from ..lifecycle import Ring, decode_ring, ring_from_stored, ring_to_dict
 from ..material import KeyMaterial
 from ..policy import Policy
 from ..specs import KeySpec
 from ..store.base import Lease
+from . import catalog
 from . import index as ix
 from .audit_log import VaultAuditLog, entry_from_dict, entry_to_dict
 from .client import VaultClient, q
+from .highwater import HighWater, issued_by
 from .kv import KV
 from .leases import VaultLeases
 from .transit import Transit, context
@@ -69,8 +76,6 @@ from .url import DEFAULT_KEY, DEFAULT_MOUNT, DEFAULT_TRANSIT, StoreLocation, can
 __all__ = ["DEFAULT_KEY", "DEFAULT_MOUNT", "DEFAULT_TRANSIT", "VaultKeyStore"]
 
 _WORKERS = 8
-#: ``{"v": 1, "rings": true}`` once a ring was written: an empty ring list is then an error
-MARKER = "marker"
 
 log = logging.getLogger("keylife.vault.store")
 
@@ -111,6 +116,7 @@ class VaultKeyStore:
         self.index = ix.IndexShards(self.kv)
         self.audit = VaultAuditLog(self.kv, self.map)
         self.leases = VaultLeases(self.kv)
+        self.highwater = HighWater(self.kv)
         self._lock = threading.Lock()
         #: ring name -> (revision, raw KV data) as last seen by this store object
         self._docs: dict[str, tuple[int, dict[str, Any]]] = {}
@@ -164,44 +170,21 @@ class VaultKeyStore:
     def list_ring_names(self) -> list[str]:
         """The ring names; none where the store's marker says rings were written is an error
         (an emptied mount, or something answering in Vault's place), not an empty store."""
-        names = sorted(k for k in self.kv.list("rings/", what="list rings") if not k.endswith("/"))
-        if not names and self._marker_says_rings():
-            raise StoreUnavailableError(
-                f"Vault unavailable: {self.client.address} answered that there are no rings "
-                f"under {self.mount}/rings/, but the store's marker {self.mount}/{MARKER} says "
-                "rings were written; keylife does not take that for an empty store (see "
-                "docs/vault.md, 'What keylife detects')"
-            )
-        return names
-
-    def _marker_says_rings(self) -> bool:
-        got = self.kv.read(MARKER, what="read the store marker")
-        return got is not None and got.data.get("rings") is True
+        return sorted(catalog.ring_listing(self.kv))
 
     def mark_has_rings(self) -> None:
         """Record in the store marker that rings exist (once per store object)."""
-        if self._marked:
-            return
-        got = self.kv.read(MARKER, what="read the store marker")
-        if got is None or got.data.get("rings") is not True:
-            doc = {"v": 1, "rings": True}
-            with contextlib.suppress(ConflictError):  # someone else wrote it meanwhile
-                self.kv.cas_write(
-                    MARKER,
-                    doc,
-                    cas=0 if got is None else got.version,
-                    what="write the store marker",
-                    ours=lambda d: d.get("rings") is True,
-                )
-        self._marked = True
+        if not self._marked:
+            catalog.mark_has_rings(self.kv)
+            self._marked = True
 
-    def _load_doc(self, name: str) -> tuple[int, dict[str, Any]] | None:
+    def _load_doc(self, name: str) -> tuple[int, dict[str, Any], str] | None:
         got = self.kv.read(f"rings/{q(name)}", what=f"read ring {name}")
         if got is None:
             return None
         with self._lock:
             self._docs[name] = (got.version, got.data)
-        return got.version, got.data
+        return got.version, got.data, got.created
 
     def load_ring(self, name: str) -> Ring | None:
         got = self._load_doc(name)
@@ -209,32 +192,24 @@ class VaultKeyStore:
 
     def load_rings(self) -> list[Ring]:
         """Every ring, no older than its state when the call began: from the index shards
-        (one read per shard), and from ``rings/<name>`` for each ring the index does not
-        cover (missing entry, or a pending write). The shards of rings read directly are
-        repaired (best effort)."""
-        names = self.list_ring_names()
-        if not names:
+        (one read per shard) where an entry is the ring's current KV version and decodes, and
+        from ``rings/<name>`` for each other ring, whose entry is then corrected
+        (:mod:`keylife.vault.catalog`)."""
+        listing = catalog.ring_listing(self.kv)
+        if not listing:
             return []
-        shard_ids = sorted({ix.shard_of(n) for n in names})
-        shards = dict(zip(shard_ids, self.map(self.index.read, shard_ids), strict=True))
-        docs: dict[str, tuple[int, dict[str, Any]]] = {}
-        direct: list[str] = []
-        for name in names:
-            got = ix.trusted(shards[ix.shard_of(name)][0], name)
-            if got is None:
-                direct.append(name)
-            else:
-                docs[name] = got
+        docs = catalog.load_docs(self.kv, self.index, listing, self._load_doc, self.map)
         with self._lock:
             self._docs.update(docs)
-        repairs: dict[str, list[tuple[str, int, dict[str, Any]]]] = {}
-        for name, fresh in zip(direct, self.map(self._load_doc, direct), strict=True):
-            if fresh is not None:
-                docs[name] = fresh
-                repairs.setdefault(ix.shard_of(name), []).append((name, *fresh))
-        if repairs:
-            self.map(lambda item: self.index.repair(*item), list(repairs.items()))
-        return [_ring_or_damaged(n, docs[n][1], docs[n][0]) for n in names if n in docs]
+        return [_ring_or_damaged(n, docs[n][1], docs[n][0]) for n in sorted(listing) if n in docs]
+
+    def reindex(self) -> dict[str, int]:
+        """Rebuild the index shards from the ring documents (``keylife vault reindex``)."""
+        return catalog.reindex(self.kv, self.index, self.map)
+
+    def _current_rev(self, name: str) -> int:
+        meta = self.kv.metadata(f"rings/{q(name)}", what=f"read the metadata of ring {name}")
+        return 0 if meta is None else meta.current_version
 
     def _prev_doc(self, name: str, revision: int) -> dict[str, Any] | None:
         if revision == 0:
@@ -263,6 +238,8 @@ class VaultKeyStore:
     ) -> Ring:
         name = ring.name
         prev = self._prev_doc(name, expected_revision)
+        # 0. a document that went backwards never issues a version number again
+        mark = self.highwater.check(name, prev, expected_revision, lambda: self._current_rev(name))
         # 1. finish the previous write of this ring if it was cut short
         if prev is not None:
             self._finish(name, prev)
@@ -287,7 +264,7 @@ class VaultKeyStore:
         }
         # 3. the commit point
         try:
-            revision = self.kv.cas_write(
+            revision, created = self.kv.write(
                 f"rings/{q(name)}",
                 doc,
                 cas=expected_revision,
@@ -305,10 +282,11 @@ class VaultKeyStore:
             self._docs[name] = (revision, doc)
         if expected_revision == 0:
             self.mark_has_rings()
+        self.highwater.raise_to(name, issued_by(doc), mark)
         # 3b. the index entry; if it cannot be written the pending token keeps readers on
         # the ring document, and the next commit or load_rings() repairs the shard
         try:
-            self.index.update(shard_id, lambda s: ix.put_entry(s, name, revision, doc))
+            self.index.update(shard_id, lambda s: ix.put_entry(s, name, revision, doc, created))
         except ConflictError as exc:
             log.warning("index shard %s not updated for %s: %s", shard_id, name, exc)
         # 4. erase destroyed material, 5. audit

@@ -61,7 +61,7 @@ def run(url: str, *args: str) -> tuple[int, dict[str, object]]:
         ("empty", 200, "/rings", ("rotate",)),
         ("object", 200, "/rings", ("rotate", "--dry-run")),
         ("object", 200, "audit", ("audit", "verify")),
-        ("html", 404, "/metadata/rings", ("key", "list")),
+        ("html", 404, "metadata/rings", ("key", "list")),
         ("html", 404, "audit-head", ("audit", "verify")),
         ("empty", 200, "audit-head", ("audit", "verify")),
     ],
@@ -77,7 +77,7 @@ def test_not_a_vault_answer_is_unavailable(
 
 
 def test_vault_shaped_empty_listing_against_the_marker(seeded: str, proxy: FaultProxy) -> None:
-    proxy.add(Fault("body", path="/metadata/rings", status=404, body={"errors": []}))
+    proxy.add(Fault("body", path="metadata/rings", status=404, body={"errors": []}))
     for command in (("key", "list"), ("rotate",)):
         code, doc = run(seeded, *command)
         assert code == 3, doc
