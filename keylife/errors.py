@@ -22,6 +22,7 @@ material.
     │   ├── ConflictError           check-and-set lost against another writer
     │   │   └── CasMismatch         one KV v2 check-and-set write lost (``path`` attached)
     │   ├── IntegrityError          AEAD tag or hash chain does not verify
+    │   │   └── TransitKeyWeakenedError  a Transit key exportable, backed up, deletable or imported
     │   ├── CorruptRecordError      a stored ring or version document does not decode
     │   └── LockHeldError           another rotation run holds the lease
     ├── BackupError                 archive corrupted, truncated, wrongly keyed, or target not empty
@@ -133,6 +134,19 @@ class CasMismatch(ConflictError):
 
 class IntegrityError(StoreError):
     """Stored data failed its integrity check (AEAD tag, hash chain)."""
+
+
+class TransitKeyWeakenedError(IntegrityError):
+    """A Transit key keylife manages is exportable, allows plaintext backup, may be deleted, or
+    was imported (its material known outside Vault): keylife refuses to use or schedule it.
+
+    ``key`` names the Transit key, ``settings`` the weakened settings (e.g. ``exportable``).
+    """
+
+    def __init__(self, message: str, *, key: str = "", settings: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.key = key
+        self.settings = settings
 
 
 class CorruptRecordError(StoreError):
@@ -271,6 +285,7 @@ __all__ = [
     "TlsError",
     "TlsPolicyError",
     "TlsTargetError",
+    "TransitKeyWeakenedError",
     "UnknownSpecError",
     "VaultPermissionError",
 ]

@@ -56,7 +56,7 @@ from typing import Any
 
 from ..audit import AuditEntry, AuditRecord
 from ..clock import Clock
-from ..errors import ConflictError, NotFoundError, StoreError
+from ..errors import ConflictError, NotFoundError, StoreError, VaultPermissionError
 from ..lifecycle import Ring, decode_ring, ring_from_stored, ring_to_dict
 from ..material import KeyMaterial
 from ..policy import Policy
@@ -424,8 +424,23 @@ class VaultKeyStore:
             return None
         lease, held_before = got
         if not held_before:
+            self._check_wrapping_key()
             self.recover()
         return lease
+
+    def _check_wrapping_key(self) -> None:
+        """The wrapping key must never be exportable, backed up, deletable or imported."""
+        try:
+            key = self.transit.key(self.key_name)
+        except VaultPermissionError:  # an operator policy written before this check
+            log.warning(
+                "cannot read Transit key %s to check its settings; rewrite the operator "
+                "policy (keylife vault setup)",
+                self.key_name,
+            )
+            return
+        if key is not None:
+            key.check_sound()
 
     def read_lease(self, name: str) -> Lease | None:
         return self.leases.read(name)

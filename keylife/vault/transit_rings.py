@@ -136,7 +136,7 @@ class TransitRings:
         info = self.transit.key(td.KEY_PREFIX + name)
         if info is None:
             raise NotFoundError(f"transit ring {name}: no Transit key {td.KEY_PREFIX}{name}")
-        return got, info
+        return got, info.check_sound()
 
     def _view(
         self, got: KvEntry, info: TransitKeyInfo, now: dt.datetime, fresh_after: int, why: str
