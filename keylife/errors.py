@@ -18,6 +18,8 @@ material.
     ├── MaterialUnavailableError    material destroyed, or version not usable at that time
     ├── StoreError                  a backend failed
     │   ├── StoreUnavailableError   backend cannot be reached (Vault down, file missing)
+    │   │   ├── LeaseLostError      the run's lease lapsed or was taken over: stop before writing
+    │   │   └── TokenExpiredError   the Vault token expired or was revoked during a run
     │   ├── VaultPermissionError    Vault refused the request (403/401): the token's policies
     │   ├── ConflictError           check-and-set lost against another writer
     │   │   └── CasMismatch         one KV v2 check-and-set write lost (``path`` attached)
@@ -106,6 +108,29 @@ class StoreError(KeylifeError):
 
 class StoreUnavailableError(StoreError):
     """The storage backend cannot be reached."""
+
+
+class LeaseLostError(StoreUnavailableError):
+    """The rotation lease this process held lapsed or was taken over; nothing more is written.
+
+    ``lease`` names the lease and ``ring`` the ring whose write was stopped.
+    """
+
+    def __init__(self, message: str, *, lease: str = "", ring: str = "") -> None:
+        super().__init__(message)
+        self.lease = lease
+        self.ring = ring
+
+
+class TokenExpiredError(StoreUnavailableError):
+    """Vault refused the token itself (expired or revoked), not one request: a run stops.
+
+    ``address`` is the Vault address that refused it.
+    """
+
+    def __init__(self, message: str, *, address: str = "") -> None:
+        super().__init__(message)
+        self.address = address
 
 
 class ConflictError(StoreError):
@@ -272,6 +297,7 @@ __all__ = [
     "IntegrityError",
     "InvalidTransitionError",
     "KeylifeError",
+    "LeaseLostError",
     "LifecycleError",
     "LockHeldError",
     "MaterialUnavailableError",
@@ -285,6 +311,7 @@ __all__ = [
     "TlsError",
     "TlsPolicyError",
     "TlsTargetError",
+    "TokenExpiredError",
     "TransitKeyWeakenedError",
     "UnknownSpecError",
     "VaultPermissionError",

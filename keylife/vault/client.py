@@ -27,7 +27,13 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from ..errors import CasMismatch, StoreError, StoreUnavailableError, VaultPermissionError
+from ..errors import (
+    CasMismatch,
+    StoreError,
+    StoreUnavailableError,
+    TokenExpiredError,
+    VaultPermissionError,
+)
 from .settings import VaultSettings
 
 __all__ = ["VaultClient", "VaultSettings", "b64", "q"]
@@ -38,6 +44,7 @@ _REDIRECT_STATUS = frozenset({301, 302, 303, 307, 308})
 #: 400 answers that are transient (a new kv-v2 mount seen from a Raft standby).
 _TRANSIENT_400 = ("waiting for the primary to upgrade", "upgrading from non-versioned")
 _CAS_MESSAGE = "check-and-set parameter did not match"
+_LOOKUP_SELF = "auth/token/lookup-self"
 
 
 def b64(data: bytes) -> str:
@@ -121,6 +128,8 @@ class VaultClient:
         self._token = settings.token
         self._token_expires: float | None = None  # monotonic time; None: unknown / no expiry
         self._token_checked = False
+        #: lookup-self worked with this token: a later refusal of it means the token is dead
+        self._lookup_ok = False
         self._closed = False
         #: monotonic time since when Vault has been unreachable (a request ran out of its
         #: deadline); while set, requests try each address once instead of waiting again, so a
@@ -213,7 +222,11 @@ class VaultClient:
                 with self._lock:
                     self._preferred = index
                     self._down_since = None
-                return _answer(call, addresses[index], response)
+                try:
+                    return _answer(call, addresses[index], response)
+                except VaultPermissionError as exc:
+                    self._check_token_alive(call, addresses[index], exc)
+                    raise
             round_no += 1
             now = time.monotonic()
             if now >= call.end:
@@ -320,6 +333,7 @@ class VaultClient:
             raise StoreError("AppRole login returned no token")
         self._token = str(token)
         self._token_checked = True
+        self._lookup_ok = "default" in (auth.get("policies") or [])
         self._schedule_renewal(auth.get("lease_duration"), auth.get("renewable"))
 
     def _schedule_renewal(self, ttl: Any, renewable: Any) -> None:
@@ -329,11 +343,29 @@ class VaultClient:
         else:
             self._token_expires = None
 
+    def _check_token_alive(self, call: _Call, address: str, refused: Exception) -> None:
+        """After a 403: when this token could look itself up before and cannot now, the token
+        expired or was revoked (not a policy refusal): :class:`TokenExpiredError`."""
+        if not call.auth or not self._lookup_ok or call.path == _LOOKUP_SELF:
+            return
+        try:
+            self.request("GET", _LOOKUP_SELF, what="token lookup")
+        except VaultPermissionError:
+            with self._lock:
+                self._lookup_ok = False
+            raise TokenExpiredError(
+                f"Vault at {address} refused the token itself ({call.what} and token lookup "
+                "refused): the token expired or was revoked; give keylife a valid token "
+                "(VAULT_TOKEN, or AppRole) and run again",
+                address=address,
+            ) from refused
+
     def _lookup_self(self) -> None:
         try:
-            status, body, _ = self.request("GET", "auth/token/lookup-self", what="token lookup")
+            status, body, _ = self.request("GET", _LOOKUP_SELF, what="token lookup")
         except VaultPermissionError:
             return  # a token without lookup-self: no renewal
+        self._lookup_ok = status == 200
         if status == 200 and body:
             data = body.get("data") or {}
             self._schedule_renewal(data.get("ttl"), data.get("renewable"))

@@ -262,7 +262,12 @@ class VaultKeyStore:
             "purge": purge,
             "tx": {"id": txid, "entries": [entry_to_dict(e) for e in audit]},
         }
-        # 3. the commit point
+        # 3. the commit point, only while this process still holds its lease (if it took one)
+        try:
+            self.leases.fence(name)
+        except StoreError:
+            self._discard(name, written)
+            raise
         try:
             revision, created = self.kv.write(
                 f"rings/{q(name)}",
@@ -272,9 +277,7 @@ class VaultKeyStore:
                 ours=lambda d: (d.get("tx") or {}).get("id") == txid,
             )
         except ConflictError:
-            for path in written:
-                with contextlib.suppress(StoreError):  # unreferenced ciphertext: harmless
-                    self.kv.destroy(path, what=f"remove unused material of {name}")
+            self._discard(name, written)
             raise ConflictError(
                 f"ring {name} changed underneath (expected revision {expected_revision})"
             ) from None
@@ -292,6 +295,11 @@ class VaultKeyStore:
         # 4. erase destroyed material, 5. audit
         self._finish(name, doc, own=True)
         return replace(ring, revision=revision)
+
+    def _discard(self, name: str, written: Sequence[str]) -> None:
+        for path in written:
+            with contextlib.suppress(StoreError):  # unreferenced ciphertext: harmless
+                self.kv.destroy(path, what=f"remove unused material of {name}")
 
     def _write_materials(
         self,
@@ -404,7 +412,15 @@ class VaultKeyStore:
         """The transit-resident rings of this store, as lifecycle rings (``keylife rotate``
         plans them with the ordinary planner). ``policy`` gives the cryptoperiod of their
         ``data-encryption`` purpose (default: keylife's default policy)."""
-        return TransitRings(self.kv, self.transit, self, actor=actor, clock=clock, policy=policy)
+        return TransitRings(
+            self.kv,
+            self.transit,
+            self,
+            actor=actor,
+            clock=clock,
+            policy=policy,
+            fence=self.leases.fence,
+        )
 
     # ---- leases -----------------------------------------------------------------------------
 

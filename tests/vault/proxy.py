@@ -12,6 +12,8 @@ unchanged. Kinds:
 - ``status``: answer ``status`` (429/500/503...) with a Vault-shaped ``{"errors": [...]}``;
 - ``body``: answer ``status`` with ``body`` (JSON) as given;
 - ``revoke``: forward with the token replaced by a dead one (the token "expires" from now).
+
+``armed_by`` delays a fault until a request with that path is seen (e.g. the first write).
 """
 
 from __future__ import annotations
@@ -38,10 +40,18 @@ class Fault:
     times: int | None = None  # None: every matching request
     after: int = 0  # let this many matching requests through first
     body: Any = None
+    exclude: str | None = None  # paths containing this are never matched
+    armed_by: str | None = None  # only from the first request whose path contains this on
     seen: int = 0
 
     def take(self, method: str, path: str) -> bool:
+        if self.armed_by is not None:
+            if self.armed_by not in path:
+                return False
+            self.armed_by = None
         if self.path not in path or (self.method and self.method != method):
+            return False
+        if self.exclude and self.exclude in path:
             return False
         self.seen += 1
         if self.seen <= self.after:
