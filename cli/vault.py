@@ -140,6 +140,48 @@ def reindex(obj: Obj) -> None:
 
 
 @vault.command()
+@click.option("--apply", "apply_", is_flag=True, help="Erase them (default: only list them).")
+@click.option(
+    "--min-age",
+    default=3600,
+    show_default=True,
+    type=click.IntRange(60, None),
+    help="Seconds a blob must have existed unreferenced (writes in flight are younger).",
+)
+@pass_obj
+def gc(obj: Obj, apply_: bool, min_age: int) -> None:
+    """List (with --apply: erase) material blobs that no ring references: left by crashes,
+    kills, lost check-and-sets or ring documents deleted outside keylife."""
+    import datetime as dt
+
+    from keylife.clock import SystemClock
+    from keylife.vault.gc import collect
+
+    with errors(obj):
+        store = _open(obj)
+        try:
+            report = collect(
+                store.kv,
+                now=SystemClock().now(),
+                min_age=dt.timedelta(seconds=min_age),
+                apply=apply_,
+            )
+        finally:
+            store.close()
+    doc = report.to_dict()
+
+    def text() -> None:
+        verb = "removed" if apply_ else "would remove (dry run; --apply erases)"
+        click.echo(f"{len(report.orphans)} unreferenced blobs older than {min_age} s, {verb}")
+        for o in report.orphans:
+            click.echo(f"  {o.ring} v{o.version} {o.blob} (created {o.created})")
+        if report.young:
+            click.echo(f"{len(report.young)} younger unreferenced blobs kept (writes in flight?)")
+
+    emit(obj, doc, text)
+
+
+@vault.command()
 @click.argument("ring", required=False)
 @click.option("--operator", is_flag=True, help="Print the operator policy instead.")
 @pass_obj
