@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..errors import ConflictError, CorruptRecordError, StoreUnavailableError
-from ..lifecycle import ring_from_stored
+from ..lifecycle import Ring, ring_from_stored
 from . import index as ix
 from .client import q
 from .kv import KV
@@ -68,12 +68,13 @@ def ring_listing(kv: KV) -> Listing:
     return listing
 
 
-def _decodes(name: str, doc: dict[str, Any], rev: int) -> bool:
+def _decoded(name: str, doc: dict[str, Any], rev: int) -> Ring | None:
+    """The ring in an index entry's document, or None when it does not decode as ``name``."""
     try:
-        ring_from_stored(doc.get("ring"), rev, name)
+        ring = ring_from_stored(doc.get("ring"), rev, name)
     except CorruptRecordError:
-        return False
-    return isinstance(doc.get("mat", {}), dict)
+        return None
+    return ring if isinstance(doc.get("mat", {}), dict) else None
 
 
 def load_docs(
@@ -82,23 +83,25 @@ def load_docs(
     listing: Listing,
     load_doc: Callable[[str], Doc | None],
     mapper: Mapper,
-) -> dict[str, tuple[int, dict[str, Any]]]:
-    """``{name: (revision, document)}`` for every ring in ``listing``."""
+) -> dict[str, tuple[int, dict[str, Any], Ring | None]]:
+    """``{name: (revision, document, ring)}`` for every ring in ``listing``; ``ring`` is the
+    decoded ring of an index entry (None for a ring read directly: the caller decodes it)."""
     names = sorted(listing)
     shard_ids = sorted({ix.shard_of(n) for n in names})
     read = dict(zip(shard_ids, mapper(shards.read, shard_ids), strict=True))
-    docs: dict[str, tuple[int, dict[str, Any]]] = {}
+    docs: dict[str, tuple[int, dict[str, Any], Ring | None]] = {}
     direct: list[str] = []
     for name in names:
         got = ix.verified(read[ix.shard_of(name)][0], name, *listing[name])
-        if got is None or not _decodes(name, got[1], got[0]):
+        ring = None if got is None else _decoded(name, got[1], got[0])
+        if got is None or ring is None:
             direct.append(name)
         else:
-            docs[name] = got
+            docs[name] = (got[0], got[1], ring)
     repairs: dict[str, list[tuple[str, int, dict[str, Any], str]]] = {}
     for name, fresh in zip(direct, mapper(load_doc, direct), strict=True):
         if fresh is not None:
-            docs[name] = fresh[0], fresh[1]
+            docs[name] = (fresh[0], fresh[1], None)
             repairs.setdefault(ix.shard_of(name), []).append((name, *fresh))
     if repairs:
         mapper(lambda item: shards.repair(*item), list(repairs.items()))

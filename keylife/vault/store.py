@@ -200,8 +200,11 @@ class VaultKeyStore:
             return []
         docs = catalog.load_docs(self.kv, self.index, listing, self._load_doc, self.map)
         with self._lock:
-            self._docs.update(docs)
-        return [_ring_or_damaged(n, docs[n][1], docs[n][0]) for n in sorted(listing) if n in docs]
+            self._docs.update({n: (rev, doc) for n, (rev, doc, _r) in docs.items()})
+        return [
+            ring if ring is not None else _ring_or_damaged(name, doc, rev)
+            for name, (rev, doc, ring) in sorted(docs.items())
+        ]
 
     def reindex(self) -> dict[str, int]:
         """Rebuild the index shards from the ring documents (``keylife vault reindex``)."""
