@@ -5,8 +5,9 @@
   only. An empty listing where the store's marker (``M/marker``) says rings were written is
   an error, not an empty store.
 - :func:`load_docs`: the documents, from the index shards where an entry is verified against
-  the listing and decodes, else from ``rings/<name>`` (one read each); the entries of rings
-  read directly are corrected.
+  the listing and decodes, else from ``rings/<name>`` (one read each, and one of its
+  high-water mark: a ring that went backwards is returned damaged); the entries of rings read
+  directly are corrected.
 - :func:`reindex`: rebuild every shard from the ring documents (``keylife vault reindex``).
 """
 
@@ -14,12 +15,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import Any
 
 from ..errors import ConflictError, CorruptRecordError, StoreUnavailableError
-from ..lifecycle import Ring, ring_from_stored
+from ..lifecycle import Ring, decode_ring, ring_from_stored
 from . import index as ix
 from .client import q
+from .highwater import HighWater
 from .kv import KV
 
 __all__ = ["MARKER", "Listing", "load_docs", "mark_has_rings", "reindex", "ring_listing"]
@@ -83,9 +86,12 @@ def load_docs(
     listing: Listing,
     load_doc: Callable[[str], Doc | None],
     mapper: Mapper,
+    marks: HighWater,
 ) -> dict[str, tuple[int, dict[str, Any], Ring | None]]:
     """``{name: (revision, document, ring)}`` for every ring in ``listing``; ``ring`` is the
-    decoded ring of an index entry (None for a ring read directly: the caller decodes it)."""
+    decoded ring of an index entry, or a damaged ring for a ring read directly whose document
+    went back below its high-water mark (None for other rings read directly: the caller
+    decodes them)."""
     names = sorted(listing)
     shard_ids = sorted({ix.shard_of(n) for n in names})
     read = dict(zip(shard_ids, mapper(shards.read, shard_ids), strict=True))
@@ -98,11 +104,24 @@ def load_docs(
             direct.append(name)
         else:
             docs[name] = (got[0], got[1], ring)
+
+    def read_direct(name: str) -> tuple[Doc | None, str]:
+        fresh = load_doc(name)
+        return fresh, "" if fresh is None else marks.damage(name, fresh[1], fresh[0])
+
     repairs: dict[str, list[tuple[str, int, dict[str, Any], str]]] = {}
-    for name, fresh in zip(direct, mapper(load_doc, direct), strict=True):
-        if fresh is not None:
-            docs[name] = (fresh[0], fresh[1], None)
-            repairs.setdefault(ix.shard_of(name), []).append((name, *fresh))
+    for name, (fresh, damage) in zip(direct, mapper(read_direct, direct), strict=True):
+        if fresh is None:
+            continue
+        if damage:  # rolled back: shown damaged, and not indexed, until an operator resolves it
+            docs[name] = (
+                fresh[0],
+                fresh[1],
+                replace(decode_ring(None, fresh[0], name), damage=damage),
+            )
+            continue
+        docs[name] = (fresh[0], fresh[1], None)
+        repairs.setdefault(ix.shard_of(name), []).append((name, *fresh))
     if repairs:
         mapper(lambda item: shards.repair(*item), list(repairs.items()))
     return docs

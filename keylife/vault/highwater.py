@@ -51,6 +51,24 @@ class HighWater:
             )
         return issued, got.version
 
+    def rolled_back(self, ring: str, where: str, have: int, issued: int) -> str:
+        """What is wrong with a ring whose document (``where``) issued only up to ``have``."""
+        return (
+            f"ring {ring} was rolled back: its document ({where}) issued versions up to "
+            f"v{have}, but v{issued} was already issued (high-water mark "
+            f"{self.kv.mount}/{HW_PREFIX}{ring}); restore the newest ring document, see "
+            "docs/vault.md 'A ring that was rolled back'"
+        )
+
+    def damage(self, ring: str, doc: Mapping[str, Any], rev: int) -> str:
+        """Empty when ``doc`` (revision ``rev``) issued at least the ring's mark, else why not."""
+        try:
+            issued, _version = self.read(ring)
+        except IntegrityError as exc:
+            return str(exc)
+        have = issued_by(doc)
+        return "" if have >= issued else self.rolled_back(ring, f"revision {rev}", have, issued)
+
     def check(
         self,
         ring: str,
@@ -70,12 +88,7 @@ class HighWater:
                     f"ring {ring} changed underneath (expected revision {base_rev})"
                 )
             where = f"revision {base_rev}" if base_rev else "a new ring of that name"
-            raise IntegrityError(
-                f"ring {ring} was rolled back: its document ({where}) issued versions up to "
-                f"v{have}, but v{issued} was already issued (high-water mark "
-                f"{self.kv.mount}/{HW_PREFIX}{ring}); restore the newest ring document, see "
-                "docs/vault.md 'A ring that was rolled back'"
-            )
+            raise IntegrityError(self.rolled_back(ring, where, have, issued))
         return issued, version
 
     def raise_to(self, ring: str, issued: int, mark: tuple[int, int]) -> None:

@@ -198,7 +198,9 @@ class VaultKeyStore:
         listing = catalog.ring_listing(self.kv)
         if not listing:
             return []
-        docs = catalog.load_docs(self.kv, self.index, listing, self._load_doc, self.map)
+        docs = catalog.load_docs(
+            self.kv, self.index, listing, self._load_doc, self.map, self.highwater
+        )
         with self._lock:
             self._docs.update({n: (rev, doc) for n, (rev, doc, _r) in docs.items()})
         return [

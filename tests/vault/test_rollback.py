@@ -65,6 +65,11 @@ def test_rolled_back_ring_is_refused_until_restored(
         pytest.raises(IntegrityError, match=r"ring web was rolled back.*v3 was already"),
     ):
         m.rotate("web")
+    # listings and `keylife rotate` show it damaged, named, until it is resolved
+    listed = CliRunner().invoke(cli, ["--json", "--store", url, "key", "list"])
+    assert "web was rolled back" in listed.stdout, listed.stdout
+    run = CliRunner().invoke(cli, ["--json", "--store", url, "rotate"])
+    assert run.exit_code == 1 and "web was rolled back" in run.stdout, run.stdout
     # the CLI names it too, and issues nothing
     result = CliRunner().invoke(cli, ["--json", "--store", url, "key", "rotate", "web"])
     assert result.exit_code != 0
@@ -75,6 +80,8 @@ def test_rolled_back_ring_is_refused_until_restored(
 
     # the operator restores the newest document (`bao kv rollback`): rotation goes on at v4
     write_back(vault_env, mount, "web", newest)
+    listed = CliRunner().invoke(cli, ["--json", "--store", url, "key", "list"])
+    assert "rolled back" not in listed.stdout, listed.stdout
     with keylife.open(url, actor="test") as m:
         assert m.ring("web").primary().version.fingerprint == fp3
         assert m.rotate("web").number == 4
