@@ -14,11 +14,17 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any
 
-from ..errors import ConflictError, CorruptRecordError, StoreUnavailableError
+from ..errors import (
+    ConflictError,
+    CorruptRecordError,
+    StoreUnavailableError,
+    VaultPermissionError,
+)
 from ..lifecycle import Ring, decode_ring, ring_from_stored
 from . import index as ix
 from .client import q
@@ -26,6 +32,8 @@ from .highwater import HighWater
 from .kv import KV
 
 __all__ = ["MARKER", "Listing", "load_docs", "mark_has_rings", "reindex", "ring_listing"]
+
+log = logging.getLogger("keylife.vault")
 
 #: ``{"v": 1, "rings": true}`` once a ring was written: an empty ring list is then an error
 MARKER = "marker"
@@ -58,7 +66,15 @@ def mark_has_rings(kv: KV) -> None:
 
 def ring_listing(kv: KV) -> Listing:
     """Every ring with its current KV version and that version's ``created_time``."""
-    listing = kv.list_versions("rings/", what="list rings")
+    try:
+        listing = kv.list_versions("rings/", what="list rings")
+    except VaultPermissionError:  # an operator policy from before keylife used the listing
+        log.warning(
+            "the token may not list %s/detailed-metadata/: every ring is read directly; "
+            "rewrite the operator policy (keylife vault setup)",
+            kv.mount,
+        )
+        listing = None
     if listing is None:  # no detailed-metadata: names only, nothing verifiable
         listing = {k: (0, "") for k in kv.list("rings/", what="list rings") if not k.endswith("/")}
     if not listing and marker_says_rings(kv):

@@ -168,3 +168,25 @@ def test_reindex_rebuilds_the_shards(
         calls = calls_of(reader)
         assert [r.name for r in reader.load_rings()] == names
         assert not [p for p in calls if "/data/rings/" in p]
+
+
+def test_old_operator_policy_without_the_listing_reads_rings_directly(
+    vault_store: VaultKeyStore,
+    vault_env: DevServer,
+    mounts: tuple[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from keylife.vault.policy import operator_policy
+
+    names = seed_due_rings(vault_store, 3, prefix="old")
+    hcl = operator_policy(vault_store)
+    start = hcl.index("# one listing")
+    old = hcl[:start] + hcl[hcl.index("}", start) + 2 :]
+    assert "detailed-metadata" not in old
+    assert vault_env.api("POST", f"sys/policies/acl/old-{mounts[0]}", {"policy": old})[0] == 204
+    body = vault_env.api("POST", "auth/token/create", {"policies": [f"old-{mounts[0]}"]})[1]
+    monkeypatch.setenv("VAULT_TOKEN", body["auth"]["client_token"])
+    with VaultKeyStore.from_url(vault_store.url) as reader:
+        assert [r.name for r in reader.load_rings()] == names
+    assert any("detailed-metadata" in r.getMessage() for r in caplog.records)
