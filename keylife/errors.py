@@ -21,10 +21,13 @@ material.
     ├── InvalidSignatureError       signature or MAC does not verify (opaque)
     ├── StoreError                  a backend failed
     │   ├── StoreUnavailableError   backend cannot be reached (Vault down, file missing)
+    │   │   ├── LeaseLostError      the run's lease lapsed or was taken over: stop before writing
+    │   │   └── TokenExpiredError   the Vault token expired or was revoked during a run
     │   ├── VaultPermissionError    Vault refused the request (403/401): the token's policies
     │   ├── ConflictError           check-and-set lost against another writer
     │   │   └── CasMismatch         one KV v2 check-and-set write lost (``path`` attached)
     │   ├── IntegrityError          AEAD tag or hash chain does not verify
+    │   │   └── TransitKeyWeakenedError  a Transit key exportable, backed up, deletable or imported
     │   ├── CorruptRecordError      a stored ring or version document does not decode
     │   └── LockHeldError           another rotation run holds the lease
     ├── BackupError                 archive corrupted, truncated, wrongly keyed, or target not empty
@@ -141,6 +144,29 @@ class StoreUnavailableError(StoreError):
     """The storage backend cannot be reached."""
 
 
+class LeaseLostError(StoreUnavailableError):
+    """The rotation lease this process held lapsed or was taken over; nothing more is written.
+
+    ``lease`` names the lease and ``ring`` the ring whose write was stopped.
+    """
+
+    def __init__(self, message: str, *, lease: str = "", ring: str = "") -> None:
+        super().__init__(message)
+        self.lease = lease
+        self.ring = ring
+
+
+class TokenExpiredError(StoreUnavailableError):
+    """Vault refused the token itself (expired or revoked), not one request: a run stops.
+
+    ``address`` is the Vault address that refused it.
+    """
+
+    def __init__(self, message: str, *, address: str = "") -> None:
+        super().__init__(message)
+        self.address = address
+
+
 class ConflictError(StoreError):
     """A check-and-set write lost against a concurrent writer."""
 
@@ -167,6 +193,19 @@ class CasMismatch(ConflictError):
 
 class IntegrityError(StoreError):
     """Stored data failed its integrity check (AEAD tag, hash chain)."""
+
+
+class TransitKeyWeakenedError(IntegrityError):
+    """A Transit key keylife manages is exportable, allows plaintext backup, may be deleted, or
+    was imported (its material known outside Vault): keylife refuses to use or schedule it.
+
+    ``key`` names the Transit key, ``settings`` the weakened settings (e.g. ``exportable``).
+    """
+
+    def __init__(self, message: str, *, key: str = "", settings: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.key = key
+        self.settings = settings
 
 
 class CorruptRecordError(StoreError):
@@ -305,6 +344,7 @@ __all__ = [
     "InvalidTransitionError",
     "KeyUsageError",
     "KeylifeError",
+    "LeaseLostError",
     "LifecycleError",
     "LockHeldError",
     "MaterialUnavailableError",
@@ -318,6 +358,8 @@ __all__ = [
     "TlsError",
     "TlsPolicyError",
     "TlsTargetError",
+    "TokenExpiredError",
+    "TransitKeyWeakenedError",
     "UnknownSpecError",
     "VaultPermissionError",
 ]

@@ -95,6 +95,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "keylife.rotation.runner",
             "keylife.rotation.metrics",
             "keylife.rotation.health",
+            "keylife.rotation.holders",
             "keylife.rotation",
             "keylife.backup",
             "keylife.recovery",

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
-import socket
+import signal
+import threading
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -25,6 +24,7 @@ from ..lifecycle import Action, Ring
 from ..manager import KeyManager
 from ..policy import Purpose
 from .health import check_ring
+from .holders import holder_is_dead, new_holder
 from .plan import Plan, Step, StepKind, plan_ring, plan_rotation
 
 log = logging.getLogger("keylife.rotate")
@@ -33,6 +33,7 @@ LEASE_NAME = "keylife-rotate"
 #: Report name prefix of transit-resident rings (Vault keys that never leave Vault).
 TRANSIT_PREFIX = "transit:"
 MAX_STEPS_PER_RING = 32
+DEFAULT_RUN_DEADLINE = 3600.0  # seconds; rings not reached by then are skipped, named
 
 
 @dataclass(frozen=True)
@@ -120,32 +121,6 @@ _ONCE_PER_RUN = frozenset(
 )
 
 
-def _holder() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-def holder_is_dead(holder: str) -> bool:
-    """True when ``holder`` is a run on this host whose process no longer exists."""
-    host, _, rest = holder.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return False
-    pid = int(pid_text)
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    try:  # a zombie (killed, not yet reaped) is dead too
-        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return False
-
-
 class Runner:
     """Applies rotation plans against one manager's store."""
 
@@ -156,11 +131,14 @@ class Runner:
         lease_ttl: dt.timedelta = dt.timedelta(minutes=10),
         wait: float = 0.0,
         holder: str | None = None,
+        deadline: float | None = DEFAULT_RUN_DEADLINE,
     ) -> None:
         self.manager = manager
         self.lease_ttl = lease_ttl
         self.wait = wait
-        self.holder = holder or _holder()
+        self.deadline = deadline  # seconds the whole run may take (None: unbounded)
+        self._stop_reason = ""
+        self.holder = holder or new_holder()
         #: Rings the last plan could not read (name -> why): each fails, named, in the report.
         self.damaged: dict[str, str] = {}
         #: Rings whose primary or staged successor does not open or match its fingerprint.
@@ -273,6 +251,29 @@ class Runner:
                 )
             time.sleep(0.2)
 
+    def request_stop(self, reason: str) -> None:
+        """Stop after the ring in progress (its commit completes)."""
+        self._stop_reason = self._stop_reason or reason
+
+    def _stop_check(self, started: float) -> str:
+        if self._stop_reason or self.deadline is None:
+            return self._stop_reason
+        late = time.monotonic() - started > self.deadline
+        return f"the run's deadline of {self.deadline:g} s passed" if late else ""
+
+    def _on_signals(self) -> Callable[[], None]:
+        """SIGTERM/SIGINT stop the run after this ring (main thread); returns the undo."""
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        stop = lambda n, _f: self.request_stop(f"stopped by {signal.Signals(n).name}")  # noqa: E731
+        saved = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+        def restore() -> None:
+            for sig, old in saved.items():
+                signal.signal(sig, old)
+
+        return restore
+
     def _renew_if_needed(self) -> None:
         if time.monotonic() - self._lease_taken > self.lease_ttl.total_seconds() / 3:
             self._acquire()
@@ -312,8 +313,9 @@ class Runner:
                 for name in plan.rings
             )
             return RunReport(as_of, dry_run, results + self._broken(), checked, plan.next_due)
-        self._acquire()
+        started, restore = time.monotonic(), self._on_signals()
         try:
+            self._acquire()
             # Re-plan under the lease: a run that finished just before us changed the store,
             # with its own clock; unless a moment was asked for, plan for now, not for when
             # this run started waiting.
@@ -325,6 +327,7 @@ class Runner:
             for name in plan.rings:
                 if name in self.unhealthy:
                     continue  # reported as failed below; nothing is built on a bad key
+                aborted = aborted or self._stop_check(started)
                 if aborted:
                     applied.append(RingResult(name, "skipped", error="not attempted: " + aborted))
                     continue
@@ -343,6 +346,7 @@ class Runner:
                 self.manager.store.release_lease(LEASE_NAME, self.holder)
             except KeylifeError as exc:  # the lease lapses by itself
                 log.warning("could not release the rotation lease: %s", exc)
+            restore()
         next_due = dict(plan.next_due)
         for r in applied:
             next_due[r.ring] = r.next_due
