@@ -291,15 +291,8 @@ class Runner:
         """Plan for ``now`` (default: the manager's clock) and, unless ``dry_run``, apply it."""
         as_of = as_utc(now) if now is not None else self.manager.now()
         plan, checked = self.plan(as_of, rings)
-        self.unhealthy = {}
-        for ring in self._loaded:  # every run checks the keys in use, due or not
-            problem = check_ring(self.manager, ring, as_of)
-            if problem:
-                log.error("%s: %s", ring.name, problem)
-                self.unhealthy[ring.name] = problem
-                if not dry_run:
-                    self.manager.record_failure("rotate", ring.name, None, KeylifeError(problem))
         if dry_run or not plan:
+            aborted = self._check_health(as_of, record=not dry_run)
             results = tuple(
                 RingResult(
                     name,
@@ -312,7 +305,8 @@ class Runner:
                 )
                 for name in plan.rings
             )
-            return RunReport(as_of, dry_run, results + self._broken(), checked, plan.next_due)
+            broken = results + self._broken()
+            return RunReport(as_of, dry_run, broken, checked, plan.next_due, aborted)
         started, restore = time.monotonic(), self._on_signals()
         try:
             self._acquire()
@@ -323,7 +317,7 @@ class Runner:
                 as_of = max(as_of, self.manager.now())
             plan, checked = self.plan(as_of, rings)
             applied: list[RingResult] = []
-            aborted = ""
+            aborted = self._check_health(as_of, record=True)
             for name in plan.rings:
                 if name in self.unhealthy:
                     continue  # reported as failed below; nothing is built on a bad key
@@ -351,6 +345,23 @@ class Runner:
         for r in applied:
             next_due[r.ring] = r.next_due
         return RunReport(as_of, False, (*applied, *self._broken()), checked, next_due, aborted)
+
+    def _check_health(self, now: dt.datetime, *, record: bool) -> str:
+        """Check the keys in use of every ring the plan read, due or not; the reason to stop
+        when the store went away meanwhile."""
+        self.unhealthy = {}
+        for ring in self._loaded:
+            try:
+                problem = check_ring(self.manager, ring, now)
+            except StoreUnavailableError as exc:
+                log.error("store unavailable, stopping the run: %s", exc)
+                return str(exc)
+            if problem:
+                log.error("%s: %s", ring.name, problem)
+                self.unhealthy[ring.name] = problem
+                if record:
+                    self.manager.record_failure("rotate", ring.name, None, KeylifeError(problem))
+        return ""
 
     def _broken(self) -> tuple[RingResult, ...]:
         return tuple(
