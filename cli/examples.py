@@ -37,6 +37,10 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "policy": ("keylife policy show", "keylife policy check /etc/keylife/policy.toml"),
     "policy show": ("keylife policy show", "keylife --policy 128-bit policy show"),
     "policy check": ("keylife policy check /etc/keylife/policy.toml",),
+    "report": (
+        "keylife report --format html --out report.html",
+        "keylife report --format json --as-of 2031-01-01 --window 180d",
+    ),
     "store": ("keylife store rekey", "keylife store migrate --from ./k.db --to vault://v:8200/kl"),
     "tls": ("keylife tls check example.internal:443",),
     "tls check": (

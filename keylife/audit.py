@@ -30,6 +30,10 @@ class AuditEntry:
     version: int | None = None
     outcome: str = "success"
     reason: str = ""
+    #: Who the store authenticated (``os:alice uid=1000``, ``vault:svc-a ...``); ``actor`` is
+    #: then the identity claimed "on behalf of" (``--actor``). Empty in records written before
+    #: identities were recorded.
+    identity: str = ""
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,9 @@ class AuditRecord:
     reason: str
     prev_hash: str
     hash: str
+    #: The authenticated identity (see :class:`AuditEntry`). Hashed only when set, so records
+    #: written before it existed verify as they did.
+    identity: str = ""
     #: Why the stored row could not be decoded (see :func:`decode_audit`); empty when sound.
     #: Not part of the record: never hashed, and in :meth:`to_dict` only when set.
     damage: str = field(default="", compare=False)
@@ -58,6 +65,8 @@ class AuditRecord:
         d = asdict(self)
         if not self.damage:
             d.pop("damage")
+        if not self.identity:
+            d.pop("identity")
         return d
 
     def to_entry(self) -> AuditEntry:
@@ -71,6 +80,7 @@ class AuditRecord:
             self.version,
             self.outcome,
             self.reason,
+            self.identity,
         )
 
     @classmethod
@@ -92,6 +102,7 @@ class AuditRecord:
             reason=doc.get("reason", str),
             prev_hash=doc.get("prev_hash", str),
             hash=doc.get("hash", str),
+            identity=doc.get("identity", str, required=False) or "",
         )
 
 
@@ -130,6 +141,8 @@ def chain(prev_hash: str, seq: int, entry: AuditEntry) -> AuditRecord:
         "reason": entry.reason,
         "prev_hash": prev_hash,
     }
+    if entry.identity:
+        body["identity"] = entry.identity
     return AuditRecord(**body, hash=_digest(body))  # type: ignore[arg-type]
 
 

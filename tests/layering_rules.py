@@ -84,6 +84,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "keylife.rotation",
             "keylife.backup",
             "keylife.store.migrate",
+            "keylife.report.*",
         ),
     ),
     (
