@@ -12,6 +12,9 @@ from .timeline import COLOURS, render_timeline
 
 __all__ = ["render_html"]
 
+#: Nothing may be fetched or run: styles are inline, there is no script.
+CSP = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
+
 CSS = """
 body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px;color:#222}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #ccc}
@@ -147,6 +150,7 @@ def render_html(report: Report) -> str:
     sections = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         "<title>keylife compliance report</title>",
         f"<style>{CSS}</style></head><body>",
@@ -155,11 +159,11 @@ def render_html(report: Report) -> str:
         f"<code>{_v(report.store)}</code>; policy {_v(p.get('profile'))} "
         f"({_v(p.get('source'))}), minimum strength {_v(p.get('min_strength'))} bits{as_of}.</p>",
         _cards(report),
-        '<h2 id="promises">Promises and evidence</h2>',
-        _table(("promise", "section"), [(t, s) for _, t, s in PROMISES]),
         '<h2 id="timeline-section">Timeline</h2>',
         f'<p class="legend">{legend}</p>',
         f'<div class="scroll">{render_timeline(report)}</div>',
+        '<h2 id="promises">Promises and evidence</h2>',
+        _table(("promise", "section"), [(t, s) for _, t, s in PROMISES]),
         '<h2 id="inventory">Inventory (approved lengths, dates, history)</h2>',
         _inventory(report),
         '<h2 id="exceptions">Exceptions (revocation, compromise, overrides)</h2>',

@@ -22,6 +22,7 @@ PAST = dt.timedelta(days=365)
 COLOURS = {
     "pre-active": "#9fb3c8",
     "active": "#2e8b57",
+    "suspended": "#f0a030",
     "processing-only": "#a8d5a2",
     "compromised": "#c62828",
     "destroyed": "#444444",
@@ -39,6 +40,22 @@ class _Scale:
         return LABEL + (WIDTH - LABEL - 10) * (t - self.start).total_seconds() / self.span
 
 
+def _months(scale: _Scale) -> list[dt.datetime]:
+    """First days of the months inside the scale (every third one when it is long)."""
+    step = 1 if scale.span < 200 * 86400 else 3
+    year, month = scale.start.year, scale.start.month
+    out: list[dt.datetime] = []
+    while True:
+        month += 1
+        if month > 12:
+            year, month = year + 1, 1
+        t = dt.datetime(year, month, 1, tzinfo=dt.UTC)
+        if t > scale.end:
+            return out
+        if (month - 1) % step == 0:
+            out.append(t)
+
+
 def _spans(v: VersionEntry, far: dt.datetime) -> list[tuple[str, dt.datetime, dt.datetime]]:
     """(kind, start, end) of each period of ``v``'s life."""
     stops = [t for t in (v.compromised, v.destroyed) if t is not None]
@@ -49,7 +66,7 @@ def _spans(v: VersionEntry, far: dt.datetime) -> list[tuple[str, dt.datetime, dt
         start = v.activation or v.created
         end = min([v.deactivation or far, *stops])
         if end > start:
-            out.append(("active", start, end))
+            out.append(("suspended" if v.state == "suspended" else "active", start, end))
     if v.deactivation is not None and v.grace_end is not None:
         end = min([v.grace_end, *stops])
         if end > v.deactivation:
@@ -97,17 +114,16 @@ def _row(r: RingEntry, i: int, scale: _Scale, events: list[Event]) -> list[str]:
 
 def render_timeline(report: Report) -> str:
     now = report.generated_at
-    scale = _Scale(now - PAST, now + dt.timedelta(days=max(report.window_days, 30)))
+    first = min((r.created for r in report.rings), default=now)
+    start = max(now - PAST, min(first, now - dt.timedelta(days=30)) - dt.timedelta(days=14))
+    scale = _Scale(start, now + dt.timedelta(days=max(report.window_days, 30)))
     height = TOP + ROW * len(report.rings) + 8
     parts = [
         f'<svg id="timeline" width="{WIDTH}" '
         f'height="{height}" viewBox="0 0 {WIDTH} {height}" role="img" '
         'aria-label="key version timeline">'
     ]
-    for month in range(0, 13 + report.window_days // 30 + 1, 3):
-        t = scale.start + dt.timedelta(days=30.44 * month)
-        if t > scale.end:
-            break
+    for t in _months(scale):
         x = scale.x(t)
         parts.append(
             f'<line x1="{x:.1f}" y1="{TOP - 6}" x2="{x:.1f}" y2="{height}" class="grid"/>'
