@@ -12,7 +12,7 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .documents import Document, stored_date
@@ -62,11 +62,23 @@ class AuditRecord:
         return d
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        if not self.damage:
-            d.pop("damage")
-        if not self.identity:
-            d.pop("identity")
+        # by hand rather than dataclasses.asdict: verifying a long chain calls this per record
+        d: dict[str, Any] = {
+            "seq": self.seq,
+            "at": self.at,
+            "actor": self.actor,
+            "action": self.action,
+            "ring": self.ring,
+            "version": self.version,
+            "outcome": self.outcome,
+            "reason": self.reason,
+            "prev_hash": self.prev_hash,
+            "hash": self.hash,
+        }
+        if self.identity:
+            d["identity"] = self.identity
+        if self.damage:
+            d["damage"] = self.damage
         return d
 
     def to_entry(self) -> AuditEntry:

@@ -37,7 +37,7 @@ def _v(value: object) -> str:
     if value is None:
         return "-"
     if isinstance(value, dt.datetime):
-        return value.strftime("%Y-%m-%d %H:%M")
+        return value.isoformat(" ", "minutes")[:16]
     return escape(str(value), quote=True) or "-"
 
 

@@ -21,9 +21,11 @@ def cell(value: object) -> str:
     if value is None:
         return "-"
     if isinstance(value, dt.datetime):
-        return value.strftime("%Y-%m-%d %H:%M")
-    text = " ".join(str(value).split())
-    text = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
+        return value.isoformat(" ", "minutes")[:16]
+    text = str(value)
+    if not text.isprintable():  # line breaks, tabs, controls: one line, controls shown
+        text = " ".join(text.split())
+        text = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
     return _SPECIAL.sub(r"\\\1", text) or "-"
 
 

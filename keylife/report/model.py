@@ -19,6 +19,7 @@ from ..errors import KeylifeError
 from ..lifecycle import KeyVersion, Ring, State
 from ..limits import POLICY_EXCEPTION
 from ..policy import Policy, Purpose
+from ..specs import KeySpec
 from .events import Event, upcoming_events
 
 __all__ = [
@@ -176,20 +177,38 @@ class Report:
         }
 
 
-def _problems(ring: Ring, v: KeyVersion, policy: Policy, at: dt.datetime) -> tuple[str, ...]:
-    """Why ``v`` falls outside ``policy`` at ``at`` (empty: compliant). Versions without
+class _Checker:
+    """``policy.check`` of each (spec, purpose, date) once: 10,000 rings share a few specs."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self.seen: dict[tuple[str, Purpose, dt.datetime], str] = {}
+
+    def spec_problem(self, spec: KeySpec, purpose: Purpose, at: dt.datetime) -> str:
+        key = (spec.name, purpose, at)
+        if key not in self.seen:
+            try:
+                self.policy.check(spec, purpose, at)
+                self.seen[key] = ""
+            except KeylifeError as exc:
+                self.seen[key] = str(exc).split(". Allowed")[0].split("; allowed")[0]
+        return self.seen[key]
+
+
+def _problems(ring: Ring, v: KeyVersion, checker: _Checker, at: dt.datetime) -> tuple[str, ...]:
+    """Why ``v`` falls outside the policy at ``at`` (empty: compliant). Versions without
     material have nothing left to protect or process, so only their history is shown."""
     if not v.has_material:
         return ()
+    policy = checker.policy
     problems: list[str] = []
     try:
         purpose = Purpose(ring.purpose)
     except ValueError:
         return (f"unknown purpose {ring.purpose!r}",)
-    try:
-        policy.check(v.spec, purpose, at)
-    except KeylifeError as exc:
-        problems.append(str(exc).split(". Allowed")[0].split("; allowed")[0])
+    spec_problem = checker.spec_problem(v.spec, purpose, at)
+    if spec_problem:
+        problems.append(spec_problem)
     rules = policy.rules(purpose)
     if (
         v.activation is not None
@@ -215,11 +234,15 @@ def _grace_end(ring: Ring, v: KeyVersion, policy: Policy) -> dt.datetime | None:
 
 
 def _version(
-    ring: Ring, v: KeyVersion, policy: Policy, now: dt.datetime, as_of: dt.datetime | None
+    ring: Ring,
+    v: KeyVersion,
+    checker: _Checker,
+    now: dt.datetime,
+    as_of: dt.datetime | None,
+    primary: KeyVersion | None,
 ) -> VersionEntry:
-    problems = _problems(ring, v, policy, now)
-    later = None if as_of is None else _problems(ring, v, policy, as_of)
-    primary = ring.primary(now)
+    problems = _problems(ring, v, checker, now)
+    later = None if as_of is None else _problems(ring, v, checker, as_of)
     return VersionEntry(
         number=v.number,
         state=v.state.value,
@@ -231,7 +254,7 @@ def _version(
         deactivation=v.deactivation,
         destroyed=v.destroy_date,
         compromised=v.compromise_occurred or v.compromise_date,
-        grace_end=_grace_end(ring, v, policy),
+        grace_end=_grace_end(ring, v, checker.policy),
         activated=v.state in (State.ACTIVE, State.SUSPENDED, State.DEACTIVATED)
         or any(e.to_state == State.ACTIVE.value for e in v.events),
         primary=primary is not None and primary.number == v.number,
@@ -323,8 +346,10 @@ def build_report(
     rings = sorted(rings, key=lambda r: r.name)
     events: list[Event] = []
     entries: list[RingEntry] = []
+    checker = _Checker(policy)
     for ring in rings:
         ring_events, next_due = upcoming_events(ring, policy, now, window)
+        primary = ring.primary(now)
         events.extend(ring_events)
         entries.append(
             RingEntry(
@@ -336,7 +361,9 @@ def build_report(
                 created=ring.created,
                 damage=ring.damage,
                 next_due=next_due,
-                versions=tuple(_version(ring, v, policy, now, as_of) for v in ring.versions),
+                versions=tuple(
+                    _version(ring, v, checker, now, as_of, primary) for v in ring.versions
+                ),
             )
         )
     events.sort(key=lambda e: (e.due, e.ring, e.version or 0, e.kind))

@@ -30,6 +30,10 @@ COLOURS = {
 }
 
 
+def _day(t: dt.datetime) -> str:
+    return t.isoformat()[:10]
+
+
 class _Scale:
     def __init__(self, start: dt.datetime, end: dt.datetime) -> None:
         self.start, self.end = start, end
@@ -89,7 +93,7 @@ def _row(r: RingEntry, i: int, scale: _Scale, events: list[Event]) -> list[str]:
             if end < scale.start or start > scale.end:
                 continue
             x0, x1 = scale.x(start), scale.x(end)
-            tip = escape(f"{r.name} v{v.number} {kind} {start:%Y-%m-%d} to {end:%Y-%m-%d}")
+            tip = escape(f"{r.name} v{v.number} {kind} {_day(start)} to {_day(end)}")
             out.append(
                 f'<rect x="{x0:.1f}" y="{lane}" width="{max(x1 - x0, 1.0):.1f}" height="7" '
                 f'fill="{COLOURS[kind]}"><title>{tip}</title></rect>'
@@ -99,11 +103,11 @@ def _row(r: RingEntry, i: int, scale: _Scale, events: list[Event]) -> list[str]:
             out.append(
                 f'<rect x="{x - 1:.1f}" y="{lane}" width="3" height="7" '
                 f'fill="{COLOURS["destroyed"]}"><title>{escape(r.name)} v{v.number} destroyed '
-                f"{v.destroyed:%Y-%m-%d}</title></rect>"
+                f"{_day(v.destroyed)}</title></rect>"
             )
     for e in events:
         x = scale.x(e.due)
-        tip = escape(f"{e.kind} v{e.version} due {e.due:%Y-%m-%d}: {e.reason}")
+        tip = escape(f"{e.kind} v{e.version} due {_day(e.due)}: {e.reason}")
         out.append(
             f'<path class="event" d="M{x:.1f} {y + 3} l4 6 l-4 6 l-4 -6 z" '
             f'fill="{COLOURS["event"]}"><title>{tip}</title></path>'
