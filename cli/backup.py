@@ -71,7 +71,7 @@ def backup(obj: Obj, file: str, passphrase_file: str | None, key_file: str | Non
 
             if master_kcv == MasterKey(secret.key).check_value:
                 fail(obj, "the backup key must not be the master key", 2)
-        summary = write_backup(m.store, file, secret)
+        summary = write_backup(m.store, file, secret, entry=m.entry)
     emit(
         obj,
         {"file": file, **summary.__dict__},
@@ -87,15 +87,22 @@ def backup(obj: Obj, file: str, passphrase_file: str | None, key_file: str | Non
 @pass_obj
 def restore(obj: Obj, file: str, passphrase_file: str | None, key_file: str | None) -> None:
     """Restore FILE into an empty store (created if missing) and verify the result."""
-    from keylife.backup import BackupSecret, check_archive, read_backup, restore_snapshot
+    from keylife.backup import (
+        BackupSecret,
+        archive_sha256,
+        check_archive,
+        read_backup,
+        restore_snapshot,
+    )
 
     secret = _secret(obj, passphrase_file, key_file, confirm=False)
     assert isinstance(secret, BackupSecret)
     with errors(obj):
         data = read_backup(file, secret)  # refuse a bad archive before touching any store
         check_archive(data)
+        digest = archive_sha256(file)
         with obj.manager(create=True) as m:
-            summary = restore_snapshot(m.store, data)
+            summary = restore_snapshot(m.store, data, entry=m.entry, source=file, sha256=digest)
     emit(
         obj,
         {"file": file, "verified": True, **summary.__dict__},

@@ -34,7 +34,7 @@ Mapper = Callable[[Callable[[Any], Any], Iterable[Any]], list[Any]]
 
 
 def entry_to_dict(e: AuditEntry) -> dict[str, Any]:
-    return {
+    d: dict[str, Any] = {
         "at": e.at.isoformat(),
         "actor": e.actor,
         "action": e.action,
@@ -43,6 +43,9 @@ def entry_to_dict(e: AuditEntry) -> dict[str, Any]:
         "outcome": e.outcome,
         "reason": e.reason,
     }
+    if e.identity:
+        d["identity"] = e.identity
+    return d
 
 
 def entry_from_dict(d: Mapping[str, Any]) -> AuditEntry:
@@ -54,6 +57,7 @@ def entry_from_dict(d: Mapping[str, Any]) -> AuditEntry:
         d.get("version"),
         d.get("outcome", "success"),
         d.get("reason", ""),
+        d.get("identity") or "",
     )
 
 

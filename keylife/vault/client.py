@@ -421,6 +421,30 @@ class VaultClient:
             data = body.get("data") or {}
             self._schedule_renewal(data.get("ttl"), data.get("renewable"))
 
+    def identity(self) -> str:
+        """Who Vault says this token is: ``vault:DISPLAY_NAME entity=ID accessor=ACC``, from
+        ``auth/token/lookup-self`` (never the token itself); ``vault:unknown (...)`` when the
+        token may not look itself up."""
+        try:
+            status, body, _ = self.request("GET", "auth/token/lookup-self", what="token lookup")
+        except VaultPermissionError:
+            return "vault:unknown (the token may not call lookup-self)"
+        data = (body or {}).get("data") or {} if status == 200 else {}
+        if not isinstance(data, dict):
+            data = {}
+
+        def field(key: str) -> str:
+            value = data.get(key)
+            text = value if isinstance(value, str) else ""
+            return "".join(c for c in text[:128] if c.isprintable() and not c.isspace())
+
+        name = field("display_name") or "unknown"
+        parts = [f"vault:{name}"]
+        for key, label in (("entity_id", "entity"), ("accessor", "accessor")):
+            if field(key):
+                parts.append(f"{label}={field(key)}")
+        return " ".join(parts)
+
     def _renew(self) -> None:
         self._token_expires = None  # before the call: request() must not renew again
         body: dict[str, Any] | None = None
