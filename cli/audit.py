@@ -31,8 +31,10 @@ def show(obj: Obj, ring: str | None) -> None:
                 click.echo(f"{r.seq:>6}  DAMAGED: {clean(r.damage)}")
                 continue
             where = clean(r.ring or "-") + (f" v{r.version}" if r.version is not None else "")
+            # the claimed actor, then [the identity the store authenticated] when recorded
+            who = clean(r.actor) + (f" [{clean(r.identity)}]" if r.identity else "")
             click.echo(
-                f"{r.seq:>6}  {clean(r.at)}  {clean(r.actor):<12} {clean(r.action):<11} "
+                f"{r.seq:>6}  {clean(r.at)}  {who:<12} {clean(r.action):<11} "
                 f"{where:<24} {clean(r.outcome)}" + (f"  {clean(r.reason)}" if r.reason else "")
             )
 
