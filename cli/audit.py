@@ -42,23 +42,90 @@ def show(obj: Obj, ring: str | None) -> None:
 
 
 @audit.command()
+@click.option(
+    "--checkpoints",
+    type=click.Path(dir_okay=False),
+    help="Also prove the log still holds every head checkpointed in this file.",
+)
 @pass_obj
-def verify(obj: Obj) -> None:
-    """Check the hash chain; exit 1 naming the first changed, removed or reordered record."""
-    with errors(obj), obj.manager() as m:
-        report = m.verify_audit()
-    emit(
-        obj,
-        {
-            "ok": report.ok,
-            "records": report.records,
-            "first_bad_seq": report.first_bad_seq,
-            "problem": report.problem,
-        },
-        f"audit log verified: {report.records} records, chain intact"
-        if report.ok
-        else f"audit log FAILED verification at record {report.first_bad_seq}: "
-        f"{clean(report.problem)}",
-    )
-    if not report.ok:
+def verify(obj: Obj, checkpoints: str | None) -> None:
+    """Check the hash chain; exit 1 naming the first changed, removed or reordered record.
+
+    With --checkpoints, a log that was truncated, wiped or rolled back since a checkpoint
+    fails too (the chain alone cannot show that).
+    """
+    from keylife.checkpoint import check_checkpoints, read_checkpoints
+
+    with errors(obj):
+        anchors = None if checkpoints is None else read_checkpoints(checkpoints)
+        with obj.manager() as m:
+            report = m.verify_audit()
+            found = None
+            if anchors is not None:
+                found = check_checkpoints(m.store.read_audit(), anchors, m.rings())
+    document: dict[str, object] = {
+        "ok": report.ok and (found is None or found.ok),
+        "records": report.records,
+        "first_bad_seq": report.first_bad_seq,
+        "problem": report.problem,
+    }
+    if found is not None:
+        document["checkpoints"] = found.to_dict()
+
+    def text() -> None:
+        if report.ok:
+            click.echo(f"audit log verified: {report.records} records, chain intact")
+        else:
+            click.echo(
+                f"audit log FAILED verification at record {report.first_bad_seq}: "
+                f"{clean(report.problem)}"
+            )
+        if found is not None and found.ok:
+            click.echo(f"{found.checked} checkpoints: every checkpointed head is in the log")
+        elif found is not None:
+            for problem in found.problems:
+                click.echo(f"checkpoint FAILED: {clean(problem)}")
+
+    emit(obj, document, text)
+    if not document["ok"]:
         sys.exit(EXIT_FAILED)
+
+
+@audit.command()
+@click.option("--ring", default=None, help="The Ed25519 ring that signs (default: created).")
+@click.option(
+    "--out", type=click.Path(dir_okay=False), help="Append the checkpoint line to this file."
+)
+@pass_obj
+def checkpoint(obj: Obj, ring: str | None, out: str | None) -> None:
+    """Sign the log's head (record count, last hash, time, store) and print it as one line.
+
+    Keep the lines outside the store (a file elsewhere, syslog, a ticket): `keylife audit
+    verify --checkpoints FILE` then proves the log still holds every one of them.
+    """
+    from keylife.checkpoint import DEFAULT_RING, MAX_FILE, make_checkpoint
+    from keylife.errors import CheckpointError
+    from keylife.files import atomic_write
+
+    with errors(obj), obj.manager() as m:
+        made = make_checkpoint(m, ring=ring or DEFAULT_RING)
+        if out is not None:
+            try:
+                with open(out, "rb") as fh:
+                    before = fh.read(MAX_FILE + 1)
+            except FileNotFoundError:
+                before = b""
+            except OSError as exc:
+                raise CheckpointError(f"cannot read {out}: {exc.strerror or exc}") from None
+            if len(before) > MAX_FILE:
+                raise CheckpointError(f"{out} is larger than {MAX_FILE >> 20} MiB")
+            if before and not before.endswith(b"\n"):
+                before += b"\n"
+            line = made.to_line().encode() + b"\n"
+            atomic_write(out, before + line, mode=0o644, error=CheckpointError)
+    if obj.as_json:
+        import json
+
+        click.echo(json.dumps(json.loads(made.to_line()), indent=2, sort_keys=True))
+    else:
+        click.echo(made.to_line())

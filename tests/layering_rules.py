@@ -85,6 +85,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "keylife.backup",
             "keylife.store.migrate",
             "keylife.report.*",
+            "keylife.checkpoint",
         ),
     ),
     (
