@@ -54,21 +54,24 @@ def verify(obj: Obj, checkpoints: str | None) -> None:
     With --checkpoints, a log that was truncated, wiped or rolled back since a checkpoint
     fails too (the chain alone cannot show that).
     """
+    from keylife.auditstate import check_state
     from keylife.checkpoint import check_checkpoints, read_checkpoints
 
     with errors(obj):
         anchors = None if checkpoints is None else read_checkpoints(checkpoints)
         with obj.manager() as m:
             report = m.verify_audit()
-            found = None
-            if anchors is not None:
-                found = check_checkpoints(m.store.read_audit(), anchors, m.rings())
+            records, rings = m.store.read_audit(), m.rings()
+            state = check_state(records, rings)
+            found = None if anchors is None else check_checkpoints(records, anchors, rings)
     document: dict[str, object] = {
-        "ok": report.ok and (found is None or found.ok),
+        "ok": report.ok and not state and (found is None or found.ok),
         "records": report.records,
         "first_bad_seq": report.first_bad_seq,
         "problem": report.problem,
     }
+    if state:  # only when the log and the state disagree (the document stays as it was)
+        document["state"] = [f.to_dict() for f in state]
     if found is not None:
         document["checkpoints"] = found.to_dict()
 
@@ -80,6 +83,8 @@ def verify(obj: Obj, checkpoints: str | None) -> None:
                 f"audit log FAILED verification at record {report.first_bad_seq}: "
                 f"{clean(report.problem)}"
             )
+        for finding in state:
+            click.echo(f"state FAILED: {clean(finding.problem)}")
         if found is not None and found.ok:
             click.echo(f"{found.checked} checkpoints: every checkpointed head is in the log")
         elif found is not None:

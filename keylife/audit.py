@@ -34,6 +34,10 @@ class AuditEntry:
     #: then the identity claimed "on behalf of" (``--actor``). Empty in records written before
     #: identities were recorded.
     identity: str = ""
+    #: SHA-256 of the ring document this change left (see :mod:`keylife.auditstate`), so
+    #: ``audit verify`` can tell a ring rolled back or edited outside keylife. Empty when the
+    #: entry changed no ring, and in records written before it existed.
+    ring_digest: str = ""
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,9 @@ class AuditRecord:
     #: The authenticated identity (see :class:`AuditEntry`). Hashed only when set, so records
     #: written before it existed verify as they did.
     identity: str = ""
+    #: The ring document's digest after the change (see :class:`AuditEntry`); hashed only
+    #: when set.
+    ring_digest: str = ""
     #: Why the stored row could not be decoded (see :func:`decode_audit`); empty when sound.
     #: Not part of the record: never hashed, and in :meth:`to_dict` only when set.
     damage: str = field(default="", compare=False)
@@ -77,6 +84,8 @@ class AuditRecord:
         }
         if self.identity:
             d["identity"] = self.identity
+        if self.ring_digest:
+            d["ring_digest"] = self.ring_digest
         if self.damage:
             d["damage"] = self.damage
         return d
@@ -93,6 +102,7 @@ class AuditRecord:
             self.outcome,
             self.reason,
             self.identity,
+            self.ring_digest,
         )
 
     @classmethod
@@ -115,6 +125,7 @@ class AuditRecord:
             prev_hash=doc.get("prev_hash", str),
             hash=doc.get("hash", str),
             identity=doc.get("identity", str, required=False) or "",
+            ring_digest=doc.get("ring_digest", str, required=False) or "",
         )
 
 
@@ -155,6 +166,8 @@ def chain(prev_hash: str, seq: int, entry: AuditEntry) -> AuditRecord:
     }
     if entry.identity:
         body["identity"] = entry.identity
+    if entry.ring_digest:
+        body["ring_digest"] = entry.ring_digest
     return AuditRecord(**body, hash=_digest(body))  # type: ignore[arg-type]
 
 

@@ -12,6 +12,7 @@ from typing import Self
 
 from . import operations as ops
 from .audit import AuditEntry, AuditRecord, ChainReport, verify_chain
+from .auditstate import ring_digest
 from .clock import Clock, SystemClock, as_utc
 from .errors import (
     ConflictError,
@@ -173,12 +174,13 @@ class RingWriter:
         """Write ``change`` in one check-and-set (``material`` for the version it creates)."""
         if len(change.new_versions) > 1 or (change.new_versions and material is None):
             raise LifecycleError("a change that creates a version needs its material")
+        digest = ring_digest(change.ring)  # what the log says this ring now is
         self.store.commit(
             change.ring,
             expected_revision=expected_revision,
             materials={n: material for n in change.new_versions if material is not None},
             destroy=list(change.destroy),
-            audit=self.stamped(change.audit),
+            audit=[replace(e, ring_digest=digest) for e in self.stamped(change.audit)],
         )
 
     def check_spec(self, spec: KeySpec, purpose: Purpose, at: dt.datetime) -> None:

@@ -63,6 +63,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "keylife.certificates",
             "keylife.rotation.plan",
             "keylife.audit",
+            "keylife.auditstate",
             "keylife.documents",
         ),
     ),

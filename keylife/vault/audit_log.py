@@ -45,6 +45,8 @@ def entry_to_dict(e: AuditEntry) -> dict[str, Any]:
     }
     if e.identity:
         d["identity"] = e.identity
+    if e.ring_digest:
+        d["ring_digest"] = e.ring_digest
     return d
 
 
@@ -58,6 +60,7 @@ def entry_from_dict(d: Mapping[str, Any]) -> AuditEntry:
         d.get("outcome", "success"),
         d.get("reason", ""),
         d.get("identity") or "",
+        d.get("ring_digest") or "",
     )
 
 
