@@ -28,8 +28,9 @@ def collect_report(
     head_fn = getattr(manager.store, "audit_head", None)
     head = head_fn() if callable(head_fn) else None
     from ..audit import verify_chain
+    from ..auditstate import check_state
 
-    audit = AuditState(verify_chain(records, head=head), head, records)
+    audit = AuditState(verify_chain(records, head=head), head, records, check_state(records, rings))
     return build_report(
         rings,
         manager.policy,

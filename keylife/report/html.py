@@ -98,10 +98,23 @@ def _audit(report: Report) -> str:
         else f'<span class="bad">FAILED at record {_v(report.audit_first_bad_seq)}: '
         f"{_v(report.audit_problem)}</span>"
     )
+    cp = report.last_checkpoint
+    anchor = (
+        "no checkpoint yet (<code>keylife audit checkpoint</code>)"
+        if cp is None
+        else f"last checkpoint {_v(cp.at)}: {_v(cp.reason)}"
+    )
     return (
         f"<p>{report.audit_records} records; {verdict}; head record "
-        f"{_v(report.audit_head_seq)}, hash <code>{_v(report.audit_head_hash)}</code>.</p>"
-        "<h3>Who acted (authenticated identity, on behalf of)</h3>"
+        f"{_v(report.audit_head_seq)}, hash <code>{_v(report.audit_head_hash)}</code>; "
+        f"{anchor}.</p>"
+        "<h3>The log against the rings</h3>"
+        + _table(
+            ("ring", "record", "problem"),
+            [(f.ring, f.seq, ("bad", f.problem)) for f in report.state],
+            "every ring is what the log last recorded",
+        )
+        + "<h3>Who acted (authenticated identity, on behalf of)</h3>"
         + _table(("identity", "on behalf of", "records"), report.actors)
         + "<h3>Failed operations (newest first)</h3>"
         + _table(
@@ -125,7 +138,7 @@ def _audit(report: Report) -> str:
 
 def _cards(report: Report) -> str:
     counts = report.counts()
-    bad = {"non_compliant", "non_compliant_as_of", "compromised", "failures"}
+    bad = {"non_compliant", "non_compliant_as_of", "compromised", "failures", "state_findings"}
     return (
         '<div class="cards">'
         + "".join(

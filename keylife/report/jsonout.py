@@ -122,6 +122,10 @@ def report_to_dict(report: Report) -> dict[str, Any]:
                 {"identity": i, "on_behalf_of": a, "records": n} for i, a, n in report.actors
             ],
             "failures": [_record(r) for r in report.failures],
+            "state": [f.to_dict() for f in report.state],
+            "last_checkpoint": None
+            if report.last_checkpoint is None
+            else _record(report.last_checkpoint),
         },
     }
 

