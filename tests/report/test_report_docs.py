@@ -14,8 +14,8 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "report.md"
 BLOCK = re.compile(r"^```(\w+)\n(.*?)^```", re.S | re.M)
 
 
-def blocks(lang: str) -> list[str]:
-    return [body for kind, body in BLOCK.findall(DOC.read_text()) if kind == lang]
+def blocks(doc: Path, lang: str) -> list[str]:
+    return [body for kind, body in BLOCK.findall(doc.read_text()) if kind == lang]
 
 
 @pytest.fixture
@@ -36,8 +36,10 @@ def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     return env
 
 
-def test_console_session_runs(sandbox: dict[str, str], tmp_path: Path) -> None:
-    (session,) = blocks("console")
+def run_session(doc: Path, env: dict[str, str], cwd: Path) -> None:
+    """Run the ```console block of ``doc``: each ``$`` line's exit code (``# exit N``) and
+    its expected output lines (``...`` separates parts that must appear in order)."""
+    (session,) = blocks(doc, "console")
     steps: list[tuple[str, int, list[str]]] = []
     for line in session.splitlines():
         if line.startswith("$ "):
@@ -48,8 +50,8 @@ def test_console_session_runs(sandbox: dict[str, str], tmp_path: Path) -> None:
     for command, code, expected in steps:
         proc = subprocess.run(
             ["bash", "-c", command],
-            cwd=tmp_path,
-            env=sandbox,
+            cwd=cwd,
+            env=env,
             capture_output=True,
             text=True,
             timeout=60,
@@ -58,8 +60,20 @@ def test_console_session_runs(sandbox: dict[str, str], tmp_path: Path) -> None:
         output = proc.stdout + proc.stderr
         assert proc.returncode == code, (command, output)
         for want in expected:
+            at = 0
             for part in want.split("..."):
-                assert part.strip() in output, (command, part, output)
+                found = output.find(part.strip(), at)
+                assert found >= 0, (command, part, output)
+                at = found + len(part.strip())
+
+
+def run_python(doc: Path) -> None:
+    (code,) = blocks(doc, "python")
+    exec(compile(code, str(doc), "exec"), {})
+
+
+def test_console_session_runs(sandbox: dict[str, str], tmp_path: Path) -> None:
+    run_session(DOC, sandbox, tmp_path)
     assert (tmp_path / "report.html").read_text().startswith("<!DOCTYPE html>")
 
 
@@ -71,6 +85,5 @@ def test_python_example_runs(sandbox: dict[str, str], capsys: pytest.CaptureFixt
         capture_output=True,
         timeout=60,
     )
-    (code,) = blocks("python")
-    exec(compile(code, str(DOC), "exec"), {})
+    run_python(DOC)
     assert "1 rings, 1 below the 2031 minimum" in capsys.readouterr().out
