@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from .audit import AuditRecord
 from .lifecycle import Ring, ring_to_dict
+from .names import is_ring_name
 
 __all__ = ["StateFinding", "check_state", "ring_digest"]
 
@@ -48,7 +49,10 @@ def check_state(records: Sequence[AuditRecord], rings: Sequence[Ring]) -> list[S
     last: dict[str, AuditRecord] = {}
     created: dict[str, AuditRecord] = {}
     for r in records:
-        if r.damage or r.ring is None or not r.outcome.startswith("success"):
+        # transit-resident rings are logged as ``transit:NAME``, not a ring name: not here
+        if r.damage or r.ring is None or not is_ring_name(r.ring):
+            continue
+        if not r.outcome.startswith("success"):
             continue
         if r.ring_digest:
             last[r.ring] = r

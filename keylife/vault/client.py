@@ -422,28 +422,14 @@ class VaultClient:
             self._schedule_renewal(data.get("ttl"), data.get("renewable"))
 
     def identity(self) -> str:
-        """Who Vault says this token is: ``vault:DISPLAY_NAME entity=ID accessor=ACC``, from
-        ``auth/token/lookup-self`` (never the token itself); ``vault:unknown (...)`` when the
-        token may not look itself up."""
+        """Who Vault says this token is (see :func:`identity_from_lookup`), from
+        ``auth/token/lookup-self``; ``vault:unknown (...)`` when the token may not look itself
+        up."""
         try:
             status, body, _ = self.request("GET", "auth/token/lookup-self", what="token lookup")
         except VaultPermissionError:
             return "vault:unknown (the token may not call lookup-self)"
-        data = (body or {}).get("data") or {} if status == 200 else {}
-        if not isinstance(data, dict):
-            data = {}
-
-        def field(key: str) -> str:
-            value = data.get(key)
-            text = value if isinstance(value, str) else ""
-            return "".join(c for c in text[:128] if c.isprintable() and not c.isspace())
-
-        name = field("display_name") or "unknown"
-        parts = [f"vault:{name}"]
-        for key, label in (("entity_id", "entity"), ("accessor", "accessor")):
-            if field(key):
-                parts.append(f"{label}={field(key)}")
-        return " ".join(parts)
+        return identity_from_lookup(body if status == 200 else None)
 
     def _renew(self) -> None:
         self._token_expires = None  # before the call: request() must not renew again
@@ -462,6 +448,26 @@ class VaultClient:
             self._schedule_renewal(auth.get("lease_duration"), auth.get("renewable"))
         elif self.settings.role_id and self.settings.secret_id:
             self.login_approle()
+
+
+def identity_from_lookup(body: object) -> str:
+    """``vault:DISPLAY_NAME entity=ID accessor=ACCESSOR`` from a ``lookup-self`` answer (never
+    the token itself). Values are cut to 128 printable, non-space characters, so an identity
+    is one token per field whatever the server sent."""
+    data = body.get("data") if isinstance(body, dict) else None
+    if not isinstance(data, dict):
+        data = {}
+
+    def field(key: str) -> str:
+        value = data.get(key)
+        text = value[:128] if isinstance(value, str) else ""
+        return "".join(c for c in text if c.isprintable() and not c.isspace())
+
+    parts = [f"vault:{field('display_name') or 'unknown'}"]
+    for key, name in (("entity_id", "entity"), ("accessor", "accessor")):
+        if field(key):
+            parts.append(f"{name}={field(key)}")
+    return " ".join(parts)
 
 
 def _json(response: Any) -> dict[str, Any] | None:

@@ -95,3 +95,13 @@ def test_records_without_digests_are_not_compared(store: Path) -> None:
         rings = m.rings()
     edited = [replace(r, attributes={"x": "y"}) for r in rings]
     assert check_state(old, edited) == []
+
+
+def test_transit_labels_are_not_rings(store: Path) -> None:
+    """Transit-resident rings are logged as ``transit:NAME`` and are not in the ring list."""
+    with keylife.open(str(store / "k.db"), master_key_file=store / "mk") as m:
+        records = m.audit_records()
+        rings = m.rings()
+    first = records[0]
+    transit = replace(first, seq=len(records) + 1, ring="transit:orders", ring_digest="")
+    assert check_state([*records, transit], rings) == []

@@ -1,5 +1,6 @@
-"""Fuzz: a checkpoint line from outside (a file anyone may have edited) decodes to a verified
-checkpoint or raises CheckpointError, never another exception."""
+"""Fuzz: what the audit code reads from outside (a checkpoint line anyone may have edited, a
+Vault lookup-self answer) decodes to a valid value or raises CheckpointError, never another
+exception."""
 
 from __future__ import annotations
 
@@ -67,3 +68,14 @@ def test_any_text(text: str) -> None:
 def test_any_field_value(field: str, value: object) -> None:
     doc = signed(**{field: value})
     attempt(json.dumps(doc))
+
+
+@settings(max_examples=150, deadline=2000)
+@given(JSON)
+def test_any_lookup_self_answer_gives_a_one_line_identity(body: object) -> None:
+    from keylife.vault.client import identity_from_lookup
+
+    for answer in (body, {"data": body}):
+        identity = identity_from_lookup(answer)
+        assert identity.startswith("vault:") and identity.isprintable()
+        assert len(identity) < 500 and len(identity.split()) <= 3
