@@ -23,14 +23,25 @@ from dataclasses import dataclass
 from .audit import AuditRecord
 from .lifecycle import Ring, ring_to_dict
 from .names import is_ring_name
+from .policy import Policy
 
-__all__ = ["StateFinding", "check_state", "ring_digest"]
+__all__ = ["StateFinding", "check_state", "policy_digest", "ring_digest"]
 
 
 def ring_digest(ring: Ring) -> str:
     """``sha256:`` + hex SHA-256 of the canonical JSON of ``ring``'s document (its revision
     and any decoding damage are not part of it)."""
     canonical = json.dumps(ring_to_dict(ring), sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def policy_digest(policy: Policy) -> str:
+    """``sha256:`` + hex SHA-256 of the effective policy (its canonical JSON, source
+    excluded): what a rotation run records as the policy in force, the same whatever the
+    file's formatting or path."""
+    body = policy.to_dict()
+    body.pop("source", None)
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 

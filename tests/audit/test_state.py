@@ -105,3 +105,16 @@ def test_transit_labels_are_not_rings(store: Path) -> None:
     first = records[0]
     transit = replace(first, seq=len(records) + 1, ring="transit:orders", ring_digest="")
     assert check_state([*records, transit], rings) == []
+
+
+def test_policy_digest_names_the_effective_policy(tmp_path: Path) -> None:
+    from keylife.auditstate import policy_digest
+    from keylife.policy import default_policy, load_policy
+
+    one = tmp_path / "one.toml"
+    one.write_text('[policy]\nprofile = "128-bit"\n')
+    two = tmp_path / "two.toml"
+    two.write_text('# the same, written differently\n[policy]\nprofile   =   "128-bit"\n')
+    assert policy_digest(load_policy(one)) == policy_digest(load_policy(two))
+    assert policy_digest(load_policy(one)) == policy_digest(default_policy("128-bit"))
+    assert policy_digest(load_policy(one)) != policy_digest(default_policy())
