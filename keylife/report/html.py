@@ -26,7 +26,8 @@ th{background:#f3f5f7}td.bad,span.bad{color:#b71c1c;font-weight:600}td.ok{color:
 .card b{display:block;font-size:20px}.card.bad b{color:#b71c1c}
 .legend span{display:inline-block;margin-right:14px}
 .legend i{display:inline-block;width:12px;height:10px;margin-right:4px;vertical-align:middle}
-svg text.label{font-size:11px}svg text.tick{font-size:10px;fill:#666}
+svg text.label{font-size:11px}svg text.group{font-size:12px;font-weight:600}
+svg text.tick{font-size:10px;fill:#666}
 svg line.grid{stroke:#eee}svg text.now{fill:#d32f2f}
 .scroll{overflow-x:auto}
 @media print{body{margin:8mm}h2{break-after:avoid}tr,g.ring{break-inside:avoid}}

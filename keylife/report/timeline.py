@@ -121,7 +121,10 @@ def render_timeline(report: Report) -> str:
     first = min((r.created for r in report.rings), default=now)
     start = max(now - PAST, min(first, now - dt.timedelta(days=30)) - dt.timedelta(days=14))
     scale = _Scale(start, now + dt.timedelta(days=max(report.window_days, 30)))
-    height = TOP + ROW * len(report.rings) + 8
+    groups: dict[str, list[RingEntry]] = {}
+    for r in report.rings:  # grouped by purpose, so hundreds of rings stay readable
+        groups.setdefault(r.purpose, []).append(r)
+    height = TOP + ROW * (len(report.rings) + len(groups)) + 8
     parts = [
         f'<svg id="timeline" width="{WIDTH}" '
         f'height="{height}" viewBox="0 0 {WIDTH} {height}" role="img" '
@@ -134,8 +137,17 @@ def render_timeline(report: Report) -> str:
             f'<text x="{x + 2:.1f}" y="{TOP - 10}" class="tick">{t:%Y-%m}</text>'
         )
     by_ring = report.events_by_ring()
-    for i, r in enumerate(report.rings):
-        parts.extend(_row(r, i, scale, by_ring.get(r.name, [])))
+    i = 0
+    for purpose in sorted(groups):
+        members = groups[purpose]
+        y = TOP + i * ROW + 13
+        parts.append(
+            f'<text x="4" y="{y}" class="group">{escape(purpose)} ({len(members)})</text>'
+        )
+        i += 1
+        for r in members:
+            parts.extend(_row(r, i, scale, by_ring.get(r.name, [])))
+            i += 1
     x = scale.x(now)
     parts.append(
         f'<line id="now" x1="{x:.1f}" y1="{TOP - 14}" x2="{x:.1f}" y2="{height}" '
