@@ -141,9 +141,7 @@ def render_timeline(report: Report) -> str:
     for purpose in sorted(groups):
         members = groups[purpose]
         y = TOP + i * ROW + 13
-        parts.append(
-            f'<text x="4" y="{y}" class="group">{escape(purpose)} ({len(members)})</text>'
-        )
+        parts.append(f'<text x="4" y="{y}" class="group">{escape(purpose)} ({len(members)})</text>')
         i += 1
         for r in members:
             parts.extend(_row(r, i, scale, by_ring.get(r.name, [])))

@@ -31,6 +31,7 @@ from typing import Any
 from urllib.parse import quote
 
 from ..errors import CasMismatch, StoreError, StoreUnavailableError, VaultPermissionError
+from .identity import identity_from_lookup
 
 #: Statuses that mean "this node cannot answer now; another node or a later try may".
 _RETRY_STATUS = frozenset({412, 429, 500, 502, 503, 504})
@@ -224,6 +225,8 @@ class VaultClient:
         #: deadline); while set, requests try each address once instead of waiting again, so a
         #: run over many rings fails fast instead of waiting a deadline per ring.
         self._down_since: float | None = None
+        #: (token, identity) from the last lookup-self: see :meth:`identity`.
+        self._identity: tuple[str | None, str] | None = None
 
     # ---- plumbing -----------------------------------------------------------------------
 
@@ -425,11 +428,16 @@ class VaultClient:
         """Who Vault says this token is (see :func:`identity_from_lookup`), from
         ``auth/token/lookup-self``; ``vault:unknown (...)`` when the token may not look itself
         up."""
+        cached = self._identity
+        if cached is not None and cached[0] == self._token:  # asked once per token
+            return cached[1]
         try:
             status, body, _ = self.request("GET", "auth/token/lookup-self", what="token lookup")
         except VaultPermissionError:
             return "vault:unknown (the token may not call lookup-self)"
-        return identity_from_lookup(body if status == 200 else None)
+        found = identity_from_lookup(body if status == 200 else None)
+        self._identity = (self._token, found)
+        return found
 
     def _renew(self) -> None:
         self._token_expires = None  # before the call: request() must not renew again
@@ -448,26 +456,6 @@ class VaultClient:
             self._schedule_renewal(auth.get("lease_duration"), auth.get("renewable"))
         elif self.settings.role_id and self.settings.secret_id:
             self.login_approle()
-
-
-def identity_from_lookup(body: object) -> str:
-    """``vault:DISPLAY_NAME entity=ID accessor=ACCESSOR`` from a ``lookup-self`` answer (never
-    the token itself). Values are cut to 128 printable, non-space characters, so an identity
-    is one token per field whatever the server sent."""
-    data = body.get("data") if isinstance(body, dict) else None
-    if not isinstance(data, dict):
-        data = {}
-
-    def field(key: str) -> str:
-        value = data.get(key)
-        text = value[:128] if isinstance(value, str) else ""
-        return "".join(c for c in text if c.isprintable() and not c.isspace())
-
-    parts = [f"vault:{field('display_name') or 'unknown'}"]
-    for key, name in (("entity_id", "entity"), ("accessor", "accessor")):
-        if field(key):
-            parts.append(f"{name}={field(key)}")
-    return " ".join(parts)
 
 
 def _json(response: Any) -> dict[str, Any] | None:

@@ -73,7 +73,7 @@ def test_any_field_value(field: str, value: object) -> None:
 @settings(max_examples=150, deadline=2000)
 @given(JSON)
 def test_any_lookup_self_answer_gives_a_one_line_identity(body: object) -> None:
-    from keylife.vault.client import identity_from_lookup
+    from keylife.vault.identity import identity_from_lookup
 
     for answer in (body, {"data": body}):
         identity = identity_from_lookup(answer)
