@@ -2,7 +2,8 @@
 
 The store holds 10,000 rings of mixed purposes created over the past two years, so the
 upcoming-events window (90 days) holds rotations and deactivations for part of them, with one
-audit record per ring.
+audit record per ring carrying the ring's digest, so the report's log-against-rings check
+compares all 10,000.
 
 Run: `.venv/bin/python benchmarks/bench_report.py` (writes benchmarks/RESULTS-report.md).
 """
@@ -24,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo, for te
 
 import keylife
 from keylife.audit import AuditEntry
+from keylife.auditstate import ring_digest
 from keylife.report import collect_report, render_html, render_json, render_markdown
 from keylife.store.sqlite import MasterKeyFile, SqliteStore
 from tests.rings import fresh_ring
@@ -55,7 +57,18 @@ def populate(root: Path, now: dt.datetime) -> None:
             ring,
             expected_revision=0,
             materials={1: material},
-            audit=[AuditEntry(created, "bench", "create", ring.name, 1)],
+            # as a writer records it: identity and the ring's digest (checked by the report)
+            audit=[
+                AuditEntry(
+                    created,
+                    "bench",
+                    "create",
+                    ring.name,
+                    1,
+                    identity="os:bench uid=1000",
+                    ring_digest=ring_digest(ring),
+                )
+            ],
         )
     store.close()
 

@@ -73,7 +73,11 @@ def check_state(records: Sequence[AuditRecord], rings: Sequence[Ring]) -> list[S
     present = {ring.name: ring for ring in rings}
     for name, ring in sorted(present.items()):
         record = last.get(name)
-        if record is None or ring.damage:
+        if record is None:
+            continue
+        if ring.damage:
+            problem = f"ring {name} does not decode ({ring.damage}); record {record.seq} says "
+            findings.append(StateFinding(name, record.seq, problem + "what it should be"))
             continue
         if ring_digest(ring) != record.ring_digest:
             what = record.action + (f" v{record.version}" if record.version is not None else "")

@@ -118,3 +118,11 @@ def test_policy_digest_names_the_effective_policy(tmp_path: Path) -> None:
     assert policy_digest(load_policy(one)) == policy_digest(load_policy(two))
     assert policy_digest(load_policy(one)) == policy_digest(default_policy("128-bit"))
     assert policy_digest(load_policy(one)) != policy_digest(default_policy())
+
+
+def test_a_damaged_ring_is_a_finding(store: Path) -> None:
+    with sqlite3.connect(store / "k.db") as con:
+        con.execute("UPDATE rings SET doc='{not json' WHERE name='web'")
+    result = run(store, "audit", "verify")
+    assert result.exit_code == 1
+    assert "state FAILED: ring web does not decode" in result.output
