@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from keylife.lifecycle import RevocationReason
@@ -139,6 +141,35 @@ def _read_capped(path: str, cap: int) -> bytes:
     return data
 
 
+@key.command()
+@click.argument("name")
+@click.argument("version", type=int)
+@click.option("--reason", required=True, help="Why the compromised key is used (audited).")
+@click.option("--in", "src", type=click.Path(dir_okay=False), help="Ciphertext (default stdin).")
+@click.option("--out", "dst", type=click.Path(dir_okay=False), help="Plaintext (stdout).")
+@pass_obj
+def recover(
+    obj: Obj, name: str, version: int, reason: str, src: str | None, dst: str | None
+) -> None:
+    """Decrypt data a compromised VERSION of ring NAME encrypted (`keylife encrypt` output), to
+    re-encrypt it under the replacement. Each use is audited with REASON; the key never
+    protects again."""
+    from keylife.errors import KeylifeError
+
+    cap = 64 * 1024 * 1024
+    with errors(obj), obj.manager() as m:
+        data = _read_capped(src, cap) if src else sys.stdin.buffer.read(cap + 1)
+        if len(data) > cap:
+            raise KeylifeError("input is over 64 MiB; use ring.recover() from Python for more")
+        plaintext = m.ring(name).recover(version, reason=reason).decrypt(data)
+        if dst:
+            from keylife.files import atomic_write
+
+            atomic_write(dst, plaintext, mode=0o600)
+        else:
+            sys.stdout.buffer.write(plaintext)
+
+
 @key.command("list")
 @pass_obj
 def list_(obj: Obj) -> None:
@@ -236,6 +267,19 @@ def revoke(
 
 @key.command()
 @click.argument("name")
+@click.option("--reason", default="", help="Why the ring is retired (kept in the audit log).")
+@pass_obj
+def retire(obj: Obj, name: str, reason: str) -> None:
+    """Retire ring NAME: `keylife rotate` never gives it a new version again; its versions run
+    out their processing windows."""
+    with errors(obj), obj.manager() as m:
+        ring = m.retire(name, reason=reason)
+        now = m.now()
+    emit(obj, ring_summary(ring, now), f"{name} is retired; it gains no new versions")
+
+
+@key.command()
+@click.argument("name")
 @pass_obj
 def rotate(obj: Obj, name: str) -> None:
     """Rotate ring NAME now: new primary, old one deactivated."""
@@ -280,3 +324,28 @@ def compromise(
         },
         text,
     )
+
+
+@key.command()
+@click.argument("name")
+@click.option("--version", "number", type=int, help="One version (default: the primary).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(("pem", "der", "jwk", "jwks", "ssh")),
+    default="pem",
+    show_default=True,
+    help="jwks: every version still in its processing window, with kid RING:vN.",
+)
+@click.option("--out", "out_path", metavar="FILE", help="Write FILE (0644) instead of stdout.")
+@pass_obj
+def public(obj: Obj, name: str, number: int | None, fmt: str, out_path: str | None) -> None:
+    """Public key of ring NAME for verifiers (never anything secret)."""
+    with errors(obj), obj.manager() as m:
+        data = m.ring(name).public_key(number, fmt)
+        if out_path is not None:
+            from keylife.files import atomic_write
+
+            atomic_write(out_path, data, mode=0o644)
+            return
+    sys.stdout.buffer.write(data)

@@ -16,6 +16,9 @@ material.
     ├── NotFoundError               ring or version does not exist
     ├── AlreadyExistsError          ring already exists
     ├── MaterialUnavailableError    material destroyed, or version not usable at that time
+    ├── KeyUsageError               the ring's purpose or type does not do that operation
+    ├── DecryptionError             ciphertext, stream or wrapped key does not open (opaque)
+    ├── InvalidSignatureError       signature or MAC does not verify (opaque)
     ├── StoreError                  a backend failed
     │   ├── StoreUnavailableError   backend cannot be reached (Vault down, file missing)
     │   ├── VaultPermissionError    Vault refused the request (403/401): the token's policies
@@ -29,6 +32,7 @@ material.
     │   └── CheckpointError         a checkpoint is malformed or its signature fails (``line``)
     ├── AcmeError                   the ACME CA refused or failed (problem document attached)
     │   ├── ChallengeFailedError    one or more identifiers failed validation
+    │   │   └── ChallengeFailures   ... with the CA's reason per identifier (``failures``)
     │   ├── RateLimitedError        the CA asked to retry later (``retry_after``)
     │   ├── AcmeResponseError       the CA's answer is malformed or too large (``url``, ``field``)
     │   ├── AcmeTimeoutError        an ACME operation passed its overall deadline (``url``)
@@ -44,6 +48,7 @@ material.
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Mapping
 
 
 class KeylifeError(Exception):
@@ -98,6 +103,35 @@ class AlreadyExistsError(KeylifeError):
 
 class MaterialUnavailableError(KeylifeError):
     """Key material is destroyed or the version may not be used for that operation now."""
+
+
+class KeyUsageError(KeylifeError):
+    """The ring's purpose or key type does not do the operation asked (encrypt on a signing
+    ring, sign on an encryption ring). ``ring`` and ``operation`` say which."""
+
+    def __init__(self, message: str, *, ring: str | None = None, operation: str = "") -> None:
+        super().__init__(message)
+        self.ring = ring
+        self.operation = operation
+
+
+class DecryptionError(KeylifeError):
+    """A ciphertext, stream or wrapped key does not open under the ring: malformed, altered,
+    truncated, reordered, or made by another ring or key. Deliberately says no more (which
+    check failed would help an attacker); ``ring`` names the ring that was asked."""
+
+    def __init__(self, message: str, *, ring: str | None = None) -> None:
+        super().__init__(message)
+        self.ring = ring
+
+
+class InvalidSignatureError(KeylifeError):
+    """A signature or MAC does not verify under the ring (malformed, altered, or made by
+    another ring or key); ``ring`` names the ring that was asked."""
+
+    def __init__(self, message: str, *, ring: str | None = None) -> None:
+        super().__init__(message)
+        self.ring = ring
 
 
 class StoreError(KeylifeError):
@@ -178,6 +212,15 @@ class AcmeError(KeylifeError):
 
 class ChallengeFailedError(AcmeError):
     """Validation failed for one or more identifiers."""
+
+
+class ChallengeFailures(ChallengeFailedError):
+    """Validation failed; ``failures`` maps each failed identifier to the CA's reason."""
+
+    def __init__(self, failures: Mapping[str, str]) -> None:
+        self.failures = dict(failures)
+        lines = "; ".join(f"{ident}: {reason}" for ident, reason in self.failures.items())
+        super().__init__(f"validation failed for {len(self.failures)} identifier(s): {lines}")
 
 
 class RateLimitedError(AcmeError):
@@ -263,12 +306,16 @@ __all__ = [
     "CasMismatch",
     "CertificateCheckError",
     "ChallengeFailedError",
+    "ChallengeFailures",
     "ConflictError",
     "CorruptRecordError",
+    "DecryptionError",
     "FlightLimitError",
     "HelloParseError",
     "IntegrityError",
+    "InvalidSignatureError",
     "InvalidTransitionError",
+    "KeyUsageError",
     "KeylifeError",
     "LifecycleError",
     "LockHeldError",
