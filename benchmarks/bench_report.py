@@ -5,11 +5,13 @@ upcoming-events window (90 days) holds rotations and deactivations for part of t
 audit record per ring carrying the ring's digest, so the report's log-against-rings check
 compares all 10,000.
 
-Run: `.venv/bin/python benchmarks/bench_report.py` (writes benchmarks/RESULTS-report.md).
+Run: `.venv/bin/python benchmarks/bench_report.py [--write]` (prints the table; `--write`
+replaces benchmarks/RESULTS-report.md with it).
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import os
 import platform
@@ -22,6 +24,22 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo, for tests.rings
+
+
+def require_venv() -> None:
+    """Benchmarks need keylife and its dependencies: the checkout's virtualenv has them."""
+    import importlib.util
+
+    installed = Path(sys.executable).with_name("keylife").exists()  # the venv's command
+    if not installed or not all(importlib.util.find_spec(m) for m in ("keylife", "cryptography")):
+        raise SystemExit(
+            f"benchmarks: {sys.executable} is not keylife's virtualenv; run "
+            f".venv/bin/python benchmarks/{Path(sys.argv[0]).name} from the checkout "
+            "(./scripts/test or ./scripts/quickstart makes .venv)"
+        )
+
+
+require_venv()
 
 import keylife
 from keylife.audit import AuditEntry
@@ -124,6 +142,9 @@ LOAD_START = os.getloadavg()[0]
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description="keylife report on 10,000 rings")
+    parser.add_argument("--write", action="store_true", help="replace benchmarks/RESULTS-report.md")
+    args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         populate(root, dt.datetime.now(dt.UTC))
@@ -140,7 +161,8 @@ def main() -> None:
             "# Report benchmark (embedded store)",
             "",
             f"Measured {dt.date.today().isoformat()} on {platform.machine()}, {os.cpu_count()} "
-            f"cores, Python {platform.python_version()}, by `python benchmarks/bench_report.py`; "
+            f"cores, Python {platform.python_version()}, by "
+            "`.venv/bin/python benchmarks/bench_report.py --write`; "
             f"1-minute load average at the start: {LOAD_START:.2f}, at the end: "
             f"{os.getloadavg()[0]:.2f} (the machine is shared: wall times grow with the load, "
             "CPU time is the command's own work).",
@@ -155,8 +177,9 @@ def main() -> None:
             "",
         ]
     )
-    (HERE / "RESULTS-report.md").write_text(text)
     print(text)
+    if args.write:
+        (HERE / "RESULTS-report.md").write_text(text)
 
 
 if __name__ == "__main__":
