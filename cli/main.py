@@ -57,6 +57,7 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "restore": ("keylife_cli.backup", "restore", "Restore a backup into an empty store."),
     "audit": ("keylife_cli.audit", "audit", "Show and verify the audit log."),
     "policy": ("keylife_cli.policy", "policy", "Show or check the key policy."),
+    "report": ("keylife_cli.report", "report", "Compliance evidence: HTML, Markdown or JSON."),
     "store": ("keylife_cli.store", "store", "Store maintenance (rekey, migrate)."),
     "tls": ("keylife_cli.tls", "tls", "Check TLS endpoints against the TLS policy."),
     "cert": ("keylife_cli.cert", "cert", "ACME certificates: issue, revoke, account."),

@@ -32,6 +32,7 @@ material.
     │   └── LockHeldError           another rotation run holds the lease
     ├── BackupError                 archive corrupted, truncated, wrongly keyed, or target not empty
     ├── AuditError                  audit log could not be written or read
+    │   └── CheckpointError         a checkpoint is malformed or its signature fails (``line``)
     ├── AcmeError                   the ACME CA refused or failed (problem document attached)
     │   ├── ChallengeFailedError    one or more identifiers failed validation
     │   │   └── ChallengeFailures   ... with the CA's reason per identifier (``failures``)
@@ -231,6 +232,17 @@ class BackupError(KeylifeError):
 
 class AuditError(KeylifeError):
     """The audit log cannot be written or read."""
+
+
+class CheckpointError(AuditError):
+    """An audit checkpoint is malformed, too large, or its signature does not verify.
+
+    ``line`` is its line number in the checkpoint file, when it came from one.
+    """
+
+    def __init__(self, message: str, *, line: int | None = None) -> None:
+        super().__init__(message)
+        self.line = line
 
 
 class AcmeError(KeylifeError):

@@ -63,6 +63,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "keylife.certificates",
             "keylife.rotation.plan",
             "keylife.audit",
+            "keylife.auditstate",
             "keylife.documents",
             "keylife.envelope",
         ),
@@ -101,6 +102,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "keylife.recovery",
             "keylife.recover",
             "keylife.store.migrate",
+            "keylife.report.*",
+            "keylife.checkpoint",
         ),
     ),
     (

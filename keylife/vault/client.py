@@ -34,6 +34,7 @@ from ..errors import (
     TokenExpiredError,
     VaultPermissionError,
 )
+from .identity import identity_from_lookup
 from .settings import VaultSettings
 
 __all__ = ["VaultClient", "VaultSettings", "b64", "q"]
@@ -135,6 +136,8 @@ class VaultClient:
         #: deadline); while set, requests try each address once instead of waiting again, so a
         #: run over many rings fails fast instead of waiting a deadline per ring.
         self._down_since: float | None = None
+        #: (token, identity) from the last lookup-self: see :meth:`identity`.
+        self._identity: tuple[str | None, str] | None = None
 
     # ---- plumbing -----------------------------------------------------------------------
 
@@ -369,6 +372,21 @@ class VaultClient:
         if status == 200 and body:
             data = body.get("data") or {}
             self._schedule_renewal(data.get("ttl"), data.get("renewable"))
+
+    def identity(self) -> str:
+        """Who Vault says this token is (see :func:`identity_from_lookup`), from
+        ``auth/token/lookup-self``; ``vault:unknown (...)`` when the token may not look itself
+        up."""
+        cached = self._identity
+        if cached is not None and cached[0] == self._token:  # asked once per token
+            return cached[1]
+        try:
+            status, body, _ = self.request("GET", "auth/token/lookup-self", what="token lookup")
+        except VaultPermissionError:
+            return "vault:unknown (the token may not call lookup-self)"
+        found = identity_from_lookup(body if status == 200 else None)
+        self._identity = (self._token, found)
+        return found
 
     def _renew(self) -> None:
         self._token_expires = None  # before the call: request() must not renew again

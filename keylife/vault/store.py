@@ -400,6 +400,10 @@ class VaultKeyStore:
 
     # ---- audit ------------------------------------------------------------------------------
 
+    def authenticated_identity(self) -> str:
+        """The token's identity as Vault reports it (see :meth:`VaultClient.identity`)."""
+        return self.client.identity()
+
     def append_audit(self, entries: Sequence[AuditEntry]) -> None:
         self.audit.append(entries)
 
