@@ -95,10 +95,22 @@ class AcmeOnDemand:
         return self._ca().rollover_account(manager, ring)
 
 
-def _manager(store: KeyStore, policy: Policy, actor: str | None, clock: Clock | None) -> KeyManager:
-    from .manager import KeyManager
+def _manager(
+    given: str | Path | KeyStore | None,
+    store: KeyStore,
+    policy: Policy,
+    actor: str | None,
+    clock: Clock | None,
+) -> KeyManager:
+    """The manager that owns ``store``; if it cannot be made, a store opened here is closed."""
+    try:
+        from .manager import KeyManager
 
-    return KeyManager(store, policy=policy, actor=actor, clock=clock, authority=AcmeOnDemand())
+        return KeyManager(store, policy=policy, actor=actor, clock=clock, authority=AcmeOnDemand())
+    except BaseException:
+        if store is not given:
+            store.close()
+        raise
 
 
 def open(
@@ -116,7 +128,8 @@ def open(
     (``default``, ``128-bit``) or a TOML file (default: ``KEYLIFE_POLICY`` or the built-in).
     """
     resolved = resolve_policy(policy)  # first: a bad policy must not leave a store open
-    return _manager(open_store(store, master_key_file, create=False), resolved, actor, clock)
+    opened = open_store(store, master_key_file, create=False)
+    return _manager(store, opened, resolved, actor, clock)
 
 
 def init(
@@ -129,4 +142,5 @@ def init(
 ) -> KeyManager:
     """Create the store (and a master key, if none exists) and open it. Idempotent."""
     resolved = resolve_policy(policy)
-    return _manager(open_store(store, master_key_file, create=True), resolved, actor, clock)
+    opened = open_store(store, master_key_file, create=True)
+    return _manager(store, opened, resolved, actor, clock)
