@@ -1,7 +1,9 @@
-"""Core benchmarks for issue 2. Run: ``python benchmarks/bench_core.py [--rings N] [--runs N]``.
+"""Core benchmarks for issue 2. Run: ``.venv/bin/python benchmarks/bench_core.py [--rings N]
+[--runs N] [--write]``.
 
-Makes its own temporary store (HOME and XDG dirs too), never touches yours, and writes
-``benchmarks/RESULTS-core.md``.
+Makes its own temporary store (HOME and XDG dirs too), never touches yours, and prints its
+report; ``--write`` replaces ``benchmarks/RESULTS-core.md`` with it (``--output PATH`` writes
+it elsewhere).
 
 1. create and rotate N (1,000) EC P-256 rings on the embedded store;
 2. keylife key generation (``keylife.keygen.generate`` + ``fingerprint``) against the same
@@ -27,6 +29,19 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+
+
+def require_venv() -> None:
+    """Benchmarks need keylife and its dependencies: the checkout's virtualenv has them."""
+    import importlib.util
+
+    installed = Path(sys.executable).with_name("keylife").exists()  # the venv's command
+    if not installed or not all(importlib.util.find_spec(m) for m in ("keylife", "cryptography")):
+        raise SystemExit(
+            f"benchmarks: {sys.executable} is not keylife's virtualenv; run "
+            f".venv/bin/python benchmarks/{Path(sys.argv[0]).name} from the checkout "
+            "(./scripts/test or ./scripts/quickstart makes .venv)"
+        )
 
 
 def _keylife_exe() -> str:
@@ -147,8 +162,12 @@ def main() -> None:
     parser.add_argument("--rings", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=21, help="CLI runs per command")
     parser.add_argument("--keygen", type=int, default=500, help="keys per keygen round")
-    parser.add_argument("--output", type=Path, default=HERE / "RESULTS-core.md")
+    parser.add_argument("--write", action="store_true", help="replace benchmarks/RESULTS-core.md")
+    parser.add_argument("--output", type=Path, help="write the report to this file")
     args = parser.parse_args()
+    require_venv()
+    if args.write and args.output is None:
+        args.output = HERE / "RESULTS-core.md"
 
     with tempfile.TemporaryDirectory(prefix="keylife-bench-") as tmp:
         root = Path(tmp)
@@ -188,7 +207,7 @@ def main() -> None:
 Run with one command from the repository root (it makes and removes its own temporary store):
 
 ```console
-python benchmarks/bench_core.py
+.venv/bin/python benchmarks/bench_core.py --write
 ```
 
 - Date: {dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")}
@@ -225,8 +244,11 @@ EC P-256, best of 15 interleaved rounds of {args.keygen} keys.
 """
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     report += f"\nLoad average when the run ended: {load} (on {os.cpu_count()} CPUs).\n"
-    args.output.write_text(report + NOTES)
-    print(f"wrote {args.output}")
+    if args.output is None:
+        print(report + NOTES)
+    else:
+        args.output.write_text(report + NOTES)
+        print(f"wrote {args.output}")
 
 
 if __name__ == "__main__":

@@ -3,11 +3,13 @@
 1. Rotating 1,000 due EC P-256 rings (`keylife rotate` as a library call and as the command).
 2. A nothing-due pass over 10,000 rings (target: under 1 s).
 
-Run: `.venv/bin/python benchmarks/bench_rotate.py` (writes benchmarks/RESULTS-rotate.md).
+Run: `.venv/bin/python benchmarks/bench_rotate.py [--write]` (prints the table; `--write`
+replaces benchmarks/RESULTS-rotate.md with it).
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import os
 import platform
@@ -20,6 +22,22 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo, for tests.rings
+
+
+def require_venv() -> None:
+    """Benchmarks need keylife and its dependencies: the checkout's virtualenv has them."""
+    import importlib.util
+
+    installed = Path(sys.executable).with_name("keylife").exists()  # the venv's command
+    if not installed or not all(importlib.util.find_spec(m) for m in ("keylife", "cryptography")):
+        raise SystemExit(
+            f"benchmarks: {sys.executable} is not keylife's virtualenv; run "
+            f".venv/bin/python benchmarks/{Path(sys.argv[0]).name} from the checkout "
+            "(./scripts/test or ./scripts/quickstart makes .venv)"
+        )
+
+
+require_venv()
 
 import keylife
 from keylife.audit import AuditEntry
@@ -119,6 +137,9 @@ def bench_nothing_due(root: Path, count: int) -> dict[str, float]:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description="Rotation benchmarks (embedded store)")
+    parser.add_argument("--write", action="store_true", help="replace benchmarks/RESULTS-rotate.md")
+    args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="kl-bench-rotate-"))
     try:
         rot = bench_rotate_1000(root)
@@ -129,7 +150,8 @@ def main() -> None:
         "# Rotation benchmarks (embedded store)",
         "",
         f"Measured {dt.date.today().isoformat()} on {platform.machine()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}, by `python benchmarks/bench_rotate.py`; "
+        f"Python {platform.python_version()}, by "
+        "`.venv/bin/python benchmarks/bench_rotate.py --write`; "
         f"1-minute load average at the end: {os.getloadavg()[0]:.2f}.",
         "",
         "| benchmark | result | target |",
@@ -149,8 +171,9 @@ def main() -> None:
             f"{r['cli_median']:.3f} s | {'< 1 s' if n == 10000 else '-'} |"
         )
     text = "\n".join(lines) + "\n"
-    (HERE / "RESULTS-rotate.md").write_text(text)
     print(text)
+    if args.write:
+        (HERE / "RESULTS-rotate.md").write_text(text)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,12 @@ throwaway virtualenv and pass its executable:
     python3 -m venv /tmp/sslyze-venv && /tmp/sslyze-venv/bin/pip install sslyze
     python benchmarks/bench_tls.py --sslyze /tmp/sslyze-venv/bin/sslyze [--repeat 3] [--write]
 
-`--write` replaces benchmarks/RESULTS-tls.md with the tables printed.
+`--write` replaces benchmarks/RESULTS-tls.md with the tables printed (keeping its sections
+from "# Fleet runs" on).
+
+`--fleet N [--connections C]` instead serves N endpoints from one process (tests/tls/fleet_peers.py)
+and times `keylife tls check --targets` against sslyze (`--sslyze` may be "PYTHON -m sslyze")
+and a per-endpoint keylife run, and prints a section for RESULTS-tls.md.
 
 `--hostile` (no sslyze needed) instead runs `keylife tls check` against each hostile server of
 tests/hostile/test_tls_hostile_servers.py and prints wall time, peak RSS and the error.
@@ -19,6 +24,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import platform
 import re
 import statistics
@@ -233,6 +239,107 @@ def hostile(timeout: float, deadline: float) -> None:
         )
 
 
+# -- --fleet N: many endpoints served by one process, keylife --targets against sslyze --------
+
+
+def per_endpoint_run(ports: list[int], ca: str) -> tuple[float, dict[int, Any]]:
+    """keylife's check_endpoint on one endpoint after the other, in this process."""
+    from keylife.tls import check_endpoint, load_policy
+
+    policy = load_policy("default")
+    started = time.perf_counter()
+    out = {}
+    for port in ports:
+        report = check_endpoint("127.0.0.1", port, policy, sni="localhost", ca_file=ca)
+        out[port] = (report.verdict, sorted((f.rule_id, f.severity) for f in report.findings))
+    return time.perf_counter() - started, out
+
+
+def fleet(n: int, connections: int, sslyze: str | None) -> None:
+    from tests.tls import hostile_peers as hp
+    from tests.tls.fleet_peers import raise_nofile
+
+    limits = raise_nofile(connections + 256)
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        (tmp / "pki").mkdir()
+        server = subprocess.Popen(
+            [sys.executable, "-m", "tests.tls.fleet_peers", str(n), str(tmp / "pki")],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT,
+        )  # fmt: skip
+        assert server.stdin is not None and server.stdout is not None
+        try:
+            info = json.loads(server.stdout.readline())
+            ports, kinds, ca = info["ports"], info["kinds"], info["ca"]
+            targets = tmp / "targets.txt"
+            targets.write_text("".join(f"127.0.0.1:{p} localhost\n" for p in ports))
+            k = hp.run_keylife(
+                "tls", "check", "--targets", str(targets), "--ca-file", ca, "--jsonl",
+                "--summary", "--connections", str(connections), hard_limit=3600,
+            )  # fmt: skip
+            seq_seconds, seq = per_endpoint_run(ports, ca)
+            s_seconds, s_done = run_sslyze_fleet(sslyze, ports, ca, tmp) if sslyze else (0, 0)
+        finally:
+            server.stdin.close()
+            server.wait(30)
+    lines = [json.loads(line) for line in k.stdout.splitlines()]
+    fleet_run = {d["port"]: d for d in lines if d["kind"] == "endpoint"}
+    same = sum(
+        1
+        for p in ports
+        if p in fleet_run
+        and (fleet_run[p]["verdict"], sorted((f["rule_id"], f["severity"]) for f in
+             fleet_run[p]["findings"])) == seq[p]
+    )  # fmt: skip
+    by_kind: dict[str, set[str]] = {}
+    for p, kind in zip(ports, kinds, strict=True):
+        by_kind.setdefault(kind, set()).add(seq[p][0])
+    summary = lines[-1]
+    print(f"## Fleet: {n} endpoints on one server process\n")
+    print(
+        f"Measured {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC on {platform.node()} "
+        f"({platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}), "
+        f"load average {load_before[0]:.2f} before, {os.getloadavg()[0]:.2f} after; "
+        f"open-file limit {limits[0]} (soft), {limits[1]} (hard).\n"
+    )
+    print("| run | wall time (s) | notes |\n|---|---:|---|")
+    print(f"| keylife tls check --targets, --connections {connections} | {k.seconds:.1f} | "
+          f"exit {k.returncode}, peak RSS {k.max_rss_mb:.0f} MB |")  # fmt: skip
+    print(f"| keylife check_endpoint, one endpoint after the other | {seq_seconds:.1f} | "
+          "same process, same code, no concurrency |")  # fmt: skip
+    if sslyze:
+        help_text = subprocess.run(
+            [*sslyze.split(), "--help"], capture_output=True, text=True, check=False
+        )
+        version = (re.search(r"SSLyze version ([\d.]+)", help_text.stdout) or [None, "?"])[1]
+        print(f"| sslyze {version} (own concurrency) | {s_seconds:.1f} | "
+              f"{s_done}/{n} scans completed |")  # fmt: skip
+        print(f"\nkeylife / sslyze = **{k.seconds / s_seconds:.3f}**")
+    print(f"\nkeylife fleet / sequential = **{k.seconds / seq_seconds:.3f}**")
+    print(f"\nVerdicts and findings identical to the per-endpoint run: **{same}/{n}**. "
+          f"Verdicts per kind: " + ", ".join(f"{kk} {sorted(v)}" for kk, v in
+          sorted(by_kind.items())) + f". Summary: {json.dumps(summary['verdicts'])}, "
+          f"rules {json.dumps(summary['rules'])}.")  # fmt: skip
+
+
+def run_sslyze_fleet(sslyze: str, ports: list[int], ca: str, tmp: Path) -> tuple[float, int]:
+    """sslyze over the same targets, its own concurrency, the scans keylife also does."""
+    targets = tmp / "sslyze-targets.txt"
+    targets.write_text("".join(f"localhost:{p}{{127.0.0.1}}\n" for p in ports))
+    out = tmp / "sslyze.json"
+    cmd = [*sslyze.split(), f"--targets_in={targets}", f"--json_out={out}",
+           f"--certinfo_ca_file={ca}", "--certinfo", "--sslv2", "--sslv3", "--tlsv1",
+           "--tlsv1_1", "--tlsv1_2", "--tlsv1_3", "--elliptic_curves",
+           "--mozilla_config=disable", "--quiet"]  # fmt: skip
+    started = time.perf_counter()
+    subprocess.run(cmd, capture_output=True, check=False, timeout=7200)
+    elapsed = time.perf_counter() - started
+    doc = json.loads(out.read_text())
+    done = sum(1 for r in doc["server_scan_results"] if r.get("scan_status") == "COMPLETED")
+    return elapsed, done
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sslyze", help="the sslyze executable (in its own venv)")
@@ -241,7 +348,12 @@ def main() -> None:
     ap.add_argument("--hostile", action="store_true", help="time the hostile servers instead")
     ap.add_argument("--timeout", type=float, default=10.0, help="with --hostile")
     ap.add_argument("--deadline", type=float, default=30.0, help="with --hostile")
+    ap.add_argument("--fleet", type=int, help="N endpoints from one server process instead")
+    ap.add_argument("--connections", type=int, default=64, help="with --fleet")
     args = ap.parse_args()
+    if args.fleet:
+        fleet(args.fleet, args.connections, args.sslyze)
+        return
     if args.hostile:
         hostile(args.timeout, args.deadline)
         return
@@ -368,7 +480,11 @@ def main() -> None:
     text = "\n".join(lines) + "\n"
     print(text)
     if args.write:
-        (ROOT / "benchmarks" / "RESULTS-tls.md").write_text(text)
+        path = ROOT / "benchmarks" / "RESULTS-tls.md"
+        old = path.read_text() if path.exists() else ""
+        path.write_text(
+            text + (old[old.index("\n# Fleet runs") :] if "\n# Fleet runs" in old else "")
+        )
 
 
 if __name__ == "__main__":

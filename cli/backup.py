@@ -49,7 +49,11 @@ def _read_passphrase(obj: Obj, path: str) -> str:
 
 _OPTIONS = [
     click.option("--passphrase-file", type=click.Path(exists=True, dir_okay=False)),
-    click.option("--key-file", type=click.Path(exists=True, dir_okay=False), help="32-byte key."),
+    click.option(
+        "--key-file",
+        type=click.Path(exists=True, dir_okay=False),
+        help="Backup key file: base64 of 32 random bytes (head -c 32 /dev/urandom | base64).",
+    ),
 ]
 
 

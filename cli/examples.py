@@ -23,6 +23,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "key resume": ("keylife key resume orders 2",),
     "key destroy": ("keylife key destroy orders 1",),
     "key revoke": ("keylife key revoke orders 1 --reason superseded",),
+    "key retire": ("keylife key retire old-partner-api --reason 'contract ended'",),
     "key rotate": ("keylife key rotate orders",),
     "key compromise": ("keylife key compromise orders --occurred-at 2026-11-28T22:00Z",),
     "rotate": (
@@ -36,7 +37,10 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "audit verify": ("keylife audit verify",),
     "policy": ("keylife policy show", "keylife policy check /etc/keylife/policy.toml"),
     "policy show": ("keylife policy show", "keylife --policy 128-bit policy show"),
-    "policy check": ("keylife policy check /etc/keylife/policy.toml",),
+    "policy check": (
+        "keylife policy check /etc/keylife/policy.toml",
+        "keylife --policy 128-bit policy check --store",
+    ),
     "store": ("keylife store rekey", "keylife store migrate --from ./k.db --to vault://v:8200/kl"),
     "tls": ("keylife tls check example.internal:443",),
     "tls check": (
@@ -44,6 +48,10 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "keylife tls check 10.0.0.5:8443 --sni api.internal --json",
     ),
     "cert": ("keylife cert issue web --domain www.example.com --directory URL --agree-tos",),
+    "cert list": ("keylife cert list", "keylife cert list --json"),
+    "cert show": ("keylife cert show web", "keylife cert show web --json"),
+    "cert renew": ("keylife cert renew web", "keylife cert renew web --force"),
+    "cert revoke": ("keylife cert revoke web --reason superseded --renew",),
     "vault": ("keylife --store vault://127.0.0.1:8200/keylife vault setup",),
     "vault setup": ("keylife --store vault://127.0.0.1:8200/keylife vault setup",),
     "vault policy": ("keylife --store vault://127.0.0.1:8200/keylife vault policy orders",),

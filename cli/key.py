@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from keylife.lifecycle import RevocationReason
@@ -236,6 +238,19 @@ def revoke(
 
 @key.command()
 @click.argument("name")
+@click.option("--reason", default="", help="Why the ring is retired (kept in the audit log).")
+@pass_obj
+def retire(obj: Obj, name: str, reason: str) -> None:
+    """Retire ring NAME: `keylife rotate` never gives it a new version again; its versions run
+    out their processing windows."""
+    with errors(obj), obj.manager() as m:
+        ring = m.retire(name, reason=reason)
+        now = m.now()
+    emit(obj, ring_summary(ring, now), f"{name} is retired; it gains no new versions")
+
+
+@key.command()
+@click.argument("name")
 @pass_obj
 def rotate(obj: Obj, name: str) -> None:
     """Rotate ring NAME now: new primary, old one deactivated."""
@@ -280,3 +295,28 @@ def compromise(
         },
         text,
     )
+
+
+@key.command()
+@click.argument("name")
+@click.option("--version", "number", type=int, help="One version (default: the primary).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(("pem", "der", "jwk", "jwks", "ssh")),
+    default="pem",
+    show_default=True,
+    help="jwks: every version still in its processing window, with kid RING:vN.",
+)
+@click.option("--out", "out_path", metavar="FILE", help="Write FILE (0644) instead of stdout.")
+@pass_obj
+def public(obj: Obj, name: str, number: int | None, fmt: str, out_path: str | None) -> None:
+    """Public key of ring NAME for verifiers (never anything secret)."""
+    with errors(obj), obj.manager() as m:
+        data = m.ring(name).public_key(number, fmt)
+        if out_path is not None:
+            from keylife.files import atomic_write
+
+            atomic_write(out_path, data, mode=0o644)
+            return
+    sys.stdout.buffer.write(data)

@@ -49,6 +49,15 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "tls": ("keylife_cli.tls", "tls", "Check TLS endpoints against the TLS policy."),
     "cert": ("keylife_cli.cert", "cert", "ACME certificates: issue, revoke, account."),
     "vault": ("keylife_cli.vault", "vault", "HashiCorp Vault / OpenBao setup and policies."),
+    "encrypt": ("keylife_cli.crypto", "encrypt", "Encrypt stdin or a file under a ring."),
+    "decrypt": ("keylife_cli.crypto", "decrypt", "Decrypt what `keylife encrypt` wrote."),
+    "sign": ("keylife_cli.crypto", "sign", "Sign stdin or a file with a ring's primary."),
+    "verify": ("keylife_cli.crypto", "verify", "Check a signature made by `keylife sign`."),
+    "rewrap": (
+        "keylife_cli.crypto",
+        "rewrap",
+        "Re-encrypt a file of ciphertexts under the primary.",
+    ),
     "completion": ("keylife_cli.commands", "completion", "Print the shell completion script."),
 }
 

@@ -58,12 +58,39 @@ def show(obj: Obj, as_of: str | None) -> None:
 
 
 @policy.command()
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("file", type=click.Path(dir_okay=False), required=False)
+@click.option(
+    "--store",
+    "against_store",
+    is_flag=True,
+    help="List every version in the store outside the policy in force today (exit 1 if any).",
+)
 @pass_obj
-def check(obj: Obj, file: str) -> None:
-    """Validate policy FILE; exit 1 with the file, key and allowed values if it is invalid."""
+def check(obj: Obj, file: str | None, against_store: bool) -> None:
+    """Validate policy FILE; exit 1 with the file, key and allowed values if it is invalid.
+    With --store, check every stored version against the policy (FILE, or the one in force)."""
+    import sys
+
+    if file is None and not against_store:
+        raise click.UsageError("give a policy FILE, --store, or both")
     with errors(obj):
         from keylife.policy import load_policy
 
-        load_policy(file)
-    emit(obj, {"file": file, "valid": True}, f"{clean(file)}: policy is valid")
+        policy = load_policy(file) if file is not None else None
+    if not against_store:
+        emit(obj, {"file": file, "valid": True}, f"{clean(file)}: policy is valid")
+        return
+    with errors(obj), obj.manager() as m:
+        from keylife.limits import violations
+
+        found = violations(m.rings(), policy or m.policy, m.now())
+
+    def text() -> None:
+        if not found:
+            click.echo("every stored version is within the policy")
+        for v in found:
+            click.echo(f"{clean(v.ring)} v{v.version}  {v.rule}: {clean(v.reason)}")
+
+    emit(obj, {"violations": [v.to_dict() for v in found], "ok": not found}, text)
+    if found:
+        sys.exit(1)

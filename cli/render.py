@@ -53,6 +53,7 @@ def ring_summary(ring: Ring, now: dt.datetime) -> dict[str, Any]:
         "primary_deactivation": None
         if primary is None or primary.deactivation is None
         else primary.deactivation.isoformat(),
+        "retired": ring.attributes.get("retired"),
     }
 
 

@@ -70,7 +70,11 @@ class BackupSecret:
         except OSError as exc:
             raise BackupError(f"cannot read backup key file {path}: {exc.strerror}") from None
         except KeylifeError as exc:
-            raise BackupError(str(exc).replace("master key", "backup key")) from None
+            raise BackupError(
+                str(exc).replace("master key", "backup key")
+                + " (make one with `head -c 32 /dev/urandom | base64 > bk.key`; it is not the "
+                "master key)"
+            ) from None
         return cls(key=key._key)
 
     def derive(self, header: Mapping[str, Any]) -> bytes:

@@ -18,17 +18,47 @@ from .limits import POLICY_EXCEPTION
 from .specs import KeySpec
 
 __all__ = [
+    "RETIRED",
     "Change",
     "NewKey",
+    "emptied",
     "entry",
     "exception_entries",
     "get_version",
     "promote",
+    "refuse_if_retired",
     "refuse_if_superseded",
     "result",
+    "retire_attributes",
+    "retired",
     "superseded_entries",
     "with_exception",
 ]
+
+
+#: Ring attribute: when (ISO 8601) and why the ring was retired, ``"DATE reason"``.
+RETIRED = "retired"
+
+
+def retired(ring: Ring) -> bool:
+    return RETIRED in ring.attributes
+
+
+def emptied(ring: Ring) -> bool:
+    """Every version the ring had is destroyed: no key is left to continue."""
+    gone = (State.DESTROYED, State.DESTROYED_COMPROMISED)
+    return bool(ring.versions) and all(v.state in gone for v in ring.versions)
+
+
+def retire_attributes(ring: Ring, now: dt.datetime, reason: str) -> dict[str, str]:
+    return {**ring.attributes, RETIRED: f"{now.isoformat()} {reason}".strip()}
+
+
+def refuse_if_retired(ring: Ring) -> None:
+    if retired(ring):
+        raise LifecycleError(
+            f"ring {ring.name} is retired ({ring.attributes[RETIRED]}); it gains no new versions"
+        )
 
 
 @dataclass(frozen=True)

@@ -101,12 +101,18 @@ def _manager(
     policy: Policy,
     actor: str | None,
     clock: Clock | None,
+    refresh: float | None = None,
 ) -> KeyManager:
     """The manager that owns ``store``; if it cannot be made, a store opened here is closed."""
     try:
         from .manager import KeyManager
 
-        return KeyManager(store, policy=policy, actor=actor, clock=clock, authority=AcmeOnDemand())
+        owned: KeyStore = store
+        if refresh is not None:
+            from .ringcache import CachedStore
+
+            owned = CachedStore(store, refresh)
+        return KeyManager(owned, policy=policy, actor=actor, clock=clock, authority=AcmeOnDemand())
     except BaseException:
         if store is not given:
             store.close()
@@ -120,16 +126,22 @@ def open(
     actor: str | None = None,
     clock: Clock | None = None,
     master_key_file: str | Path | None = None,
+    refresh: float | None = None,
 ) -> KeyManager:
     """Open an existing store (default: the embedded store in the XDG data directory).
 
     ``store`` is a path to the embedded SQLite file, ``sqlite:///path``, a ``vault://`` URL, or a
     :class:`~keylife.store.base.KeyStore`. ``policy`` is a :class:`Policy`, a profile name
     (``default``, ``128-bit``) or a TOML file (default: ``KEYLIFE_POLICY`` or the built-in).
+
+    ``refresh`` (seconds), for long-running services: ring documents and unsealed keys are
+    kept in memory that long (thread-safe), so rotations made elsewhere are seen within the
+    interval; a ciphertext naming a version newer than the cache rereads the ring at once.
+    Without it every operation reads the store.
     """
     resolved = resolve_policy(policy)  # first: a bad policy must not leave a store open
     opened = open_store(store, master_key_file, create=False)
-    return _manager(store, opened, resolved, actor, clock)
+    return _manager(store, opened, resolved, actor, clock, refresh)
 
 
 def init(

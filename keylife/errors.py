@@ -16,6 +16,9 @@ material.
     ├── NotFoundError               ring or version does not exist
     ├── AlreadyExistsError          ring already exists
     ├── MaterialUnavailableError    material destroyed, or version not usable at that time
+    ├── KeyUsageError               the ring's purpose or type does not do that operation
+    ├── DecryptionError             ciphertext, stream or wrapped key does not open (opaque)
+    ├── InvalidSignatureError       signature or MAC does not verify (opaque)
     ├── StoreError                  a backend failed
     │   ├── StoreUnavailableError   backend cannot be reached (Vault down, file missing)
     │   ├── VaultPermissionError    Vault refused the request (403/401): the token's policies
@@ -97,6 +100,35 @@ class AlreadyExistsError(KeylifeError):
 
 class MaterialUnavailableError(KeylifeError):
     """Key material is destroyed or the version may not be used for that operation now."""
+
+
+class KeyUsageError(KeylifeError):
+    """The ring's purpose or key type does not do the operation asked (encrypt on a signing
+    ring, sign on an encryption ring). ``ring`` and ``operation`` say which."""
+
+    def __init__(self, message: str, *, ring: str | None = None, operation: str = "") -> None:
+        super().__init__(message)
+        self.ring = ring
+        self.operation = operation
+
+
+class DecryptionError(KeylifeError):
+    """A ciphertext, stream or wrapped key does not open under the ring: malformed, altered,
+    truncated, reordered, or made by another ring or key. Deliberately says no more (which
+    check failed would help an attacker); ``ring`` names the ring that was asked."""
+
+    def __init__(self, message: str, *, ring: str | None = None) -> None:
+        super().__init__(message)
+        self.ring = ring
+
+
+class InvalidSignatureError(KeylifeError):
+    """A signature or MAC does not verify under the ring (malformed, altered, or made by
+    another ring or key); ``ring`` names the ring that was asked."""
+
+    def __init__(self, message: str, *, ring: str | None = None) -> None:
+        super().__init__(message)
+        self.ring = ring
 
 
 class StoreError(KeylifeError):
@@ -253,10 +285,13 @@ __all__ = [
     "ChallengeFailedError",
     "ConflictError",
     "CorruptRecordError",
+    "DecryptionError",
     "FlightLimitError",
     "HelloParseError",
     "IntegrityError",
+    "InvalidSignatureError",
     "InvalidTransitionError",
+    "KeyUsageError",
     "KeylifeError",
     "LifecycleError",
     "LockHeldError",

@@ -13,10 +13,19 @@ import datetime as dt
 from dataclasses import dataclass
 
 from .clock import as_utc
-from .errors import LifecycleError, PolicyError
-from .policy import PurposeRules
+from .errors import KeylifeError, LifecycleError, PolicyError
+from .lifecycle import KeyVersion, Ring
+from .policy import Policy, Purpose, PurposeRules
 
-__all__ = ["POLICY_EXCEPTION", "VersionDates", "check_dates", "version_dates"]
+__all__ = [
+    "POLICY_EXCEPTION",
+    "VersionDates",
+    "Violation",
+    "check_dates",
+    "spec_violation",
+    "version_dates",
+    "violations",
+]
 
 #: Version attribute holding the reason an operator gave for exceeding the policy.
 POLICY_EXCEPTION = "policy_exception"
@@ -121,3 +130,69 @@ def version_dates(
         exceed_policy=exceed_policy,
     )
     return dates
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One version outside the policy in force, and why."""
+
+    ring: str
+    version: int
+    rule: str  # "spec" or "cryptoperiod"
+    reason: str
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "ring": self.ring,
+            "version": self.version,
+            "rule": self.rule,
+            "reason": self.reason,
+        }
+
+
+def spec_violation(ring: Ring, version: KeyVersion, policy: Policy, now: dt.datetime) -> str:
+    """Why ``version``'s spec would not be allowed for a new key today ("" when it would)."""
+    try:
+        policy.check(version.spec, Purpose(ring.purpose), now)
+    except ValueError:
+        return f"unknown purpose {ring.purpose!r}"
+    except KeylifeError as exc:
+        return str(exc)
+    return ""
+
+
+def violations(rings: list[Ring], policy: Policy, now: dt.datetime) -> list[Violation]:
+    """Every version that still holds material and falls outside today's policy: a spec the
+    policy no longer allows, or a cryptoperiod longer than the purpose's without a recorded
+    exception."""
+    out: list[Violation] = []
+    for ring in rings:
+        if ring.damage:
+            continue
+        try:
+            rules = policy.rules(Purpose(ring.purpose))
+        except ValueError:
+            continue
+        for v in ring.versions:
+            if not v.has_material:
+                continue
+            why = spec_violation(ring, v, policy, now)
+            if why:
+                out.append(Violation(ring.name, v.number, "spec", why))
+            period = (
+                None
+                if v.activation is None or v.deactivation is None
+                else v.deactivation - v.activation
+            )
+            too_long = period is not None and period > rules.cryptoperiod
+            if too_long and period is not None and POLICY_EXCEPTION not in v.attributes:
+                out.append(
+                    Violation(
+                        ring.name,
+                        v.number,
+                        "cryptoperiod",
+                        f"active for {_days(period)}; the {ring.purpose} cryptoperiod is "
+                        f"{_days(rules.cryptoperiod)}",
+                    )
+                )
+    return out

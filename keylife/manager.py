@@ -19,14 +19,12 @@ from . import revocation
 from .certificates import ACME_SETTINGS, CERTIFICATE_PEM, CERTIFICATE_REVOKED
 from .clock import Clock, as_utc
 from .creation import KeyCreator
-from .errors import (
-    KeylifeError,
-    LifecycleError,
-)
+from .errors import KeylifeError, LifecycleError, SpecNotAllowedError
 from .keyring import KeyRing
 from .lifecycle import Action, KeyVersion, RevocationReason, Ring
 from .loaded import LoadedKey
 from .policy import Policy, Purpose
+from .specs import KeySpec, parse_spec
 from .store.base import KeyStore
 
 __all__ = [
@@ -151,18 +149,21 @@ class KeyManager(KeyCreator):
         loaded: Ring | None = None,
     ) -> KeyVersion:
         """Create a new version now, make it the primary and deactivate the old primary (with
-        ``stage``: a pre-active successor that activates that much later)."""
+        ``stage``: a pre-active successor that activates that much later). On a certificate
+        ring the new key comes with a new certificate from the CA (:meth:`renew_certificate`)."""
         from .keygen import fingerprint, generate
 
         ring = loaded if loaded is not None else self.load(name)
+        if ACME_SETTINGS in ring.attributes:  # a certificate's key comes with its certificate
+            return self.renew_certificate(name)
         purpose = Purpose.parse(ring.purpose)
         try:
-            self.check_spec(ring.spec, purpose, self.now())
+            spec = self._successor_spec(ring.spec, purpose)
         except KeylifeError as exc:
             self.record_failure("rotate", name, None, exc)
             raise
-        material = generate(ring.spec)
-        key = ops.NewKey(fingerprint(material))
+        material = generate(spec)
+        key = ops.NewKey(fingerprint(material), spec)
         cryptoperiod = self.policy.rules(purpose).cryptoperiod
 
         def operation(r: Ring, now: dt.datetime) -> ops.Change:
@@ -178,6 +179,29 @@ class KeyManager(KeyCreator):
 
         change = self.apply(name, "rotate", operation, loaded=loaded, material=material)
         return ops.result(change)
+
+    def _successor_spec(self, spec: KeySpec, purpose: Purpose) -> KeySpec:
+        """``spec`` while the policy allows it; once it no longer does, the purpose's default
+        type (which must itself be allowed)."""
+        now = self.now()
+        try:
+            self.check_spec(spec, purpose, now)
+        except SpecNotAllowedError:
+            default = parse_spec(self.policy.rules(purpose).default_type)
+            if default == spec:
+                raise
+            self.check_spec(default, purpose, now)
+            return default
+        return spec
+
+    def retire(self, name: str, *, reason: str = "") -> Ring:
+        """Stop rotation of ring ``name`` for good: no new versions (rotation, import, renewal);
+        existing ones run out their processing windows. Returns the retired ring."""
+
+        def operation(ring: Ring, now: dt.datetime) -> ops.Change:
+            return ops.retire(ring, actor=self.actor, now=now, reason=reason or "retired")
+
+        return self.apply(name, "retire", operation).ring
 
     def transition(
         self,

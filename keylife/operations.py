@@ -21,12 +21,16 @@ from dataclasses import replace
 from .changes import (
     Change,
     NewKey,
+    emptied,
     entry,
     exception_entries,
     get_version,
     promote,
+    refuse_if_retired,
     refuse_if_superseded,
     result,
+    retire_attributes,
+    retired,
     superseded_entries,
     with_exception,
 )
@@ -51,6 +55,7 @@ __all__ = [
     "annotate",
     "create_ring",
     "result",
+    "retire",
     "rotate",
     "transition_version",
 ]
@@ -118,6 +123,7 @@ def add_version(
     """A new version of ``ring`` replacing its primary; active at once when its activation has
     come, and then (with ``supersede``) the previous primary is deactivated. ``exception`` as
     for :func:`create_ring`."""
+    refuse_if_retired(ring)
     prev = ring.primary(now)
     attributes = with_exception(attributes, exception)
     new_ring, version = new_version(
@@ -154,9 +160,10 @@ def rotate(
     reason: str = "rotation",
 ) -> Change:
     """A successor for ``ring``'s primary. Unstaged it is active at once and the old primary is
-    superseded; staged (``stage``) it is pre-active and activates ``stage`` later."""
+    superseded; staged (``stage``) it is pre-active and activates ``stage`` later. A ``key``
+    of another spec (the policy moved on) becomes the ring's spec from now on."""
     activation = now if stage is None else now + stage
-    return add_version(
+    change = add_version(
         ring,
         key,
         actor=actor,
@@ -165,6 +172,9 @@ def rotate(
         deactivation=activation + cryptoperiod,
         reason=reason,
     )
+    if key.spec is None or key.spec == ring.spec:
+        return change
+    return replace(change, ring=replace(change.ring, spec=key.spec))
 
 
 def activate(
@@ -244,6 +254,11 @@ def transition_version(
         before = new_ring
         new_ring = supersede_older(new_ring, number, now=now, actor=actor)
         audit += superseded_entries(before, new_ring, now, actor)
+    if action is Action.DESTROY and not if_needed and emptied(new_ring) and not retired(ring):
+        # an operator destroyed the last key: the ring is ended, not to be revived by cron
+        why = f"v{number}, the last key, destroyed by an operator"
+        new_ring = replace(new_ring, attributes=retire_attributes(new_ring, now, why))
+        audit.append(entry(now, actor, "retire", ring.name, None, why))
     return Change(
         new_ring,
         tuple(audit),
@@ -275,4 +290,15 @@ def annotate(
         ring.replace_version(updated),
         (entry(now, actor, "annotate", ring.name, number, f"{reason} ({keys})"),),
         version=updated,
+    )
+
+
+def retire(ring: Ring, *, actor: str, now: dt.datetime, reason: str) -> Change:
+    """Stop rotation for good: the ring gains no new version (rotation, import, renewal), and its
+    versions run out their processing windows and are destroyed on schedule."""
+    refuse_if_retired(ring)
+    return Change(
+        replace(ring, attributes=retire_attributes(ring, now, reason)),
+        (entry(now, actor, "retire", ring.name, None, reason),),
+        version=ring.primary(now),
     )

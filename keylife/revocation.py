@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import replace
 
-from .changes import Change, NewKey, entry, get_version, promote
+from .changes import RETIRED, Change, NewKey, entry, get_version, promote, retired
 from .dependents import dependents
 from .errors import InvalidTransitionError, LifecycleError
 from .lifecycle import (
@@ -63,6 +63,7 @@ def revoke(
 
     A compromise reason moves it to ``compromised``; any other reason deactivates it, or, on an
     already deactivated version, records the reason (there is no state to change).
+    ``cessation-of-operation`` also retires the ring: nothing replaces the version.
     """
     v = get_version(ring, number)
     text = f"revoked: {why.value}" + (f" ({message})" if message else "")
@@ -91,11 +92,16 @@ def revoke(
             revocation_reason=why,
             revocation_message=message,
         )
-    return Change(
-        ring.replace_version(updated),
-        (entry(now, actor, "revoke", ring.name, number, text),),
-        version=updated,
-    )
+    new_ring = ring.replace_version(updated)
+    audit = [entry(now, actor, "revoke", ring.name, number, text)]
+    if why is RevocationReason.CESSATION_OF_OPERATION and not retired(ring):
+        # operation ceased: the ring is not to be continued by `keylife rotate`
+        reason = f"v{number} revoked: cessation of operation"
+        new_ring = replace(
+            new_ring, attributes={**ring.attributes, RETIRED: f"{now.isoformat()} {reason}"}
+        )
+        audit.append(entry(now, actor, "retire", ring.name, None, reason))
+    return Change(new_ring, tuple(audit), version=updated)
 
 
 def compromise(

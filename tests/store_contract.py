@@ -160,7 +160,7 @@ def test_contract_manager_lifecycle(store: KeyStore) -> None:
         m.ring("sig").version(2)
     m.destroy("sig", 2)
     assert not store.has_material("sig", 2)
-    assert m.ring("sig").version(1).key.public_key() == first.key.public_key()
+    assert m.ring("sig").version(1).public_key() == first.key.public_key()
     states = [v.state for v in m.ring("sig").history()]
     assert states == [State.DEACTIVATED, State.DESTROYED_COMPROMISED, State.ACTIVE]
     assert m.verify_audit().ok

@@ -235,6 +235,10 @@ class OperationsMachine(RuleBasedStateMachine):
     @rule(data=st.data(), stage=st.booleans())
     def rotate(self, data: st.DataObject, stage: bool) -> None:
         ring = self.rings[data.draw(st.sampled_from(sorted(self.rings)))]
+        if "retired" in ring.attributes:  # a retired ring gains no version, ever
+            with pytest.raises(KeylifeError, match="is retired"):
+                ops.rotate(ring, self._key(), actor="sm", now=self.now, cryptoperiod=PERIOD)
+            return
         change = ops.rotate(
             ring,
             self._key(),

@@ -7,9 +7,13 @@ Protocol layer (plain ``cryptography`` keys)::
         client.register(agree_tos=True, contact=["ops@example.com"])
         issued = client.issue(["example.com"], generate_private_key(), StandaloneHttp01(80))
 
+Challenge solvers: :class:`StandaloneHttp01`, :class:`WebrootHttp01`, :class:`DnsHook01` and
+:class:`StandaloneTlsAlpn01` (RFC 8737).
+
 Lifecycle layer (certificates as key versions of a ring): :func:`issue_certificate`,
 :func:`renew_ring` (``keylife rotate``), :func:`revoke_version` (``keylife key compromise``),
-:func:`rollover_account`. :class:`AcmeAuthority` offers these to the manager as its
+:func:`rollover_account`; :func:`certificate_status` reports on a ring (``keylife cert show``).
+:class:`AcmeAuthority` offers these to the manager as its
 ``CertificateAuthority`` (injected by ``keylife.open()``; the manager never imports this package).
 """
 
@@ -45,6 +49,8 @@ from keylife.acme.rings import (
 )
 from keylife.acme.rollover import rollover_account_key
 from keylife.acme.settings import CertSettings, account_ring_for
+from keylife.acme.status import CertificateStatus, certificate_status
+from keylife.acme.tlsalpn import StandaloneTlsAlpn01
 
 __all__ = [
     "KEY_TYPES",
@@ -52,6 +58,7 @@ __all__ = [
     "AcmeAuthority",
     "AcmeClient",
     "CertSettings",
+    "CertificateStatus",
     "ChallengeFailures",
     "ChallengeSolver",
     "ChallengeTask",
@@ -64,10 +71,12 @@ __all__ = [
     "PollSettings",
     "RenewalInfo",
     "StandaloneHttp01",
+    "StandaloneTlsAlpn01",
     "WebrootHttp01",
     "account_ring_for",
     "ari_cert_id",
     "build_csr",
+    "certificate_status",
     "deploy_files",
     "deploy_version",
     "fetch_renewal_info",

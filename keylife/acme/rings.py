@@ -37,6 +37,7 @@ from keylife.certificates import (
     ARI_WINDOW_END,
     ARI_WINDOW_START,
     CERTIFICATE_PEM,
+    CERTIFICATE_REVOKED,
     CHAIN_PEM,
 )
 from keylife.errors import AcmeError, NotFoundError
@@ -341,6 +342,34 @@ def revoke_version(
         return revoke_certificate(client, pem, code, certificate_key=key)
 
 
+def record_revocation(manager: KeyManager, ring_name: str, number: int, reason: str) -> KeyVersion:
+    """The lifecycle side of a revocation made at the CA (``keylife cert revoke``).
+
+    A compromise reason makes the version ``compromised`` (never used again); any other
+    deactivates an active or suspended version (on a deactivated one it records the reason),
+    and destroys a pre-active one, whose revoked certificate must never go into use. Either way
+    the version is marked revoked at the CA, so ``keylife rotate`` never revokes it again.
+    """
+    from keylife.lifecycle import RevocationReason, State
+
+    version = manager.load(ring_name).get(number)
+    if version is None:
+        raise NotFoundError(f"ring {ring_name} has no version {number}")
+    why = RevocationReason.parse(reason)
+    message = "certificate revoked at the CA"
+    usable = (State.ACTIVE, State.SUSPENDED, State.DEACTIVATED)
+    if version.state in usable or (why.compromise and version.state is State.PRE_ACTIVE):
+        manager.revoke(ring_name, number, why, message=message)
+    elif version.state is State.PRE_ACTIVE:
+        manager.destroy(ring_name, number, reason=f"{message} ({why.value}) before use")
+    return manager.update_attributes(
+        ring_name,
+        number,
+        {CERTIFICATE_REVOKED: manager.now().isoformat()},
+        reason=f"certificate revoked at the CA ({why.value})",
+    )
+
+
 __all__ = [
     "CERT_PURPOSE",
     "CertSettings",
@@ -350,6 +379,7 @@ __all__ = [
     "deploy_version",
     "issue_certificate",
     "open_account",
+    "record_revocation",
     "renew_ring",
     "revoke_version",
     "rollover_account",

@@ -14,12 +14,29 @@ from keylife.acme.challenges import ChallengeSolver, DnsHook01, StandaloneHttp01
 from keylife.acme.csr import parse_identifiers
 from keylife.acme.jose import check_directory_url
 from keylife.acme.network import DEFAULT_TIMEOUT
+from keylife.acme.tlsalpn import StandaloneTlsAlpn01
 from keylife.certificates import ACME_SETTINGS
 from keylife.errors import AcmeError, LifecycleError
 from keylife.names import check_ring_name
 
 if TYPE_CHECKING:
     from keylife.manager import KeyManager
+
+
+_TEXT = ("directory", "challenge", "http_address", "tls_address", "key_type")
+_OPTIONAL_TEXT = (
+    "webroot",
+    "dns_hook",
+    "dns_cleanup_hook",
+    "ca_bundle",
+    "trust_roots",
+    "preferred_chain",
+    "account_ring",
+    "deploy_to",
+    "deploy_hook",
+)
+#: The challenge types keylife can answer.
+CHALLENGES = ("http-01", "dns-01", "tls-alpn-01")
 
 
 @dataclass(frozen=True)
@@ -49,20 +66,28 @@ class CertSettings:
     account_ring: str | None = None
     deploy_to: str | None = None
     deploy_hook: str | None = None
+    tls_port: int = 443
+    tls_address: str = ""
     poll_interval: float = 0.05
     timeout: float = DEFAULT_TIMEOUT
     agree_tos: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self._check_types()
         check_directory_url(self.directory)
-        if self.challenge not in ("http-01", "dns-01"):
-            raise AcmeError(f"unknown challenge {self.challenge!r}; use http-01 or dns-01")
+        if self.challenge not in CHALLENGES:
+            raise AcmeError(
+                f"unknown challenge {self.challenge!r}; use one of {', '.join(CHALLENGES)}"
+            )
         if self.challenge == "dns-01" and not self.dns_hook:
             raise AcmeError("dns-01 needs a hook command that publishes the TXT record")
         idents = parse_identifiers(list(self.domains))
-        if self.challenge == "http-01" and any(i.wildcard for i in idents):
+        if self.challenge != "dns-01" and any(i.wildcard for i in idents):
             raise AcmeError("wildcard names can only be validated with dns-01")
+        for port in (self.http_port, self.tls_port):
+            if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
+                raise AcmeError("the http-01 and tls-alpn-01 ports must be 0 to 65535")
         for number in (self.timeout, self.poll_interval, self.propagation_wait):
             if not isinstance(number, int | float) or not math.isfinite(number) or number < 0:
                 raise AcmeError("timeout, poll interval and propagation wait must be >= 0")
@@ -73,6 +98,27 @@ class CertSettings:
                 check_ring_name(self.account_ring)
             except LifecycleError as exc:
                 raise AcmeError(f"account ring: {exc}") from None
+
+    def _check_types(self) -> None:
+        """Settings come back from the store as JSON: every field must have its type."""
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name in _TEXT:
+                ok = isinstance(value, str)
+            elif f.name in _OPTIONAL_TEXT:
+                ok = value is None or isinstance(value, str)
+            elif f.name in ("domains", "contact"):
+                ok = isinstance(value, tuple) and all(isinstance(v, str) for v in value)
+            elif f.name == "agree_tos":
+                ok = isinstance(value, bool)
+            elif f.name == "extra":
+                ok = isinstance(value, dict)
+            else:  # ports and numbers: checked with their ranges below
+                ok = not isinstance(value, bool) and isinstance(value, int | float)
+            if not ok:
+                raise AcmeError(
+                    f"ACME setting {f.name!r} has the wrong type ({type(value).__name__})"
+                )
 
     @property
     def identifiers(self) -> tuple[str, ...]:
@@ -110,6 +156,8 @@ class CertSettings:
             return DnsHook01(
                 self.dns_hook, self.dns_cleanup_hook, propagation_wait=self.propagation_wait
             )
+        if self.challenge == "tls-alpn-01":
+            return StandaloneTlsAlpn01(self.tls_port, self.tls_address)
         if self.webroot:
             return WebrootHttp01(self.webroot)
         return StandaloneHttp01(self.http_port, self.http_address)
@@ -131,4 +179,4 @@ def settings_of(manager: KeyManager, ring_name: str) -> CertSettings:
     return CertSettings.from_json(raw)
 
 
-__all__ = ["CertSettings", "account_ring_for", "settings_of"]
+__all__ = ["CHALLENGES", "CertSettings", "account_ring_for", "settings_of"]

@@ -24,7 +24,12 @@ the order they apply to each ring (docs/operations.md has them as a table):
    key (keyChange), so a fresh key alone would lose the account. An account ring with no
    primary is left for an operator.
 
+8. **rotate** at once, to the purpose's default type, when the policy in force no longer allows
+   the primary's type for a new key (reason ``policy: ...``).
+
 A ring with a suspended version and no primary is left alone: suspension is an operator's hold.
+A retired ring (``keylife key retire``, a revocation for cessation of operation, or an operator
+destroying its last key) gets no new version: rules 4, 5 and 7 do not apply to it.
 """
 
 from __future__ import annotations
@@ -42,8 +47,10 @@ from ..certificates import (
     is_certificate_ring,
     retry_after,
 )
+from ..changes import retired
 from ..lifecycle import KeyVersion, Ring, State
-from ..policy import Policy, Purpose, PurposeRules
+from ..limits import spec_violation
+from ..policy import Policy, Purpose
 
 
 class StepKind(enum.Enum):
@@ -238,14 +245,21 @@ def _certificate_steps(sim: _Sim, primary: KeyVersion | None, idle: bool) -> Non
         )
 
 
-def _rotation_step(sim: _Sim, rules: PurposeRules, primary: KeyVersion | None, idle: bool) -> None:
-    """Rules 4 and 7: a successor before the primary stops protecting, or when there is none."""
+def _rotation_step(sim: _Sim, policy: Policy, primary: KeyVersion | None, idle: bool) -> None:
+    """Rules 4 and 7: a successor before the primary stops protecting, or when there is none,
+    or at once when the policy no longer allows the primary's type (rule 8)."""
+    rules = policy.rules(Purpose(sim.ring.purpose))
     account = is_account_ring(sim.ring)
     if primary is None:
         if idle and not account:
             sim.step(StepKind.ROTATE, None, "ring has no active version")
         return
     if _successor_waiting(sim, primary):
+        return
+    outdated = spec_violation(sim.ring, primary, policy, sim.now)
+    if outdated and not account:
+        # the policy moved on: replace the key with the purpose's default type now
+        sim.step(StepKind.ROTATE, primary.number, f"policy: {outdated}")
         return
     ends = [e for e in (sim.deactivation[primary.number], primary.protect_stop) if e is not None]
     if not ends:
@@ -277,11 +291,11 @@ def plan_ring(
         (v for v in ring.versions if sim.protects(v)), key=lambda v: v.number, default=None
     )
     suspended = any(state is State.SUSPENDED for state in sim.states.values())
-    idle = not suspended and not _successor_waiting(sim, primary)
-    if is_certificate_ring(ring):
-        _certificate_steps(sim, primary, idle)
-    else:
-        _rotation_step(sim, rules, primary, idle)
+    idle = not suspended and not _successor_waiting(sim, primary) and not retired(ring)
+    if is_certificate_ring(ring):  # a retired certificate ring only gets revocations
+        _certificate_steps(sim, None if retired(ring) else primary, idle)
+    elif not retired(ring):
+        _rotation_step(sim, policy, primary, idle)
     next_due = min((f for f in sim.future if f > now), default=None)
     return sim.steps, next_due
 

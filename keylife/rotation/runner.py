@@ -24,6 +24,7 @@ from ..errors import KeylifeError, LockHeldError, NotFoundError, StoreUnavailabl
 from ..lifecycle import Action, Ring
 from ..manager import KeyManager
 from ..policy import Purpose
+from .health import check_ring
 from .plan import Plan, Step, StepKind, plan_ring, plan_rotation
 
 log = logging.getLogger("keylife.rotate")
@@ -162,6 +163,9 @@ class Runner:
         self.holder = holder or _holder()
         #: Rings the last plan could not read (name -> why): each fails, named, in the report.
         self.damaged: dict[str, str] = {}
+        #: Rings whose primary or staged successor does not open or match its fingerprint.
+        self.unhealthy: dict[str, str] = {}
+        self._loaded: list[Ring] = []
         self._lease_taken = 0.0
 
     # ---- planning ---------------------------------------------------------------------------
@@ -182,6 +186,7 @@ class Runner:
 
     def plan(self, now: dt.datetime, only: Sequence[str] | None = None) -> tuple[Plan, int]:
         rings = self._rings(only)
+        self._loaded = rings
         self.damaged = {r.name: r.damage for r in rings if r.damage}
         plan = plan_rotation(rings, self.manager.policy, now)
         transit_steps, transit_due = self._plan_transit(now, only)
@@ -285,6 +290,11 @@ class Runner:
         """Plan for ``now`` (default: the manager's clock) and, unless ``dry_run``, apply it."""
         as_of = as_utc(now) if now is not None else self.manager.now()
         plan, checked = self.plan(as_of, rings)
+        self.unhealthy = {}
+        for ring in self._loaded:  # every run checks the keys in use, due or not
+            problem = check_ring(self.manager, ring, as_of)
+            if problem:
+                self.unhealthy[ring.name] = problem
         if dry_run or not plan:
             results = tuple(
                 RingResult(
@@ -310,6 +320,8 @@ class Runner:
             applied: list[RingResult] = []
             aborted = ""
             for name in plan.rings:
+                if name in self.unhealthy:
+                    continue  # reported as failed below; nothing is built on a bad key
                 if aborted:
                     applied.append(RingResult(name, "skipped", error="not attempted: " + aborted))
                     continue
@@ -337,6 +349,8 @@ class Runner:
         return tuple(
             RingResult(name, "failed", error=f"ring record is damaged: {why}")
             for name, why in sorted(self.damaged.items())
+        ) + tuple(
+            RingResult(name, "failed", error=why) for name, why in sorted(self.unhealthy.items())
         )
 
     def _run_ring(self, name: str, now: dt.datetime) -> RingResult:

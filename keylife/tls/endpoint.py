@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -15,6 +16,7 @@ from keylife.clock import SystemClock
 from keylife.errors import ProbeError, TlsError
 from keylife.tls.certs import CERTIFICATE_ERRORS, evaluate_chain, load_chain
 from keylife.tls.ciphersuites import group_by_code, suite_by_code
+from keylife.tls.gate import ConnectionGate
 from keylife.tls.policy import TlsPolicy, load_policy
 from keylife.tls.probe import EndpointObservation, fetch_chain_tls13, observe_endpoint
 from keylife.tls.report import ProtocolSupport, TlsReport, Verdict
@@ -52,6 +54,8 @@ def check_endpoint(
     deadline: float = DEFAULT_DEADLINE,
     max_connections: int = 4,
     now: dt.datetime | None = None,
+    gate: ConnectionGate | None = None,
+    cancel: threading.Event | None = None,
 ) -> TlsReport:
     """Probe ``host:port`` and judge it against ``policy``.
 
@@ -60,6 +64,8 @@ def check_endpoint(
     start (each connection also within ``timeout``); the report then carries what was seen so
     far. Raises :class:`keylife.errors.TlsError` only for bad arguments (an unknown policy, an
     unreadable CA file, a host or ``sni`` that is not a host name: ``TlsTargetError``).
+    ``gate`` is a connection limit shared with other endpoints; setting ``cancel`` abandons
+    the probe (verdict error, "interrupted").
     """
     pol = load_policy(policy)
     check_host(host)
@@ -85,6 +91,8 @@ def check_endpoint(
         deadline=deadline,
         max_connections=max_connections,
         fetch_tls13_chain=fetch_chain_tls13,
+        gate=gate,
+        cancel=cancel,
     )
     try:
         chain = load_chain(obs.certificates) if obs.error is None else []

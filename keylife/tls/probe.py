@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,8 +33,10 @@ from keylife.tls.clienthello import (
     TlsVersion,
     build_client_hello,
 )
+from keylife.tls.gate import ConnectionGate
 
 __all__ = [
+    "INTERRUPTED",
     "POLL_INTERVAL",
     "RECV_SIZE",
     "AcceptedSuite",
@@ -48,6 +51,7 @@ RECV_SIZE = MAX_RECORD_PAYLOAD + 5
 """Most bytes taken from the socket in one read: one TLS record."""
 POLL_INTERVAL = 0.25
 """How often a waiting connection looks whether the endpoint's probe was stopped."""
+INTERRUPTED = "interrupted: the run was stopped before this endpoint was done"
 
 Address = tuple[Any, Any, int, str, Any]  # getaddrinfo: family, type, proto, name, sockaddr
 ChainFetcher = Callable[[str, int, str | None, float], list[bytes]]
@@ -81,8 +85,17 @@ class _Endpoint:
     """One endpoint's connections: shared deadline, handshake count and first failure."""
 
     def __init__(
-        self, host: str, port: int, sni: str | None, timeout: float, deadline: float
+        self,
+        host: str,
+        port: int,
+        sni: str | None,
+        timeout: float,
+        deadline: float,
+        gate: ConnectionGate | None = None,
+        cancel: threading.Event | None = None,
     ) -> None:
+        self.gate = gate
+        self.cancel = cancel or threading.Event()
         self.host = host
         self.port = port
         self.sni = sni
@@ -109,8 +122,14 @@ class _Endpoint:
             f"endpoint deadline of {self.deadline_s:g} s reached after {self.handshakes} handshakes"
         )
 
+    def slot(self, budget: float) -> AbstractContextManager[None]:
+        """A slot of the run's connection limit, held while one connection is open."""
+        return self.gate.slot(budget) if self.gate is not None else nullcontext()
+
     def budget(self) -> float:
         """Seconds the next connection may take: the timeout, cut to the deadline."""
+        if self.cancel.is_set():
+            raise self.fail(ProbeError(INTERRUPTED))
         if self.stop.is_set():
             raise ProbeError("stopped: another connection to this endpoint failed")
         left = self.deadline - time.monotonic()
@@ -125,7 +144,7 @@ class _Endpoint:
             self.handshakes += 1
         parser = ServerFlightParser(spec.version)
         try:
-            with self.connect(budget) as sock:
+            with self.slot(budget), self.connect(budget) as sock:
                 sock.sendall(build_client_hello(spec))
                 return self._read_flight(sock, parser, time.monotonic() + budget)
         except ProbeError as exc:
@@ -146,6 +165,8 @@ class _Endpoint:
     ) -> ServerFlight | None:
         while not parser.flight.done:
             left = until - time.monotonic()
+            if self.cancel.is_set():
+                raise ProbeError(INTERRUPTED)
             if self.stop.is_set():
                 raise ProbeError("stopped: another connection to this endpoint failed")
             if left <= 0:
@@ -259,13 +280,16 @@ def observe_endpoint(
     deadline: float,
     max_connections: int = 4,
     fetch_tls13_chain: ChainFetcher | None = None,
+    gate: ConnectionGate | None = None,
+    cancel: threading.Event | None = None,
 ) -> EndpointObservation:
     """Probe every protocol version, suite and group within ``deadline`` seconds.
 
     Never raises for a misbehaving peer: the observation's ``error`` says why the probe
-    stopped, and the other fields hold what was seen until then.
+    stopped, and the other fields hold what was seen until then. Each connection holds a slot
+    of ``gate`` (the run's connection limit) while open; ``cancel`` abandons the probe.
     """
-    ep = _Endpoint(host, port, sni, timeout, deadline)
+    ep = _Endpoint(host, port, sni, timeout, deadline, gate, cancel)
     obs = EndpointObservation()
     results: dict[TlsVersion, list[tuple[int, ServerFlight]]] = {
         v: [] for v in (*LEGACY_VERSIONS, TlsVersion.TLS1_3)
@@ -277,7 +301,8 @@ def observe_endpoint(
         if not obs.certificates and obs.versions[TlsVersion.TLS1_3] and fetch_tls13_chain:
             budget = ep.budget()
             ep.handshakes += 1
-            obs.certificates = fetch_tls13_chain(ep.connected, port, sni, budget)
+            with ep.slot(budget):
+                obs.certificates = fetch_tls13_chain(ep.connected, port, sni, budget)
         if not any(obs.versions.values()):
             raise ProbeError("the peer accepted no protocol version from SSL 3.0 to TLS 1.3")
     except ProbeError as exc:

@@ -19,12 +19,15 @@ __all__ = [
     "SuiteResult",
     "TlsReport",
     "Verdict",
+    "json_lines_schema",
     "json_schema",
     "overall_verdict",
     "render_json",
+    "render_json_line",
 ]
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
+"""1.1 added the fleet roll-up (``summary``), JSON Lines, and port 0 for unparsed targets."""
 
 Verdict = Literal["pass", "fail", "error"]
 Severity = Literal["fail", "warn"]
@@ -145,17 +148,33 @@ def overall_verdict(verdicts: list[Verdict]) -> Verdict:
     return "pass"
 
 
-def render_json(reports: list[TlsReport] | list[ContextReport], *, policy: str = "") -> str:
-    """One JSON document for a run: ``schema_version``, overall verdict, one entry per target."""
+def render_json(
+    reports: list[TlsReport] | list[ContextReport],
+    *,
+    policy: str = "",
+    summary: dict[str, Any] | None = None,
+) -> str:
+    """One JSON document for a run: ``schema_version``, overall verdict, one entry per target.
+
+    ``summary`` (a fleet roll-up, ``FleetSummary.to_dict()``) is added when given.
+    """
     policies = {r.policy for r in reports}
-    doc = {
+    doc: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "tool": "keylife",
         "policy": policy or (policies.pop() if len(policies) == 1 else "mixed"),
         "verdict": overall_verdict([r.verdict for r in reports]),
         "results": [r.to_dict() for r in reports],
     }
+    if summary is not None:
+        doc["summary"] = summary
     return json.dumps(doc, indent=2, sort_keys=False)
+
+
+def render_json_line(entry: TlsReport | dict[str, Any]) -> str:
+    """One line of ``--jsonl`` output (no newline): an endpoint's report or the roll-up."""
+    body = entry.to_dict() if isinstance(entry, TlsReport) else entry
+    return json.dumps({"schema_version": SCHEMA_VERSION, **body}, separators=(",", ":"))
 
 
 def json_schema() -> dict[str, Any]:
@@ -166,3 +185,19 @@ def json_schema() -> dict[str, Any]:
         files("keylife.tls").joinpath("schema.json").read_text(encoding="utf-8")
     )
     return loaded
+
+
+def json_lines_schema() -> dict[str, Any]:
+    """The JSON Schema of one ``--jsonl`` line: an endpoint report or the fleet summary."""
+    doc = json_schema()
+    line = {"type": "object", "required": ["schema_version"]}
+    return {
+        "$schema": doc["$schema"],
+        "$id": doc["$id"].replace(".json", "-line.json"),
+        "title": "keylife TLS check JSON Lines entry",
+        "$defs": doc["$defs"],
+        "oneOf": [
+            {"allOf": [line, {"$ref": "#/$defs/endpoint"}]},
+            {"allOf": [line, {"$ref": "#/$defs/summary"}]},
+        ],
+    }

@@ -113,6 +113,7 @@ class Pebble:
     management_url: str
     ca_bundle: str
     http_port: int
+    tls_port: int
     proc: Proc
     workdir: Path
     env: dict[str, str] = field(default_factory=dict)
@@ -203,6 +204,7 @@ class PebbleLauncher:
             management_url=f"https://127.0.0.1:{mgmt}",
             ca_bundle=str(ca_pem),
             http_port=http_port,
+            tls_port=tls_port,
             proc=proc,
             workdir=work,
             env=penv,

@@ -45,7 +45,7 @@ def test_signing_ring_through_rotation_and_grace(store, t0) -> None:
         assert second.version.fingerprint != first.version.fingerprint
         # The old version still verifies within the grace period (365 days for signing)...
         old = ring.version(1)
-        old.key.public_key().verify(sig, b"invoice 1", ec.ECDSA(hashes.SHA256()))
+        old.public_key().verify(sig, b"invoice 1", ec.ECDSA(hashes.SHA256()))
         with pytest.raises(InvalidSignature):
             second.key.public_key().verify(sig, b"invoice 1", ec.ECDSA(hashes.SHA256()))
         # ...and not after it.

@@ -66,7 +66,8 @@ def test_every_subcommand_once(env, tmp_path: Path) -> None:
     assert records[0]["seq"] == 1 and all(r["hash"] for r in records)
     only_pre = js("audit", "show", "--ring", "pre")["records"]
     assert {r["ring"] for r in only_pre} == {"pre"}
-    assert [r["action"] for r in only_pre] == ["create", "activate", "deactivate", "destroy"]
+    actions = [r["action"] for r in only_pre]
+    assert actions == ["create", "activate", "deactivate", "destroy", "retire"]
     assert js("audit", "verify") == {
         "ok": True, "records": len(records), "first_bad_seq": None, "problem": "",
     }  # fmt: skip

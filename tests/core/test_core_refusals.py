@@ -135,9 +135,10 @@ def test_rsa_2048_default_profile_changes_on_2031_01_01(store) -> None:
         msg = str(info.value)
         assert "2031-01-01" in msg and "at least 128 bits" in msg
         assert SIGNING_128 in msg
-        # Rotating an existing 112-bit ring is a new key too: refused from 2031.
-        with pytest.raises(SpecNotAllowedError):
-            m.rotate("old")
+        # Rotating an existing 112-bit ring is a new key too: from 2031 it is made with the
+        # purpose's default type instead (the policy moved on; issue 11 item 7).
+        successor = m.rotate("old")
+        assert successor.spec.name == "ec-p256" and m.load("old").spec.name == "ec-p256"
         # ...but the existing version still processes (it is not new).
         assert m.ring("old").version(1).number == 1
     policy = store.json("policy", "show", "--as-of", "2031-01-01")

@@ -1,0 +1,64 @@
+"""Benchmarks print their results and leave the tracked RESULTS files alone unless asked
+(`--write`); outside the virtualenv they say how to run them instead of a traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.docs.runner import REPO
+
+BENCH = REPO / "benchmarks"
+SMALL = ["--rings", "3", "--runs", "1", "--keygen", "3"]
+
+
+def test_bench_core_prints_and_writes_nothing(tmp_path: Path) -> None:
+    before = {p.name: p.read_bytes() for p in BENCH.glob("RESULTS-*.md")}
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "bench_core.py"), *SMALL],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "# " in proc.stdout and "keylife key list" in proc.stdout
+    assert {p.name: p.read_bytes() for p in BENCH.glob("RESULTS-*.md")} == before
+    assert not list(tmp_path.iterdir())
+
+
+def test_bench_core_output_goes_where_asked(tmp_path: Path) -> None:
+    out = tmp_path / "core.md"
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "bench_core.py"), *SMALL, "--output", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "keylife key list" in out.read_text()
+
+
+def test_benchmarks_outside_the_venv_say_how_to_run_them(tmp_path: Path) -> None:
+    for script in ("bench_core.py", "bench_rotate.py", "run_all.py"):
+        proc = subprocess.run(
+            ["/usr/bin/python3", "-I", str(BENCH / script)],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert proc.returncode != 0
+        assert ".venv/bin/python benchmarks/" in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_every_benchmark_writes_results_only_with_write() -> None:
+    for script in BENCH.glob("bench_*.py"):
+        text = script.read_text()
+        if '/ "RESULTS-' in text:  # a path to a tracked results file
+            assert '"--write"' in text, f"{script.name} writes a RESULTS file without --write"
