@@ -88,18 +88,42 @@ def backup(obj: Obj, file: str, passphrase_file: str | None, key_file: str | Non
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @_OPTIONS[0]
 @_OPTIONS[1]
+@click.option("--ring", help="Recover one version of this ring into the existing store.")
+@click.option("--version", "number", type=int, help="The version to recover (with --ring).")
 @pass_obj
-def restore(obj: Obj, file: str, passphrase_file: str | None, key_file: str | None) -> None:
-    """Restore FILE into an empty store (created if missing) and verify the result."""
+def restore(
+    obj: Obj,
+    file: str,
+    passphrase_file: str | None,
+    key_file: str | None,
+    ring: str | None,
+    number: int | None,
+) -> None:
+    """Restore FILE into an empty store (created if missing) and verify the result; with
+    --ring and --version, put back that one version's material in the existing store (it must
+    match the version's recorded fingerprint; nothing else changes)."""
     from keylife.backup import BackupSecret, check_archive, read_backup, restore_snapshot
 
+    if (ring is None) != (number is None):
+        raise click.UsageError("--ring and --version go together")
     secret = _secret(obj, passphrase_file, key_file, confirm=False)
     assert isinstance(secret, BackupSecret)
     with errors(obj):
         data = read_backup(file, secret)  # refuse a bad archive before touching any store
         check_archive(data)
-        with obj.manager(create=True) as m:
-            summary = restore_snapshot(m.store, data)
+    if ring is not None and number is not None:
+        from keylife.recovery import recover_version
+
+        with errors(obj), obj.manager() as m:
+            v = recover_version(m, data, ring, number, source=file)
+        emit(
+            obj,
+            {"file": file, "ring": ring, "version": v.number, "recovered": True},
+            f"{clean(ring)} v{v.number}: material restored from {clean(file)}",
+        )
+        return
+    with errors(obj), obj.manager(create=True) as m:
+        summary = restore_snapshot(m.store, data)
     emit(
         obj,
         {"file": file, "verified": True, **summary.__dict__},

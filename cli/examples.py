@@ -23,6 +23,9 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "key resume": ("keylife key resume orders 2",),
     "key destroy": ("keylife key destroy orders 1",),
     "key revoke": ("keylife key revoke orders 1 --reason superseded",),
+    "key recover": (
+        "keylife key recover orders 2 --reason 'INC-42 re-encryption' --in old.bin --out plain",
+    ),
     "key retire": ("keylife key retire old-partner-api --reason 'contract ended'",),
     "key rotate": ("keylife key rotate orders",),
     "key compromise": ("keylife key compromise orders --occurred-at 2026-11-28T22:00Z",),

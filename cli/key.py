@@ -141,6 +141,35 @@ def _read_capped(path: str, cap: int) -> bytes:
     return data
 
 
+@key.command()
+@click.argument("name")
+@click.argument("version", type=int)
+@click.option("--reason", required=True, help="Why the compromised key is used (audited).")
+@click.option("--in", "src", type=click.Path(dir_okay=False), help="Ciphertext (default stdin).")
+@click.option("--out", "dst", type=click.Path(dir_okay=False), help="Plaintext (stdout).")
+@pass_obj
+def recover(
+    obj: Obj, name: str, version: int, reason: str, src: str | None, dst: str | None
+) -> None:
+    """Decrypt data a compromised VERSION of ring NAME encrypted (`keylife encrypt` output), to
+    re-encrypt it under the replacement. Each use is audited with REASON; the key never
+    protects again."""
+    from keylife.errors import KeylifeError
+
+    cap = 64 * 1024 * 1024
+    with errors(obj), obj.manager() as m:
+        data = _read_capped(src, cap) if src else sys.stdin.buffer.read(cap + 1)
+        if len(data) > cap:
+            raise KeylifeError("input is over 64 MiB; use ring.recover() from Python for more")
+        plaintext = m.ring(name).recover(version, reason=reason).decrypt(data)
+        if dst:
+            from keylife.files import atomic_write
+
+            atomic_write(dst, plaintext, mode=0o600)
+        else:
+            sys.stdout.buffer.write(plaintext)
+
+
 @key.command("list")
 @pass_obj
 def list_(obj: Obj) -> None:

@@ -8,19 +8,21 @@ from .context import Obj, emit, errors, pass_obj
 from .render import clean
 
 
-def _print_policy(d: dict[str, object]) -> None:
+def _print_policy(d: dict[str, object], label: str) -> None:
     click.echo(f"source       {clean(d['source'])}")
     click.echo(f"profile      {d['profile']}")
     click.echo(f"min strength {d['min_strength']} bits (128 for every key from 2031-01-01)")
     purposes = d["purposes"]
     assert isinstance(purposes, dict)
     click.echo(
-        f"{'PURPOSE':<16} {'DEFAULT':<12} {'PERIOD':>7} {'LEAD':>6} {'GRACE':>6}  ALLOWED NOW"
+        f"{'PURPOSE':<16} {'DEFAULT':<12} {'PERIOD':>7} {'LEAD':>6} {'GRACE':>6} {'STAGE':>6} "
+        f"{'DESTROY':>8}  {label}"
     )
     for name, p in purposes.items():
         click.echo(
             f"{name:<16} {p['default_type']:<12} {p['cryptoperiod']:>7} {p['lead_time']:>6} "
-            f"{p['grace_period']:>6}  {', '.join(p['allowed_now'])}"
+            f"{p['grace_period']:>6} {p.get('stage') or '-':>6} "
+            f"{p.get('destroy_after') or '-':>8}  {', '.join(p['allowed_now'])}"
         )
 
 
@@ -54,7 +56,8 @@ def show(obj: Obj, as_of: str | None) -> None:
 
         pol = resolve_policy(obj.policy)
         d = _view(pol, at or SystemClock().now())
-    emit(obj, d, lambda: _print_policy(d))
+    label = "ALLOWED NOW" if at is None else f"ALLOWED ON {at.date().isoformat()}"
+    emit(obj, d, lambda: _print_policy(d, label))
 
 
 @policy.command()

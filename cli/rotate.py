@@ -22,6 +22,7 @@ from .context import (
     parse_when,
     pass_obj,
 )
+from .render import clean
 
 if TYPE_CHECKING:
     from keylife.rotation import RunReport
@@ -37,7 +38,9 @@ def _print_report(report: RunReport) -> None:
     verb = "would apply" if report.dry_run else "applied"
     click.echo(f"rotation {'plan' if report.dry_run else 'run'} as of {when}:")
     for r in report.rings:
-        click.echo(f"  {r.ring}: {r.status}")
+        click.echo(f"  {clean(r.ring)}: {r.status}")
+        if r.error and not r.steps:
+            click.echo(f"    {clean(r.error)}")
         for s in r.steps:
             target = f" v{s.version}" if s.version is not None else ""
             made = f" -> v{s.new_version}" if s.new_version is not None else ""

@@ -7,7 +7,9 @@ from .lifecycle import KeyVersion, Ring
 __all__ = ["dependents"]
 
 _ENCRYPTED = (
-    "data encrypted or keys wrapped under v{n} since {start}: re-encrypt them under the replacement"
+    "data encrypted or keys wrapped under v{n} since {start}: re-encrypt them under the "
+    "replacement (decrypt them with `keylife key recover {ring} {n} --reason TEXT` or "
+    "ring.recover({n}, reason=...), audited each time)"
 )
 _PROTECTED_DATA = {
     "data-encryption": _ENCRYPTED,
@@ -22,7 +24,7 @@ def dependents(ring: Ring, bad: KeyVersion, was_primary: KeyVersion | None) -> l
     """What relies on a compromised version, as steps for the operator."""
     start = (bad.activation or bad.created).isoformat()
     template = _PROTECTED_DATA.get(ring.purpose, "peers that trust v{n} ({fp}): redeploy")
-    deps = [template.format(n=bad.number, start=start, fp=bad.fingerprint)]
+    deps = [template.format(n=bad.number, start=start, fp=bad.fingerprint, ring=ring.name)]
     for key, value in sorted(bad.attributes.items()):
         if key.startswith("deployed_to") or key == "certificate_pem":
             label = "certificate issued for this key" if key == "certificate_pem" else value

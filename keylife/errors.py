@@ -31,6 +31,7 @@ material.
     ├── AuditError                  audit log could not be written or read
     ├── AcmeError                   the ACME CA refused or failed (problem document attached)
     │   ├── ChallengeFailedError    one or more identifiers failed validation
+    │   │   └── ChallengeFailures   ... with the CA's reason per identifier (``failures``)
     │   ├── RateLimitedError        the CA asked to retry later (``retry_after``)
     │   ├── AcmeResponseError       the CA's answer is malformed or too large (``url``, ``field``)
     │   ├── AcmeTimeoutError        an ACME operation passed its overall deadline (``url``)
@@ -46,6 +47,7 @@ material.
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Mapping
 
 
 class KeylifeError(Exception):
@@ -200,6 +202,15 @@ class ChallengeFailedError(AcmeError):
     """Validation failed for one or more identifiers."""
 
 
+class ChallengeFailures(ChallengeFailedError):
+    """Validation failed; ``failures`` maps each failed identifier to the CA's reason."""
+
+    def __init__(self, failures: Mapping[str, str]) -> None:
+        self.failures = dict(failures)
+        lines = "; ".join(f"{ident}: {reason}" for ident, reason in self.failures.items())
+        super().__init__(f"validation failed for {len(self.failures)} identifier(s): {lines}")
+
+
 class RateLimitedError(AcmeError):
     """The CA rate-limited the request."""
 
@@ -283,6 +294,7 @@ __all__ = [
     "CasMismatch",
     "CertificateCheckError",
     "ChallengeFailedError",
+    "ChallengeFailures",
     "ConflictError",
     "CorruptRecordError",
     "DecryptionError",

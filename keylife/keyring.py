@@ -27,6 +27,7 @@ from .loaded import LoadedKey
 from .material import KeyMaterial
 from .policy import Purpose
 from .publickeys import kid
+from .recover import Recovered, recover
 from .ringcache import CachedStore
 from .signing import Signatures
 from .specs import KeyKind, KeySpec, parse_spec
@@ -201,6 +202,11 @@ class KeyRing(Signatures):
             if ks.ring.get(number) is None:
                 raise NotFoundError(f"ring {self.name} has no version {number}")
         return ks.processing(number, t)
+
+    def recover(self, number: int, *, reason: str) -> Recovered:
+        """Compromised version ``number`` for processing only (decrypt, verify), each call
+        audited with ``reason``: the one way to remove protection a compromised key applied."""
+        return recover(self._manager, self.name, number, reason=reason)
 
     def history(self) -> list[KeyVersion]:
         """Every version, oldest first, including destroyed and compromised ones."""

@@ -97,6 +97,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "keylife.rotation.health",
             "keylife.rotation",
             "keylife.backup",
+            "keylife.recovery",
+            "keylife.recover",
             "keylife.store.migrate",
         ),
     ),

@@ -7,7 +7,7 @@ no third-party exception crosses the public API: the original is kept as ``__cau
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -17,16 +17,7 @@ from acme import errors as acme_errors
 from acme import messages
 
 from keylife.acme.wire import Problem, parse_retry_after
-from keylife.errors import AcmeError, ChallengeFailedError, KeylifeError, RateLimitedError
-
-
-class ChallengeFailures(ChallengeFailedError):
-    """Validation failed; ``failures`` maps each failed identifier to the CA's reason."""
-
-    def __init__(self, failures: Mapping[str, str]) -> None:
-        self.failures = dict(failures)
-        lines = "; ".join(f"{ident}: {reason}" for ident, reason in self.failures.items())
-        super().__init__(f"validation failed for {len(self.failures)} identifier(s): {lines}")
+from keylife.errors import AcmeError, ChallengeFailures, KeylifeError, RateLimitedError
 
 
 def describe_problem(problem: messages.Error) -> str:

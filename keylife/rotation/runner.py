@@ -294,7 +294,10 @@ class Runner:
         for ring in self._loaded:  # every run checks the keys in use, due or not
             problem = check_ring(self.manager, ring, as_of)
             if problem:
+                log.error("%s: %s", ring.name, problem)
                 self.unhealthy[ring.name] = problem
+                if not dry_run:
+                    self.manager.record_failure("rotate", ring.name, None, KeylifeError(problem))
         if dry_run or not plan:
             results = tuple(
                 RingResult(

@@ -74,3 +74,10 @@ def test_help_ends_with_examples(env: dict[str, str], command: list[str]) -> Non
     assert done.returncode == 0
     tail = done.stdout.rstrip().split("Examples:")[-1]
     assert "Examples:" in done.stdout and f"keylife {' '.join(command)}" in tail
+
+
+def test_policy_show_has_every_setting_and_labels_the_date(env: dict[str, str]) -> None:
+    text = kl(env, "policy", "show", "--as-of", "2031-01-01").stdout
+    assert "ALLOWED ON 2031-01-01" in text and "ALLOWED NOW" not in text
+    assert "STAGE" in text and "DESTROY" in text
+    assert "ALLOWED NOW" in kl(env, "policy", "show").stdout
