@@ -75,7 +75,7 @@ def backup(obj: Obj, file: str, passphrase_file: str | None, key_file: str | Non
 
             if master_kcv == MasterKey(secret.key).check_value:
                 fail(obj, "the backup key must not be the master key", 2)
-        summary = write_backup(m.store, file, secret)
+        summary = write_backup(m.store, file, secret, entry=m.entry)
     emit(
         obj,
         {"file": file, **summary.__dict__},
@@ -102,7 +102,13 @@ def restore(
     """Restore FILE into an empty store (created if missing) and verify the result; with
     --ring and --version, put back that one version's material in the existing store (it must
     match the version's recorded fingerprint; nothing else changes)."""
-    from keylife.backup import BackupSecret, check_archive, read_backup, restore_snapshot
+    from keylife.backup import (
+        BackupSecret,
+        archive_sha256,
+        check_archive,
+        read_backup,
+        restore_snapshot,
+    )
 
     if (ring is None) != (number is None):
         raise click.UsageError("--ring and --version go together")
@@ -111,6 +117,7 @@ def restore(
     with errors(obj):
         data = read_backup(file, secret)  # refuse a bad archive before touching any store
         check_archive(data)
+        digest = archive_sha256(file)
     if ring is not None and number is not None:
         from keylife.recovery import recover_version
 
@@ -123,7 +130,7 @@ def restore(
         )
         return
     with errors(obj), obj.manager(create=True) as m:
-        summary = restore_snapshot(m.store, data)
+        summary = restore_snapshot(m.store, data, entry=m.entry, source=file, sha256=digest)
     emit(
         obj,
         {"file": file, "verified": True, **summary.__dict__},

@@ -37,12 +37,20 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "restore": ("keylife restore /var/backups/keylife.klb --passphrase-file /etc/keylife/bk.pass",),
     "audit": ("keylife audit verify", "keylife audit show --ring orders"),
     "audit show": ("keylife audit show --ring orders", "keylife --json audit show"),
-    "audit verify": ("keylife audit verify",),
+    "audit verify": (
+        "keylife audit verify",
+        "keylife audit verify --checkpoints /srv/anchors/keylife.checkpoints",
+    ),
+    "audit checkpoint": ("keylife audit checkpoint --out /srv/anchors/keylife.checkpoints",),
     "policy": ("keylife policy show", "keylife policy check /etc/keylife/policy.toml"),
     "policy show": ("keylife policy show", "keylife --policy 128-bit policy show"),
     "policy check": (
         "keylife policy check /etc/keylife/policy.toml",
         "keylife --policy 128-bit policy check --store",
+    ),
+    "report": (
+        "keylife report --format html --out report.html",
+        "keylife report --format json --as-of 2031-01-01 --window 180d",
     ),
     "store": ("keylife store rekey", "keylife store migrate --from ./k.db --to vault://v:8200/kl"),
     "tls": ("keylife tls check example.internal:443",),

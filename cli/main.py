@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import sys
 import warnings
 from typing import Any, NoReturn
@@ -25,6 +26,17 @@ from keylife._version import __version__
 
 from .context import EXIT_FAILED, Obj
 from .examples import epilog
+
+
+class OneLine(logging.Formatter):
+    """``keylife: warning: ...``: one line, the level in lower case, as click's errors."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = " ".join(record.getMessage().split())
+        text = f"keylife: {record.levelname.lower()}: {message}"
+        if record.exc_info and record.levelno < logging.WARNING:
+            text += "\n" + self.formatException(record.exc_info)
+        return text
 
 
 def add_examples(command: click.Command, path: str) -> None:
@@ -45,6 +57,7 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "restore": ("keylife_cli.backup", "restore", "Restore a backup into an empty store."),
     "audit": ("keylife_cli.audit", "audit", "Show and verify the audit log."),
     "policy": ("keylife_cli.policy", "policy", "Show or check the key policy."),
+    "report": ("keylife_cli.report", "report", "Compliance evidence: HTML, Markdown or JSON."),
     "store": ("keylife_cli.store", "store", "Store maintenance (rekey, migrate)."),
     "tls": ("keylife_cli.tls", "tls", "Check TLS endpoints against the TLS policy."),
     "cert": ("keylife_cli.cert", "cert", "ACME certificates: issue, revoke, account."),
@@ -116,12 +129,10 @@ def cli(
     verbose: int,
 ) -> None:
     """keylife: keys and TLS certificates kept inside a written policy."""
-    import logging
 
-    logging.basicConfig(
-        level=logging.WARNING - 10 * min(verbose, 2),
-        format="keylife: %(levelname)s: %(message)s",
-    )
+    logging.basicConfig(level=logging.WARNING - 10 * min(verbose, 2))
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(OneLine())
     ctx.obj = Obj(store, master_key_file, policy, actor, as_json)
 
 

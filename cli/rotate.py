@@ -57,7 +57,7 @@ def _print_report(report: RunReport) -> None:
         click.echo(f"failed rings: {', '.join(report.failed)}", err=True)
     if report.aborted:
         click.echo(
-            f"run stopped, the store is unavailable: {report.aborted}; "
+            f"run stopped: {report.aborted}; "
             f"{report.count('skipped')} rings not attempted (the next run catches up)",
             err=True,
         )
@@ -91,6 +91,13 @@ def _print_report(report: RunReport) -> None:
     type=click.Path(dir_okay=False),
     help="Write a Prometheus textfile (node_exporter textfile collector).",
 )
+@click.option(
+    "--deadline",
+    type=click.FloatRange(1, 86400 * 7),
+    default=3600,
+    show_default=True,
+    help="Seconds the whole run may take; rings not reached by then are reported as skipped.",
+)
 @pass_obj
 def rotate(
     obj: Obj,
@@ -101,12 +108,14 @@ def rotate(
     wait: float,
     lease_ttl: int,
     metrics_file: str | None,
+    deadline: float,
 ) -> None:
     """Activate, rotate, renew, deactivate and destroy whatever is due under the policy.
 
     Exit codes: 0 nothing failed; 1 some ring failed (named on stderr and in the report);
-    3 the store is unavailable (before or during the run: the run stops, the report says
-    which rings were not attempted); 4 another run holds the lock.
+    3 the store is unavailable, the lease was lost, or the run's deadline or a signal stopped
+    it (the current ring is finished, the report says which rings were not attempted);
+    4 another run holds the lock.
     """
     import datetime as dt
 
@@ -125,7 +134,7 @@ def rotate(
 
             metrics.check_writable(metrics_file)  # before anything is applied
     with errors(obj), obj.manager() as m:
-        runner = Runner(m, lease_ttl=dt.timedelta(seconds=lease_ttl), wait=wait)
+        runner = Runner(m, lease_ttl=dt.timedelta(seconds=lease_ttl), wait=wait, deadline=deadline)
         show_bar = sys.stderr.isatty() and not obj.as_json
         if show_bar and not dry_run:
             plan, _ = runner.plan(m.now(), rings or None)

@@ -38,4 +38,5 @@ def rekey(obj: Obj) -> None:
         if do is None:
             fail(obj, f"{m.store.url} has no master key to replace (only the embedded store)")
         kcv = do()
+        m.store.append_audit([m.entry("rekey", None, None, f"master key replaced (kcv {kcv})")])
     emit(obj, {"rekeyed": True, "master_key_check_value": kcv}, f"master key replaced (kcv {kcv})")

@@ -91,6 +91,97 @@ def setup(obj: Obj, rings: tuple[str, ...]) -> None:
 
 
 @vault.command()
+@pass_obj
+def status(obj: Obj) -> None:
+    """How keylife reaches Vault: address, TLS verification and CA file, the token's accessor
+    and display name, the server's version, seal and HA state."""
+    from keylife.vault.status import vault_status
+
+    with errors(obj):
+        store = _open(obj)
+        try:
+            doc = vault_status(store.client)
+        finally:
+            store.close()
+
+    def text() -> None:
+        tls, tok, srv, ha = doc["tls"], doc["token"], doc["server"], doc["ha"]
+        click.echo(f"address: {doc['address']} (of {', '.join(doc['addresses'])})")
+        verify = "on" if tls["verify"] else "off"
+        click.echo(
+            f"TLS: {'https' if tls['https'] else 'plain http'}, verify {verify}, "
+            f"trust {tls['trust']}"
+        )
+        click.echo(f"token: accessor {tok['accessor']}, display name {tok['display_name']}")
+        click.echo(
+            f"server: version {srv['version']}, sealed {srv['sealed']}, standby {srv['standby']}"
+        )
+        click.echo(f"HA: enabled {ha['enabled']}, leader {ha['leader_address'] or '-'}")
+
+    emit(obj, doc, text)
+
+
+@vault.command()
+@pass_obj
+def reindex(obj: Obj) -> None:
+    """Rebuild the ring index shards (ix/00..ff) from the ring documents. Safe at any time:
+    the index is a hint that readers check against each ring's KV version."""
+    with errors(obj):
+        store = _open(obj)
+        try:
+            doc = store.reindex()
+        finally:
+            store.close()
+    emit(
+        obj,
+        doc,
+        lambda: click.echo(f"index rebuilt: {doc['rings']} rings in {doc['shards']} shards"),
+    )
+
+
+@vault.command()
+@click.option("--apply", "apply_", is_flag=True, help="Erase them (default: only list them).")
+@click.option(
+    "--min-age",
+    default=3600,
+    show_default=True,
+    type=click.IntRange(60, None),
+    help="Seconds a blob must have existed unreferenced (writes in flight are younger).",
+)
+@pass_obj
+def gc(obj: Obj, apply_: bool, min_age: int) -> None:
+    """List (with --apply: erase) material blobs that no ring references: left by crashes,
+    kills, lost check-and-sets or ring documents deleted outside keylife."""
+    import datetime as dt
+
+    from keylife.clock import SystemClock
+    from keylife.vault.gc import collect
+
+    with errors(obj):
+        store = _open(obj)
+        try:
+            report = collect(
+                store.kv,
+                now=SystemClock().now(),
+                min_age=dt.timedelta(seconds=min_age),
+                apply=apply_,
+            )
+        finally:
+            store.close()
+    doc = report.to_dict()
+
+    def text() -> None:
+        verb = "removed" if apply_ else "would remove (dry run; --apply erases)"
+        click.echo(f"{len(report.orphans)} unreferenced blobs older than {min_age} s, {verb}")
+        for o in report.orphans:
+            click.echo(f"  {o.ring} v{o.version} {o.blob} (created {o.created})")
+        if report.young:
+            click.echo(f"{len(report.young)} younger unreferenced blobs kept (writes in flight?)")
+
+    emit(obj, doc, text)
+
+
+@vault.command()
 @click.argument("ring", required=False)
 @click.option("--operator", is_flag=True, help="Print the operator policy instead.")
 @pass_obj

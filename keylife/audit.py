@@ -12,7 +12,7 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .documents import Document, stored_date
@@ -30,6 +30,14 @@ class AuditEntry:
     version: int | None = None
     outcome: str = "success"
     reason: str = ""
+    #: Who the store authenticated (``os:alice uid=1000``, ``vault:svc-a ...``); ``actor`` is
+    #: then the identity claimed "on behalf of" (``--actor``). Empty in records written before
+    #: identities were recorded.
+    identity: str = ""
+    #: SHA-256 of the ring document this change left (see :mod:`keylife.auditstate`), so
+    #: ``audit verify`` can tell a ring rolled back or edited outside keylife. Empty when the
+    #: entry changed no ring, and in records written before it existed.
+    ring_digest: str = ""
 
 
 @dataclass(frozen=True)
@@ -44,6 +52,12 @@ class AuditRecord:
     reason: str
     prev_hash: str
     hash: str
+    #: The authenticated identity (see :class:`AuditEntry`). Hashed only when set, so records
+    #: written before it existed verify as they did.
+    identity: str = ""
+    #: The ring document's digest after the change (see :class:`AuditEntry`); hashed only
+    #: when set.
+    ring_digest: str = ""
     #: Why the stored row could not be decoded (see :func:`decode_audit`); empty when sound.
     #: Not part of the record: never hashed, and in :meth:`to_dict` only when set.
     damage: str = field(default="", compare=False)
@@ -55,9 +69,25 @@ class AuditRecord:
         return d
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        if not self.damage:
-            d.pop("damage")
+        # by hand rather than dataclasses.asdict: verifying a long chain calls this per record
+        d: dict[str, Any] = {
+            "seq": self.seq,
+            "at": self.at,
+            "actor": self.actor,
+            "action": self.action,
+            "ring": self.ring,
+            "version": self.version,
+            "outcome": self.outcome,
+            "reason": self.reason,
+            "prev_hash": self.prev_hash,
+            "hash": self.hash,
+        }
+        if self.identity:
+            d["identity"] = self.identity
+        if self.ring_digest:
+            d["ring_digest"] = self.ring_digest
+        if self.damage:
+            d["damage"] = self.damage
         return d
 
     def to_entry(self) -> AuditEntry:
@@ -71,6 +101,8 @@ class AuditRecord:
             self.version,
             self.outcome,
             self.reason,
+            self.identity,
+            self.ring_digest,
         )
 
     @classmethod
@@ -92,6 +124,8 @@ class AuditRecord:
             reason=doc.get("reason", str),
             prev_hash=doc.get("prev_hash", str),
             hash=doc.get("hash", str),
+            identity=doc.get("identity", str, required=False) or "",
+            ring_digest=doc.get("ring_digest", str, required=False) or "",
         )
 
 
@@ -130,6 +164,10 @@ def chain(prev_hash: str, seq: int, entry: AuditEntry) -> AuditRecord:
         "reason": entry.reason,
         "prev_hash": prev_hash,
     }
+    if entry.identity:
+        body["identity"] = entry.identity
+    if entry.ring_digest:
+        body["ring_digest"] = entry.ring_digest
     return AuditRecord(**body, hash=_digest(body))  # type: ignore[arg-type]
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import os
 import zlib
@@ -132,6 +133,24 @@ class BackupSummary:
     rings: int
     versions_with_material: int
     audit_records: int
+    #: SHA-256 of the archive file (hex), as the audit record of the backup or restore names it.
+    sha256: str = ""
+
+
+#: ``RingWriter.entry``: (action, ring, version, reason) -> the audit entry, by whoever acts.
+EntryMaker = Callable[[str, str | None, int | None, str], AuditEntry]
+
+
+def archive_sha256(path: str | Path) -> str:
+    """SHA-256 (hex) of the archive at ``path``: its fingerprint in the audit log."""
+    return hashlib.sha256(_read_capped(path)).hexdigest()
+
+
+def _counts(summary: BackupSummary) -> str:
+    return (
+        f"{summary.rings} rings, {summary.versions_with_material} versions with material, "
+        f"{summary.audit_records} audit records"
+    )
 
 
 def _header(secret: BackupSecret) -> dict[str, Any]:
@@ -175,8 +194,14 @@ def snapshot(store: KeyStore) -> dict[str, Any]:
     }
 
 
-def write_backup(store: KeyStore, path: str | Path, secret: BackupSecret) -> BackupSummary:
-    """Write an encrypted archive of ``store`` to ``path`` (0600, atomically)."""
+def write_backup(
+    store: KeyStore, path: str | Path, secret: BackupSecret, *, entry: EntryMaker | None = None
+) -> BackupSummary:
+    """Write an encrypted archive of ``store`` to ``path`` (0600, atomically).
+
+    With ``entry`` (a manager's ``entry``), the backup is recorded in ``store``'s audit log
+    afterwards, with the archive's SHA-256 and counts (the archive holds the log before it).
+    """
     header = _header(secret)
     data = snapshot(store)
     payload = zlib.compress(json.dumps(data, separators=(",", ":")).encode(), 6)
@@ -185,7 +210,12 @@ def write_backup(store: KeyStore, path: str | Path, secret: BackupSecret) -> Bac
     key = secret.derive(header)
     blob = MAGIC + head + b"\n" + nonce + AESGCM(key).encrypt(nonce, payload, MAGIC + head)
     atomic_write(path, blob, mode=0o600, error=BackupError)
-    return BackupSummary(len(data["rings"]), len(data["material"]), len(data["audit"]))
+    digest = hashlib.sha256(blob).hexdigest()
+    summary = BackupSummary(len(data["rings"]), len(data["material"]), len(data["audit"]), digest)
+    if entry is not None:
+        reason = f"archive {path} sha256:{digest}: {_counts(summary)}"
+        store.append_audit([entry("backup", None, None, reason)])
+    return summary
 
 
 def _read_capped(path: str | Path) -> bytes:
@@ -373,11 +403,20 @@ class SnapshotImporter(Protocol):
     ) -> None: ...
 
 
-def restore_snapshot(store: KeyStore, data: dict[str, Any]) -> BackupSummary:
+def restore_snapshot(
+    store: KeyStore,
+    data: dict[str, Any],
+    *,
+    entry: EntryMaker | None = None,
+    source: str = "",
+    sha256: str = "",
+) -> BackupSummary:
     """Load ``data`` (from :func:`snapshot`) into an EMPTY store and verify the result.
 
     The archive is validated whole first; on the embedded store the writes and the
-    verification happen in one transaction, so a refused restore leaves nothing behind.
+    verification happen in one transaction, so a refused restore leaves nothing behind. With
+    ``entry``, the restore is then recorded after the restored log: the source archive
+    (``source``, ``sha256``) and the counts.
     """
     contents = check_archive(data)
     if store.list_ring_names() or store.read_audit():
@@ -399,7 +438,13 @@ def restore_snapshot(store: KeyStore, data: dict[str, Any]) -> BackupSummary:
             store.commit(ring, expected_revision=0, materials=contents.materials.get(ring.name))
         replay(contents.records, store)
         verify_restore(store, expected)
-    return BackupSummary(len(contents.rings), contents.material_count, len(contents.records))
+    summary = BackupSummary(
+        len(contents.rings), contents.material_count, len(contents.records), sha256
+    )
+    if entry is not None:
+        where = (source or "an archive") + (f" sha256:{sha256}" if sha256 else "")
+        store.append_audit([entry("restore", None, None, f"from {where}: {_counts(summary)}")])
+    return summary
 
 
 def verify_restore(store: KeyStore, data: Mapping[str, Any]) -> None:
@@ -412,6 +457,11 @@ def verify_restore(store: KeyStore, data: Mapping[str, Any]) -> None:
             raise IntegrityError(f"restored store differs from the archive in its {key}")
 
 
-def restore(store: KeyStore, path: str | Path, secret: BackupSecret) -> BackupSummary:
-    """Read, validate and restore the archive at ``path`` into the empty ``store``."""
-    return restore_snapshot(store, read_backup(path, secret))
+def restore(
+    store: KeyStore, path: str | Path, secret: BackupSecret, *, entry: EntryMaker | None = None
+) -> BackupSummary:
+    """Read, validate and restore the archive at ``path`` into the empty ``store`` (recorded
+    in its audit log with ``entry``)."""
+    data = read_backup(path, secret)
+    digest = archive_sha256(path)
+    return restore_snapshot(store, data, entry=entry, source=str(path), sha256=digest)

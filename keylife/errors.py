@@ -21,14 +21,18 @@ material.
     ├── InvalidSignatureError       signature or MAC does not verify (opaque)
     ├── StoreError                  a backend failed
     │   ├── StoreUnavailableError   backend cannot be reached (Vault down, file missing)
+    │   │   ├── LeaseLostError      the run's lease lapsed or was taken over: stop before writing
+    │   │   └── TokenExpiredError   the Vault token expired or was revoked during a run
     │   ├── VaultPermissionError    Vault refused the request (403/401): the token's policies
     │   ├── ConflictError           check-and-set lost against another writer
     │   │   └── CasMismatch         one KV v2 check-and-set write lost (``path`` attached)
     │   ├── IntegrityError          AEAD tag or hash chain does not verify
+    │   │   └── TransitKeyWeakenedError  a Transit key exportable, backed up, deletable or imported
     │   ├── CorruptRecordError      a stored ring or version document does not decode
     │   └── LockHeldError           another rotation run holds the lease
     ├── BackupError                 archive corrupted, truncated, wrongly keyed, or target not empty
     ├── AuditError                  audit log could not be written or read
+    │   └── CheckpointError         a checkpoint is malformed or its signature fails (``line``)
     ├── AcmeError                   the ACME CA refused or failed (problem document attached)
     │   ├── ChallengeFailedError    one or more identifiers failed validation
     │   │   └── ChallengeFailures   ... with the CA's reason per identifier (``failures``)
@@ -141,6 +145,29 @@ class StoreUnavailableError(StoreError):
     """The storage backend cannot be reached."""
 
 
+class LeaseLostError(StoreUnavailableError):
+    """The rotation lease this process held lapsed or was taken over; nothing more is written.
+
+    ``lease`` names the lease and ``ring`` the ring whose write was stopped.
+    """
+
+    def __init__(self, message: str, *, lease: str = "", ring: str = "") -> None:
+        super().__init__(message)
+        self.lease = lease
+        self.ring = ring
+
+
+class TokenExpiredError(StoreUnavailableError):
+    """Vault refused the token itself (expired or revoked), not one request: a run stops.
+
+    ``address`` is the Vault address that refused it.
+    """
+
+    def __init__(self, message: str, *, address: str = "") -> None:
+        super().__init__(message)
+        self.address = address
+
+
 class ConflictError(StoreError):
     """A check-and-set write lost against a concurrent writer."""
 
@@ -169,6 +196,19 @@ class IntegrityError(StoreError):
     """Stored data failed its integrity check (AEAD tag, hash chain)."""
 
 
+class TransitKeyWeakenedError(IntegrityError):
+    """A Transit key keylife manages is exportable, allows plaintext backup, may be deleted, or
+    was imported (its material known outside Vault): keylife refuses to use or schedule it.
+
+    ``key`` names the Transit key, ``settings`` the weakened settings (e.g. ``exportable``).
+    """
+
+    def __init__(self, message: str, *, key: str = "", settings: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.key = key
+        self.settings = settings
+
+
 class CorruptRecordError(StoreError):
     """A stored ring or version document is malformed (unknown state, bad date, missing key).
 
@@ -192,6 +232,17 @@ class BackupError(KeylifeError):
 
 class AuditError(KeylifeError):
     """The audit log cannot be written or read."""
+
+
+class CheckpointError(AuditError):
+    """An audit checkpoint is malformed, too large, or its signature does not verify.
+
+    ``line`` is its line number in the checkpoint file, when it came from one.
+    """
+
+    def __init__(self, message: str, *, line: int | None = None) -> None:
+        super().__init__(message)
+        self.line = line
 
 
 class AcmeError(KeylifeError):
@@ -305,6 +356,7 @@ __all__ = [
     "InvalidTransitionError",
     "KeyUsageError",
     "KeylifeError",
+    "LeaseLostError",
     "LifecycleError",
     "LockHeldError",
     "MaterialUnavailableError",
@@ -318,6 +370,8 @@ __all__ = [
     "TlsError",
     "TlsPolicyError",
     "TlsTargetError",
+    "TokenExpiredError",
+    "TransitKeyWeakenedError",
     "UnknownSpecError",
     "VaultPermissionError",
 ]

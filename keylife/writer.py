@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Self
 
 from . import operations as ops
 from .audit import AuditEntry, AuditRecord, ChainReport, verify_chain
+from .auditstate import ring_digest
 from .clock import Clock, SystemClock, as_utc
 from .errors import (
     ConflictError,
@@ -21,7 +23,7 @@ from .errors import (
     PolicyError,
     SpecNotAllowedError,
 )
-from .identity import default_actor
+from .identity import default_actor, os_identity
 from .lifecycle import KeyVersion, Ring
 from .material import KeyMaterial
 from .policy import Policy, Purpose, default_policy
@@ -51,6 +53,7 @@ class RingWriter:
         self.policy = policy or default_policy()
         self.actor = actor or default_actor()
         self.clock: Clock = clock or SystemClock()
+        self._identity: str | None = None
 
     def __enter__(self) -> Self:
         return self
@@ -63,6 +66,16 @@ class RingWriter:
 
     def now(self) -> dt.datetime:
         return as_utc(self.clock.now())
+
+    @property
+    def identity(self) -> str:
+        """Who the store authenticated (asked once): the store's ``authenticated_identity()``
+        when it has one (Vault: the token), else the OS account (:func:`os_identity`). Every
+        audit record this writer makes carries it; :attr:`actor` is "on behalf of"."""
+        if self._identity is None:
+            ask = getattr(self.store, "authenticated_identity", None)
+            self._identity = str(ask()) if callable(ask) else os_identity()
+        return self._identity
 
     # ---- reading ----------------------------------------------------------------------------
 
@@ -102,8 +115,14 @@ class RingWriter:
         *,
         outcome: str = "success",
     ) -> AuditEntry:
-        """An audit entry by this manager's actor, now."""
-        return AuditEntry(self.now(), self.actor, action, ring, version, outcome, reason)
+        """An audit entry by this manager's identity and actor, now."""
+        return AuditEntry(
+            self.now(), self.actor, action, ring, version, outcome, reason, self.identity
+        )
+
+    def stamped(self, entries: Sequence[AuditEntry]) -> list[AuditEntry]:
+        """``entries`` with this writer's authenticated identity where they have none."""
+        return [e if e.identity else replace(e, identity=self.identity) for e in entries]
 
     def record_failure(
         self, action: str, ring: str | None, version: int | None, exc: Exception
@@ -155,12 +174,13 @@ class RingWriter:
         """Write ``change`` in one check-and-set (``material`` for the version it creates)."""
         if len(change.new_versions) > 1 or (change.new_versions and material is None):
             raise LifecycleError("a change that creates a version needs its material")
+        digest = ring_digest(change.ring)  # what the log says this ring now is
         self.store.commit(
             change.ring,
             expected_revision=expected_revision,
             materials={n: material for n in change.new_versions if material is not None},
             destroy=list(change.destroy),
-            audit=list(change.audit),
+            audit=[replace(e, ring_digest=digest) for e in self.stamped(change.audit)],
         )
 
     def check_spec(self, spec: KeySpec, purpose: Purpose, at: dt.datetime) -> None:

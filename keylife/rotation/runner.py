@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
-import socket
+import signal
+import threading
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -25,6 +24,7 @@ from ..lifecycle import Action, Ring
 from ..manager import KeyManager
 from ..policy import Purpose
 from .health import check_ring
+from .holders import holder_is_dead, new_holder
 from .plan import Plan, Step, StepKind, plan_ring, plan_rotation
 
 log = logging.getLogger("keylife.rotate")
@@ -33,6 +33,7 @@ LEASE_NAME = "keylife-rotate"
 #: Report name prefix of transit-resident rings (Vault keys that never leave Vault).
 TRANSIT_PREFIX = "transit:"
 MAX_STEPS_PER_RING = 32
+DEFAULT_RUN_DEADLINE = 3600.0  # seconds; rings not reached by then are skipped, named
 
 
 @dataclass(frozen=True)
@@ -120,32 +121,6 @@ _ONCE_PER_RUN = frozenset(
 )
 
 
-def _holder() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-def holder_is_dead(holder: str) -> bool:
-    """True when ``holder`` is a run on this host whose process no longer exists."""
-    host, _, rest = holder.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return False
-    pid = int(pid_text)
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    try:  # a zombie (killed, not yet reaped) is dead too
-        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return False
-
-
 class Runner:
     """Applies rotation plans against one manager's store."""
 
@@ -156,11 +131,14 @@ class Runner:
         lease_ttl: dt.timedelta = dt.timedelta(minutes=10),
         wait: float = 0.0,
         holder: str | None = None,
+        deadline: float | None = DEFAULT_RUN_DEADLINE,
     ) -> None:
         self.manager = manager
         self.lease_ttl = lease_ttl
         self.wait = wait
-        self.holder = holder or _holder()
+        self.deadline = deadline  # seconds the whole run may take (None: unbounded)
+        self._stop_reason = ""
+        self.holder = holder or new_holder()
         #: Rings the last plan could not read (name -> why): each fails, named, in the report.
         self.damaged: dict[str, str] = {}
         #: Rings whose primary or staged successor does not open or match its fingerprint.
@@ -273,6 +251,29 @@ class Runner:
                 )
             time.sleep(0.2)
 
+    def request_stop(self, reason: str) -> None:
+        """Stop after the ring in progress (its commit completes)."""
+        self._stop_reason = self._stop_reason or reason
+
+    def _stop_check(self, started: float) -> str:
+        if self._stop_reason or self.deadline is None:
+            return self._stop_reason
+        late = time.monotonic() - started > self.deadline
+        return f"the run's deadline of {self.deadline:g} s passed" if late else ""
+
+    def _on_signals(self) -> Callable[[], None]:
+        """SIGTERM/SIGINT stop the run after this ring (main thread); returns the undo."""
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        stop = lambda n, _f: self.request_stop(f"stopped by {signal.Signals(n).name}")  # noqa: E731
+        saved = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+        def restore() -> None:
+            for sig, old in saved.items():
+                signal.signal(sig, old)
+
+        return restore
+
     def _renew_if_needed(self) -> None:
         if time.monotonic() - self._lease_taken > self.lease_ttl.total_seconds() / 3:
             self._acquire()
@@ -290,15 +291,8 @@ class Runner:
         """Plan for ``now`` (default: the manager's clock) and, unless ``dry_run``, apply it."""
         as_of = as_utc(now) if now is not None else self.manager.now()
         plan, checked = self.plan(as_of, rings)
-        self.unhealthy = {}
-        for ring in self._loaded:  # every run checks the keys in use, due or not
-            problem = check_ring(self.manager, ring, as_of)
-            if problem:
-                log.error("%s: %s", ring.name, problem)
-                self.unhealthy[ring.name] = problem
-                if not dry_run:
-                    self.manager.record_failure("rotate", ring.name, None, KeylifeError(problem))
         if dry_run or not plan:
+            aborted = self._check_health(as_of, record=not dry_run)
             results = tuple(
                 RingResult(
                     name,
@@ -311,9 +305,11 @@ class Runner:
                 )
                 for name in plan.rings
             )
-            return RunReport(as_of, dry_run, results + self._broken(), checked, plan.next_due)
-        self._acquire()
+            broken = results + self._broken()
+            return RunReport(as_of, dry_run, broken, checked, plan.next_due, aborted)
+        started, restore = time.monotonic(), self._on_signals()
         try:
+            self._acquire()
             # Re-plan under the lease: a run that finished just before us changed the store,
             # with its own clock; unless a moment was asked for, plan for now, not for when
             # this run started waiting.
@@ -321,10 +317,11 @@ class Runner:
                 as_of = max(as_of, self.manager.now())
             plan, checked = self.plan(as_of, rings)
             applied: list[RingResult] = []
-            aborted = ""
+            aborted = self._check_health(as_of, record=True)
             for name in plan.rings:
                 if name in self.unhealthy:
                     continue  # reported as failed below; nothing is built on a bad key
+                aborted = aborted or self._stop_check(started)
                 if aborted:
                     applied.append(RingResult(name, "skipped", error="not attempted: " + aborted))
                     continue
@@ -343,10 +340,28 @@ class Runner:
                 self.manager.store.release_lease(LEASE_NAME, self.holder)
             except KeylifeError as exc:  # the lease lapses by itself
                 log.warning("could not release the rotation lease: %s", exc)
+            restore()
         next_due = dict(plan.next_due)
         for r in applied:
             next_due[r.ring] = r.next_due
         return RunReport(as_of, False, (*applied, *self._broken()), checked, next_due, aborted)
+
+    def _check_health(self, now: dt.datetime, *, record: bool) -> str:
+        """Check the keys in use of every ring the plan read, due or not; the reason to stop
+        when the store went away meanwhile."""
+        self.unhealthy = {}
+        for ring in self._loaded:
+            try:
+                problem = check_ring(self.manager, ring, now)
+            except StoreUnavailableError as exc:
+                log.error("store unavailable, stopping the run: %s", exc)
+                return str(exc)
+            if problem:
+                log.error("%s: %s", ring.name, problem)
+                self.unhealthy[ring.name] = problem
+                if record:
+                    self.manager.record_failure("rotate", ring.name, None, KeylifeError(problem))
+        return ""
 
     def _broken(self) -> tuple[RingResult, ...]:
         return tuple(

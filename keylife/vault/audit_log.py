@@ -34,7 +34,7 @@ Mapper = Callable[[Callable[[Any], Any], Iterable[Any]], list[Any]]
 
 
 def entry_to_dict(e: AuditEntry) -> dict[str, Any]:
-    return {
+    d: dict[str, Any] = {
         "at": e.at.isoformat(),
         "actor": e.actor,
         "action": e.action,
@@ -43,6 +43,11 @@ def entry_to_dict(e: AuditEntry) -> dict[str, Any]:
         "outcome": e.outcome,
         "reason": e.reason,
     }
+    if e.identity:
+        d["identity"] = e.identity
+    if e.ring_digest:
+        d["ring_digest"] = e.ring_digest
+    return d
 
 
 def entry_from_dict(d: Mapping[str, Any]) -> AuditEntry:
@@ -54,6 +59,8 @@ def entry_from_dict(d: Mapping[str, Any]) -> AuditEntry:
         d.get("version"),
         d.get("outcome", "success"),
         d.get("reason", ""),
+        d.get("identity") or "",
+        d.get("ring_digest") or "",
     )
 
 

@@ -19,18 +19,25 @@ to Transit.
 from __future__ import annotations
 
 import base64
-import os
 import random
 import threading
 import time
-import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from ..errors import CasMismatch, StoreError, StoreUnavailableError, VaultPermissionError
+from ..errors import (
+    CasMismatch,
+    StoreError,
+    StoreUnavailableError,
+    TokenExpiredError,
+    VaultPermissionError,
+)
+from .identity import identity_from_lookup
+from .settings import VaultSettings
+
+__all__ = ["VaultClient", "VaultSettings", "b64", "q"]
 
 #: Statuses that mean "this node cannot answer now; another node or a later try may".
 _RETRY_STATUS = frozenset({412, 429, 500, 502, 503, 504})
@@ -38,111 +45,11 @@ _REDIRECT_STATUS = frozenset({301, 302, 303, 307, 308})
 #: 400 answers that are transient (a new kv-v2 mount seen from a Raft standby).
 _TRANSIENT_400 = ("waiting for the primary to upgrade", "upgrading from non-versioned")
 _CAS_MESSAGE = "check-and-set parameter did not match"
+_LOOKUP_SELF = "auth/token/lookup-self"
 
 
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
-
-
-def _read_file(path: str) -> str:
-    try:
-        return Path(path).expanduser().read_text().strip()
-    except OSError as exc:
-        raise StoreError(f"cannot read {path}: {exc.strerror}") from exc
-
-
-def _is_loopback(address: str) -> bool:
-    host = address.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0].strip("[]")
-    return host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
-
-
-@dataclass
-class VaultSettings:
-    """How to reach and authenticate to Vault. Build with :meth:`from_env`."""
-
-    addresses: list[str]
-    token: str | None = field(default=None, repr=False)
-    namespace: str | None = None
-    verify: bool | str = True
-    connect_timeout: float = 2.0
-    read_timeout: float = 10.0
-    deadline: float = 30.0
-    role_id: str | None = field(default=None, repr=False)
-    secret_id: str | None = field(default=None, repr=False)
-    approle_mount: str = "approle"
-    renew_increment: str = "1h"
-
-    @classmethod
-    def from_env(
-        cls,
-        addresses: Sequence[str] = (),
-        *,
-        env: Mapping[str, str] | None = None,
-        options: Mapping[str, str] | None = None,
-    ) -> VaultSettings:
-        """Settings from explicit ``addresses``/``options`` first, then the Vault CLI's variables.
-
-        ``VAULT_ADDR`` may hold a comma-separated list. ``VAULT_TOKEN`` (else the CLI's
-        ``~/.vault-token``), ``VAULT_NAMESPACE``, ``VAULT_CACERT``, ``VAULT_SKIP_VERIFY``,
-        ``VAULT_CLIENT_TIMEOUT`` are honoured. AppRole: ``KEYLIFE_VAULT_ROLE_ID`` /
-        ``KEYLIFE_VAULT_ROLE_ID_FILE`` and ``KEYLIFE_VAULT_SECRET_ID`` /
-        ``KEYLIFE_VAULT_SECRET_ID_FILE`` (or the ``role_id_file``/``secret_id_file`` options).
-        """
-        env = os.environ if env is None else env
-        opts = dict(options or {})
-        addrs = [a.strip().rstrip("/") for a in addresses if a.strip()]
-        if not addrs:
-            raw = env.get("VAULT_ADDR", "")
-            addrs = [a.strip().rstrip("/") for a in raw.split(",") if a.strip()]
-        if not addrs:
-            addrs = ["https://127.0.0.1:8200"]  # the Vault CLI's default
-        for addr in addrs:
-            if not addr.startswith(("http://", "https://")):
-                raise StoreError(f"Vault address {addr!r} must start with http:// or https://")
-            if addr.startswith("http://") and not _is_loopback(addr):
-                warnings.warn(
-                    f"Vault address {addr} is plain HTTP: tokens and wrapped key material "
-                    "cross the network unencrypted; use https (vaults://)",
-                    stacklevel=3,
-                )
-        verify: bool | str = True
-        cacert = opts.get("cacert") or env.get("VAULT_CACERT")
-        if cacert:
-            verify = cacert
-        skip = opts.get("tls_skip_verify") or env.get("VAULT_SKIP_VERIFY", "")
-        if skip.lower() in ("1", "true", "yes"):
-            warnings.warn(
-                "TLS verification towards Vault is disabled (VAULT_SKIP_VERIFY / "
-                "tls_skip_verify); anyone on the path can read and change key material",
-                stacklevel=3,
-            )
-            verify = False
-        role_id = opts.get("role_id") or env.get("KEYLIFE_VAULT_ROLE_ID")
-        role_file = opts.get("role_id_file") or env.get("KEYLIFE_VAULT_ROLE_ID_FILE")
-        if not role_id and role_file:
-            role_id = _read_file(role_file)
-        secret_id = env.get("KEYLIFE_VAULT_SECRET_ID")
-        secret_file = opts.get("secret_id_file") or env.get("KEYLIFE_VAULT_SECRET_ID_FILE")
-        if not secret_id and secret_file:
-            secret_id = _read_file(secret_file)
-        token = env.get("VAULT_TOKEN") or None
-        if token is None and not role_id:
-            helper = Path(env.get("HOME", str(Path.home()))) / ".vault-token"
-            if helper.is_file():
-                token = helper.read_text().strip() or None
-        timeout = float(opts.get("timeout") or env.get("VAULT_CLIENT_TIMEOUT", "10") or 10)
-        return cls(
-            addresses=addrs,
-            token=token,
-            namespace=opts.get("namespace") or env.get("VAULT_NAMESPACE") or None,
-            verify=verify,
-            connect_timeout=min(2.0, timeout),
-            read_timeout=timeout,
-            deadline=float(opts.get("deadline") or env.get("KEYLIFE_VAULT_DEADLINE", "30")),
-            role_id=role_id or None,
-            secret_id=secret_id or None,
-            approle_mount=opts.get("approle_mount", "approle"),
-        )
 
 
 class _Attempts:
@@ -180,6 +87,9 @@ def _answer(call: _Call, address: str, response: Any) -> tuple[int, dict[str, An
 
     status = response.status_code
     body = _json(response)
+    problem = answer_problem(call.path, status, response, body)
+    if problem:
+        raise unexpected_answer(address, call.what, problem)
     if status in (200, 204, 404):
         return status, body, call.ambiguous
     errors = _errors(body)
@@ -219,11 +129,15 @@ class VaultClient:
         self._token = settings.token
         self._token_expires: float | None = None  # monotonic time; None: unknown / no expiry
         self._token_checked = False
+        #: lookup-self worked with this token: a later refusal of it means the token is dead
+        self._lookup_ok = False
         self._closed = False
         #: monotonic time since when Vault has been unreachable (a request ran out of its
         #: deadline); while set, requests try each address once instead of waiting again, so a
         #: run over many rings fails fast instead of waiting a deadline per ring.
         self._down_since: float | None = None
+        #: (token, identity) from the last lookup-self: see :meth:`identity`.
+        self._identity: tuple[str | None, str] | None = None
 
     # ---- plumbing -----------------------------------------------------------------------
 
@@ -237,6 +151,9 @@ class VaultClient:
             from hvac.adapters import RawAdapter
 
             session = requests.Session()
+            # hvac's adapter takes session.verify over its own verify argument: the pinned CA
+            # file goes here, or REQUESTS_CA_BUNDLE would widen the trust
+            session.verify = self.settings.verify
             with self._lock:
                 self._sessions.append(session)
             adapter = RawAdapter(
@@ -257,6 +174,15 @@ class VaultClient:
             self._closed = True
         for session in sessions:
             session.close()
+
+    @property
+    def address(self) -> str:
+        """The address that answered last (the one tried first next time)."""
+        return self.settings.addresses[self._preferred]
+
+    def unexpected(self, what: str, detail: str) -> StoreUnavailableError:
+        """The error for a Vault answer whose content is not what the endpoint returns."""
+        return unexpected_answer(self.address, what, detail)
 
     @property
     def token(self) -> str | None:
@@ -299,7 +225,11 @@ class VaultClient:
                 with self._lock:
                     self._preferred = index
                     self._down_since = None
-                return _answer(call, addresses[index], response)
+                try:
+                    return _answer(call, addresses[index], response)
+                except VaultPermissionError as exc:
+                    self._check_token_alive(call, addresses[index], exc)
+                    raise
             round_no += 1
             now = time.monotonic()
             if now >= call.end:
@@ -328,9 +258,12 @@ class VaultClient:
                 timeout=timeout,
             )
         except requests.exceptions.SSLError as exc:
+            ca = self.settings.cacert
+            trust = f"the CA file {ca}" if ca else "the system CAs"
             raise StoreUnavailableError(
-                f"TLS to Vault at {address} failed ({call.what}): {exc}; set "
-                "VAULT_CACERT to the CA that signed Vault's certificate"
+                f"TLS to Vault at {address} failed ({call.what}): the certificate is not "
+                f"trusted by {trust} ({_short(exc)}); set VAULT_CACERT (or cacert=) to the "
+                "CA that signed Vault's certificate"
             ) from exc
         except requests.exceptions.ConnectTimeout as exc:
             call.attempts.note(address, type(exc).__name__)
@@ -403,6 +336,7 @@ class VaultClient:
             raise StoreError("AppRole login returned no token")
         self._token = str(token)
         self._token_checked = True
+        self._lookup_ok = "default" in (auth.get("policies") or [])
         self._schedule_renewal(auth.get("lease_duration"), auth.get("renewable"))
 
     def _schedule_renewal(self, ttl: Any, renewable: Any) -> None:
@@ -412,14 +346,47 @@ class VaultClient:
         else:
             self._token_expires = None
 
+    def _check_token_alive(self, call: _Call, address: str, refused: Exception) -> None:
+        """After a 403: when this token could look itself up before and cannot now, the token
+        expired or was revoked (not a policy refusal): :class:`TokenExpiredError`."""
+        if not call.auth or not self._lookup_ok or call.path == _LOOKUP_SELF:
+            return
+        try:
+            self.request("GET", _LOOKUP_SELF, what="token lookup")
+        except VaultPermissionError:
+            with self._lock:
+                self._lookup_ok = False
+            raise TokenExpiredError(
+                f"Vault at {address} refused the token itself ({call.what} and token lookup "
+                "refused): the token expired or was revoked; give keylife a valid token "
+                "(VAULT_TOKEN, or AppRole) and run again",
+                address=address,
+            ) from refused
+
     def _lookup_self(self) -> None:
         try:
-            status, body, _ = self.request("GET", "auth/token/lookup-self", what="token lookup")
+            status, body, _ = self.request("GET", _LOOKUP_SELF, what="token lookup")
         except VaultPermissionError:
             return  # a token without lookup-self: no renewal
+        self._lookup_ok = status == 200
         if status == 200 and body:
             data = body.get("data") or {}
             self._schedule_renewal(data.get("ttl"), data.get("renewable"))
+
+    def identity(self) -> str:
+        """Who Vault says this token is (see :func:`identity_from_lookup`), from
+        ``auth/token/lookup-self``; ``vault:unknown (...)`` when the token may not look itself
+        up."""
+        cached = self._identity
+        if cached is not None and cached[0] == self._token:  # asked once per token
+            return cached[1]
+        try:
+            status, body, _ = self.request("GET", "auth/token/lookup-self", what="token lookup")
+        except VaultPermissionError:
+            return "vault:unknown (the token may not call lookup-self)"
+        found = identity_from_lookup(body if status == 200 else None)
+        self._identity = (self._token, found)
+        return found
 
     def _renew(self) -> None:
         self._token_expires = None  # before the call: request() must not renew again
@@ -438,6 +405,50 @@ class VaultClient:
             self._schedule_renewal(auth.get("lease_duration"), auth.get("renewable"))
         elif self.settings.role_id and self.settings.secret_id:
             self.login_approle()
+
+
+#: 200 answers of these endpoints carry their fields at the top level (no ``data``)
+_TOP_LEVEL = {"sys/health": "initialized", "sys/leader": "ha_enabled", "sys/seal-status": "sealed"}
+_MAX_ANSWER = 32 * 1024 * 1024
+
+
+def answer_problem(path: str, status: int, response: Any, body: dict[str, Any] | None) -> str:
+    """Why ``response`` is not an answer Vault gives ("" when it is one).
+
+    Vault answers JSON objects (``application/json``) except for an empty 204: a 200 carries
+    ``data`` or ``auth`` (a few ``sys/`` endpoints: their own fields), a 404 or any error
+    carries ``errors``. A proxy's maintenance page, an empty or ``{}`` body is none of these.
+    """
+    length = len(response.content or b"")
+    if length > _MAX_ANSWER:
+        return f"HTTP {status}, a body of {length} bytes"
+    if status == 204:
+        return "" if length == 0 else "HTTP 204 with a body"
+    ctype = str(response.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+    if ctype != "application/json":
+        return f"HTTP {status}, content type {ctype or 'none'}, {length} bytes"
+    if body is None:
+        return f"HTTP {status}, not a JSON object"
+    if status == 200:
+        key = _TOP_LEVEL.get(path.split("?", 1)[0])
+        if key is not None:
+            return "" if key in body else f"HTTP 200 without {key!r}"
+        if "data" in body or "auth" in body:
+            return ""
+        return "HTTP 200 without 'data' or 'auth'"
+    if isinstance(body.get("errors"), list):
+        return ""
+    if status == 404 and isinstance(body.get("warnings"), list):
+        return ""  # KV v2: "Invalid path for a versioned K/V secrets engine"
+    return f"HTTP {status} without 'errors'"
+
+
+def unexpected_answer(address: str, what: str, detail: str) -> StoreUnavailableError:
+    """The error for an answer that is not Vault's (a proxy, a maintenance page, a bad body)."""
+    return StoreUnavailableError(
+        f"Vault unavailable: unexpected answer from {address} ({what}: {detail}); is a proxy "
+        "or load balancer answering instead of Vault?"
+    )
 
 
 def _json(response: Any) -> dict[str, Any] | None:

@@ -11,7 +11,8 @@ strings or more ("refused JSON input due to high complexity"), so the shard trav
 string. Decoded, it holds::
 
     {"v": 1,
-     "rings":   {name: {"rev": <KV version of rings/<name>>, "doc": <that ring document>}},
+     "rings":   {name: {"rev": <KV version of rings/<name>>, "doc": <that ring document>,
+                        "t": <that KV version's created_time>}},
      "pending": {name: [{"tx": <txid>, "base": <expected revision>}, ...]}}
 
 The rules (the argument is written out in docs/vault.md, "The ring index"):
@@ -22,7 +23,12 @@ The rules (the argument is written out in docs/vault.md, "The ring index"):
 - a reader trusts an entry only when no token has ``base >= entry.rev`` (a token with a lower
   base belongs to a write whose check-and-set can no longer succeed, or already did and is
   covered by the entry); otherwise it reads ``rings/<name>`` itself;
-- tokens with ``base < entry.rev`` are pruned by whoever writes the shard next.
+- tokens with ``base < entry.rev`` are pruned by whoever writes the shard next;
+- entries are *hints*: a reader uses one only when its ``rev`` and ``t`` are the ring's current
+  KV version and that version's ``created_time`` (one ``detailed-metadata`` listing gives them
+  for every ring, :func:`verified`), and its document decodes. A stale, impossible (a ``rev``
+  above the current version, a ring deleted and created again) or malformed entry costs one
+  direct read of that ring, and the reader corrects the entry from the ring (:func:`correct`).
 """
 
 from __future__ import annotations
@@ -113,6 +119,30 @@ def entry_rev(shard: Mapping[str, Any], name: str) -> int:
     return int(entry["rev"]) if entry is not None else 0
 
 
+def verified(
+    shard: Mapping[str, Any], name: str, current: int, created: str
+) -> tuple[int, dict[str, Any]] | None:
+    """As :func:`trusted`, and only when the entry is the ring's current KV version
+    ``current`` written at ``created`` (from the ring's KV metadata)."""
+    got = trusted(shard, name)
+    entry = shard["rings"].get(name)
+    if got is None or entry is None or got[0] != current:
+        return None
+    if not created or entry.get("t") != created:
+        return None
+    return got
+
+
+def correct(shard: dict[str, Any], name: str, rev: int, doc: Mapping[str, Any], t: str) -> bool:
+    """Set the entry of ``name`` to what the ring itself holds (``rev`` read just now), whatever
+    the entry said: a stale, impossible or forged entry is replaced. Returns whether it changed."""
+    entry = {"rev": rev, "doc": dict(doc), "t": t}
+    changed = shard["rings"].get(name) != entry
+    if changed:
+        shard["rings"][name] = entry
+    return prune(shard, name) or changed
+
+
 def trusted(shard: Mapping[str, Any], name: str) -> tuple[int, dict[str, Any]] | None:
     """``(rev, doc)`` when the entry of ``name`` may be used instead of reading the ring
     document; None when it is missing or a write of the ring may be in flight or cut short."""
@@ -147,12 +177,14 @@ def add_token(shard: dict[str, Any], name: str, txid: str, base: int) -> bool:
     return True
 
 
-def put_entry(shard: dict[str, Any], name: str, rev: int, doc: Mapping[str, Any]) -> bool:
+def put_entry(
+    shard: dict[str, Any], name: str, rev: int, doc: Mapping[str, Any], t: str = ""
+) -> bool:
     """Record revision ``rev`` of ``name`` unless the shard already has a newer one; prune the
     tokens it covers. Returns whether the shard changed."""
     changed = False
     if rev > entry_rev(shard, name):
-        shard["rings"][name] = {"rev": rev, "doc": dict(doc)}
+        shard["rings"][name] = {"rev": rev, "doc": dict(doc), "t": t}
         changed = True
     return prune(shard, name) or changed
 
@@ -210,13 +242,14 @@ class IndexShards:
                 return
         raise ConflictError(f"index shard {shard_id} kept changing underneath")
 
-    def repair(self, shard_id: str, entries: list[tuple[str, int, dict[str, Any]]]) -> None:
-        """Put ``(name, rev, doc)`` entries read from the ring documents (best effort)."""
+    def repair(self, shard_id: str, entries: list[tuple[str, int, dict[str, Any], str]]) -> None:
+        """Correct the entries ``(name, rev, doc, created)`` read from the ring documents
+        (best effort)."""
 
         def change(shard: dict[str, Any]) -> bool:
             changed = False
-            for name, rev, doc in entries:
-                changed = put_entry(shard, name, rev, doc) or changed
+            for name, rev, doc, t in entries:
+                changed = correct(shard, name, rev, doc, t) or changed
             return changed
 
         try:

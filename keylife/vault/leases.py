@@ -1,14 +1,22 @@
 """Named leases in KV v2 (``M/leases/<name>`` = ``{"holder", "expires"}``, check-and-set).
 
 Two runners reading the same lease race on the check-and-set and exactly one wins.
+
+Fencing: while this object holds a lease, :meth:`VaultLeases.fence` runs before every commit
+point. It refuses (:class:`LeaseLostError`) once the lease's TTL has run out by this process's
+monotonic clock (less a safety margin: the commit itself takes time), and when a re-read shows
+another holder. A runner whose Vault answers were slow enough for its lease to lapse thus
+stops instead of writing over the run that took the lease over.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import threading
+import time
 
-from ..errors import ConflictError
+from ..errors import ConflictError, LeaseLostError
 from ..store.base import Lease
 from .client import q
 from .kv import KV
@@ -16,9 +24,42 @@ from .kv import KV
 __all__ = ["VaultLeases"]
 
 
+#: never start a commit with less than this much of the lease left (seconds, at most ttl/10)
+FENCE_MARGIN = 2.0
+
+
 class VaultLeases:
     def __init__(self, kv: KV) -> None:
         self.kv = kv
+        self._lock = threading.Lock()
+        #: leases held by this object: name -> (holder, monotonic time it lapses)
+        self._held: dict[str, tuple[str, float]] = {}
+
+    def fence(self, ring: str) -> None:
+        """Before writing ``ring``: every lease this object holds is still ours and unexpired."""
+        with self._lock:
+            held = dict(self._held)
+        for name, (holder, until) in held.items():
+            left = until - time.monotonic()
+            if left <= 0:
+                raise LeaseLostError(
+                    f"the lease {name} lapsed {-left:.1f} s ago (Vault answered too slowly for "
+                    f"its TTL): not writing ring {ring}; the run stops, a later run completes "
+                    "it (raise --lease-ttl if Vault is often this slow)",
+                    lease=name,
+                    ring=ring,
+                )
+            got = self.kv.read(f"leases/{q(name)}", what=f"check lease {name}")
+            other = None if got is None else got.data.get("holder")
+            if other != holder:
+                with self._lock:
+                    self._held.pop(name, None)
+                raise LeaseLostError(
+                    f"the lease {name} was taken over by {other or 'nobody (released)'}: not "
+                    f"writing ring {ring}; the run stops",
+                    lease=name,
+                    ring=ring,
+                )
 
     def acquire(
         self,
@@ -36,6 +77,7 @@ class VaultLeases:
         """
         path = f"leases/{q(name)}"
         expires = now + ttl
+        started = time.monotonic()  # the lease runs from before the write that takes it
         for _ in range(3):
             got = self.kv.read(path, what=f"read lease {name}")
             version = 0
@@ -62,6 +104,9 @@ class VaultLeases:
                 )
             except ConflictError:
                 continue  # someone else moved; look again
+            seconds = ttl.total_seconds()
+            with self._lock:
+                self._held[name] = (holder, started + seconds - min(FENCE_MARGIN, seconds / 10))
             return Lease(name, holder, expires), held_before
         return None
 
@@ -72,6 +117,8 @@ class VaultLeases:
         return Lease(name, str(got.data["holder"]), dt.datetime.fromisoformat(got.data["expires"]))
 
     def release(self, name: str, holder: str) -> None:
+        with self._lock:
+            self._held.pop(name, None)
         path = f"leases/{q(name)}"
         got = self.kv.read(path, what=f"read lease {name}")
         if got is None or got.data.get("holder") != holder:

@@ -30,15 +30,34 @@ path "{m}/data/*" {{
 path "{m}/metadata/*" {{
   capabilities = ["read", "list", "delete"]
 }}
+# one listing with every ring's current version (the index is checked against it)
+path "{m}/detailed-metadata/*" {{
+  capabilities = ["list"]
+}}
 path "{t}/encrypt/{k}" {{
   capabilities = ["update"]
 }}
 path "{t}/decrypt/{k}" {{
   capabilities = ["update"]
 }}
-# transit-resident keys (kl-<ring>): create, rotate, raise floors, trim, rewrap; no export
+# read the wrapping key's settings (keylife refuses it exportable or imported)
+path "{t}/keys/{k}" {{
+  capabilities = ["read"]
+}}
+# transit-resident keys (kl-<ring>): create (non-exportable, no plaintext backup), read,
+# rotate, raise floors (min_decryption_version, min_encryption_version), trim, rewrap.
+# No other parameter passes: not exportable, allow_plaintext_backup, deletion_allowed,
+# auto_rotate_period, nor an import's ciphertext; no delete, export, backup or restore.
 path "{t}/keys/{KEY_PREFIX}*" {{
   capabilities = ["create", "read", "update"]
+  allowed_parameters = {{
+    "type"                   = []
+    "exportable"             = [false]
+    "allow_plaintext_backup" = [false]
+    "min_decryption_version" = []
+    "min_encryption_version" = []
+    "min_available_version"  = []
+  }}
 }}
 path "{t}/rewrap/{KEY_PREFIX}*" {{
   capabilities = ["update"]

@@ -86,7 +86,8 @@ def _wait_writable(store: VaultKeyStore) -> None:
     end = time.monotonic() + store.client.settings.deadline
     while True:
         try:
-            store.list_ring_names()
+            if store.list_ring_names():  # a store from before the marker existed
+                store.mark_has_rings()
             return
         except StoreError:
             if time.monotonic() > end:

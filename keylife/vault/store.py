@@ -10,6 +10,9 @@ Layout under the KV v2 mount ``M`` (``cas_required`` is set on it by setup)::
     M/ix/<hh>                      index shard: ring documents of 1/256 of the rings (CAS);
                                    see :mod:`keylife.vault.index`
     M/tk/<ring>                    a transit-resident ring (:mod:`keylife.vault.transit_rings`)
+    M/marker                       {"v": 1, "rings": true} once a ring was written
+    M/hw/<ring>                    {"v": 1, "issued": N}: the ring's high-water mark
+                                   (:mod:`keylife.vault.highwater`)
 
 The ring document is ``{"ring": ring_to_dict(...), "mat": {version: id}, "purge": {...},
 "tx": {"id", "entries"}}``. ``mat`` names the material blob that belongs to each committed
@@ -19,6 +22,8 @@ can never overwrite each other's material, and the loser's blob is never referen
 :meth:`VaultKeyStore.commit` is the single write, in this order, each step retried until the
 deadline and each safe to repeat:
 
+0. check the ring's high-water mark: a document that issued fewer versions than the mark was
+   rolled back, and the commit is refused (:class:`IntegrityError`);
 1. finish the previous write of this ring if it was cut short (erase its ``purge`` blobs,
    append its audit batch unless the log already has it);
 2. add a pending token ``{tx, base=expected_revision}`` to the ring's index shard (CAS);
@@ -26,7 +31,8 @@ deadline and each safe to repeat:
 3. write the ring document with ``cas=expected_revision``: this is the commit point. A lost
    check-and-set raises :class:`ConflictError` (and removes the blobs of step 2). A write whose
    answer was lost (timeout, leader change) is resolved by reading back the ``tx`` id;
-   then put the new ``{rev, doc}`` into the index shard (CAS, retried on conflict);
+   then raise the high-water mark and put the new ``{rev, doc}`` into the index shard (CAS,
+   retried on conflict);
 4. erase destroyed versions' material (all KV versions and metadata);
 5. append the audit batch: check-and-set on ``audit-head`` (retried on conflict), then the
    batch document. The batch id is the ring document's ``tx`` id, so step 1 of a later write
@@ -50,15 +56,17 @@ from typing import Any
 
 from ..audit import AuditEntry, AuditRecord
 from ..clock import Clock
-from ..errors import ConflictError, NotFoundError, StoreError
+from ..errors import ConflictError, NotFoundError, StoreError, VaultPermissionError
 from ..lifecycle import Ring, decode_ring, ring_from_stored, ring_to_dict
 from ..material import KeyMaterial
 from ..policy import Policy
 from ..specs import KeySpec
 from ..store.base import Lease
+from . import catalog
 from . import index as ix
 from .audit_log import VaultAuditLog, entry_from_dict, entry_to_dict
 from .client import VaultClient, q
+from .highwater import HighWater, issued_by
 from .kv import KV
 from .leases import VaultLeases
 from .transit import Transit, context
@@ -108,10 +116,12 @@ class VaultKeyStore:
         self.index = ix.IndexShards(self.kv)
         self.audit = VaultAuditLog(self.kv, self.map)
         self.leases = VaultLeases(self.kv)
+        self.highwater = HighWater(self.kv)
         self._lock = threading.Lock()
         #: ring name -> (revision, raw KV data) as last seen by this store object
         self._docs: dict[str, tuple[int, dict[str, Any]]] = {}
         self._pool: ThreadPoolExecutor | None = None
+        self._marked = False
 
     # ---- opening ----------------------------------------------------------------------------
 
@@ -158,15 +168,23 @@ class VaultKeyStore:
     # ---- rings ------------------------------------------------------------------------------
 
     def list_ring_names(self) -> list[str]:
-        return sorted(k for k in self.kv.list("rings/", what="list rings") if not k.endswith("/"))
+        """The ring names; none where the store's marker says rings were written is an error
+        (an emptied mount, or something answering in Vault's place), not an empty store."""
+        return sorted(catalog.ring_listing(self.kv))
 
-    def _load_doc(self, name: str) -> tuple[int, dict[str, Any]] | None:
+    def mark_has_rings(self) -> None:
+        """Record in the store marker that rings exist (once per store object)."""
+        if not self._marked:
+            catalog.mark_has_rings(self.kv)
+            self._marked = True
+
+    def _load_doc(self, name: str) -> tuple[int, dict[str, Any], str] | None:
         got = self.kv.read(f"rings/{q(name)}", what=f"read ring {name}")
         if got is None:
             return None
         with self._lock:
             self._docs[name] = (got.version, got.data)
-        return got.version, got.data
+        return got.version, got.data, got.created
 
     def load_ring(self, name: str) -> Ring | None:
         got = self._load_doc(name)
@@ -174,32 +192,29 @@ class VaultKeyStore:
 
     def load_rings(self) -> list[Ring]:
         """Every ring, no older than its state when the call began: from the index shards
-        (one read per shard), and from ``rings/<name>`` for each ring the index does not
-        cover (missing entry, or a pending write). The shards of rings read directly are
-        repaired (best effort)."""
-        names = self.list_ring_names()
-        if not names:
+        (one read per shard) where an entry is the ring's current KV version and decodes, and
+        from ``rings/<name>`` for each other ring, whose entry is then corrected
+        (:mod:`keylife.vault.catalog`)."""
+        listing = catalog.ring_listing(self.kv)
+        if not listing:
             return []
-        shard_ids = sorted({ix.shard_of(n) for n in names})
-        shards = dict(zip(shard_ids, self.map(self.index.read, shard_ids), strict=True))
-        docs: dict[str, tuple[int, dict[str, Any]]] = {}
-        direct: list[str] = []
-        for name in names:
-            got = ix.trusted(shards[ix.shard_of(name)][0], name)
-            if got is None:
-                direct.append(name)
-            else:
-                docs[name] = got
+        docs = catalog.load_docs(
+            self.kv, self.index, listing, self._load_doc, self.map, self.highwater
+        )
         with self._lock:
-            self._docs.update(docs)
-        repairs: dict[str, list[tuple[str, int, dict[str, Any]]]] = {}
-        for name, fresh in zip(direct, self.map(self._load_doc, direct), strict=True):
-            if fresh is not None:
-                docs[name] = fresh
-                repairs.setdefault(ix.shard_of(name), []).append((name, *fresh))
-        if repairs:
-            self.map(lambda item: self.index.repair(*item), list(repairs.items()))
-        return [_ring_or_damaged(n, docs[n][1], docs[n][0]) for n in names if n in docs]
+            self._docs.update({n: (rev, doc) for n, (rev, doc, _r) in docs.items()})
+        return [
+            ring if ring is not None else _ring_or_damaged(name, doc, rev)
+            for name, (rev, doc, ring) in sorted(docs.items())
+        ]
+
+    def reindex(self) -> dict[str, int]:
+        """Rebuild the index shards from the ring documents (``keylife vault reindex``)."""
+        return catalog.reindex(self.kv, self.index, self.map)
+
+    def _current_rev(self, name: str) -> int:
+        meta = self.kv.metadata(f"rings/{q(name)}", what=f"read the metadata of ring {name}")
+        return 0 if meta is None else meta.current_version
 
     def _prev_doc(self, name: str, revision: int) -> dict[str, Any] | None:
         if revision == 0:
@@ -228,6 +243,8 @@ class VaultKeyStore:
     ) -> Ring:
         name = ring.name
         prev = self._prev_doc(name, expected_revision)
+        # 0. a document that went backwards never issues a version number again
+        mark = self.highwater.check(name, prev, expected_revision, lambda: self._current_rev(name))
         # 1. finish the previous write of this ring if it was cut short
         if prev is not None:
             self._finish(name, prev)
@@ -250,9 +267,14 @@ class VaultKeyStore:
             "purge": purge,
             "tx": {"id": txid, "entries": [entry_to_dict(e) for e in audit]},
         }
-        # 3. the commit point
+        # 3. the commit point, only while this process still holds its lease (if it took one)
         try:
-            revision = self.kv.cas_write(
+            self.leases.fence(name)
+        except StoreError:
+            self._discard(name, written)
+            raise
+        try:
+            revision, created = self.kv.write(
                 f"rings/{q(name)}",
                 doc,
                 cas=expected_revision,
@@ -260,23 +282,29 @@ class VaultKeyStore:
                 ours=lambda d: (d.get("tx") or {}).get("id") == txid,
             )
         except ConflictError:
-            for path in written:
-                with contextlib.suppress(StoreError):  # unreferenced ciphertext: harmless
-                    self.kv.destroy(path, what=f"remove unused material of {name}")
+            self._discard(name, written)
             raise ConflictError(
                 f"ring {name} changed underneath (expected revision {expected_revision})"
             ) from None
         with self._lock:
             self._docs[name] = (revision, doc)
+        if expected_revision == 0:
+            self.mark_has_rings()
+        self.highwater.raise_to(name, issued_by(doc), mark)
         # 3b. the index entry; if it cannot be written the pending token keeps readers on
         # the ring document, and the next commit or load_rings() repairs the shard
         try:
-            self.index.update(shard_id, lambda s: ix.put_entry(s, name, revision, doc))
+            self.index.update(shard_id, lambda s: ix.put_entry(s, name, revision, doc, created))
         except ConflictError as exc:
             log.warning("index shard %s not updated for %s: %s", shard_id, name, exc)
         # 4. erase destroyed material, 5. audit
         self._finish(name, doc, own=True)
         return replace(ring, revision=revision)
+
+    def _discard(self, name: str, written: Sequence[str]) -> None:
+        for path in written:
+            with contextlib.suppress(StoreError):  # unreferenced ciphertext: harmless
+                self.kv.destroy(path, what=f"remove unused material of {name}")
 
     def _write_materials(
         self,
@@ -372,6 +400,10 @@ class VaultKeyStore:
 
     # ---- audit ------------------------------------------------------------------------------
 
+    def authenticated_identity(self) -> str:
+        """The token's identity as Vault reports it (see :meth:`VaultClient.identity`)."""
+        return self.client.identity()
+
     def append_audit(self, entries: Sequence[AuditEntry]) -> None:
         self.audit.append(entries)
 
@@ -389,7 +421,15 @@ class VaultKeyStore:
         """The transit-resident rings of this store, as lifecycle rings (``keylife rotate``
         plans them with the ordinary planner). ``policy`` gives the cryptoperiod of their
         ``data-encryption`` purpose (default: keylife's default policy)."""
-        return TransitRings(self.kv, self.transit, self, actor=actor, clock=clock, policy=policy)
+        return TransitRings(
+            self.kv,
+            self.transit,
+            self,
+            actor=actor,
+            clock=clock,
+            policy=policy,
+            fence=self.leases.fence,
+        )
 
     # ---- leases -----------------------------------------------------------------------------
 
@@ -409,8 +449,23 @@ class VaultKeyStore:
             return None
         lease, held_before = got
         if not held_before:
+            self._check_wrapping_key()
             self.recover()
         return lease
+
+    def _check_wrapping_key(self) -> None:
+        """The wrapping key must never be exportable, backed up, deletable or imported."""
+        try:
+            key = self.transit.key(self.key_name)
+        except VaultPermissionError:  # an operator policy written before this check
+            log.warning(
+                "cannot read Transit key %s to check its settings; rewrite the operator "
+                "policy (keylife vault setup)",
+                self.key_name,
+            )
+            return
+        if key is not None:
+            key.check_sound()
 
     def read_lease(self, name: str) -> Lease | None:
         return self.leases.read(name)

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import IntegrityError, StoreError
+from ..errors import IntegrityError, StoreError, TransitKeyWeakenedError
 from .client import VaultClient, b64, q
 
 __all__ = ["CIPHERTEXT", "Transit", "TransitKeyInfo", "context", "context_prefix"]
@@ -93,6 +93,31 @@ class TransitKeyInfo:
             created=created,
         )
 
+    def weakened(self) -> tuple[str, ...]:
+        """The settings that put this key's material within reach outside Vault: exportable,
+        plaintext backup allowed, deletion allowed (then restore from a backup), imported."""
+        flags = {
+            "exportable": self.exportable,
+            "allow_plaintext_backup": self.allow_plaintext_backup,
+            "deletion_allowed": self.deletion_allowed,
+            "imported_key": self.imported_key,
+        }
+        return tuple(k for k, v in flags.items() if v)
+
+    def check_sound(self) -> TransitKeyInfo:
+        """``self``, or :class:`TransitKeyWeakenedError` naming the key and its weak settings."""
+        weak = self.weakened()
+        if weak:
+            raise TransitKeyWeakenedError(
+                f"Transit key {self.name} is weakened ({', '.join(weak)}): keylife refuses to "
+                "use or schedule it; its material may be known outside Vault, so treat every "
+                "version as compromised: create a new ring and move to it (docs/vault.md, "
+                "'What keylife detects')",
+                key=self.name,
+                settings=weak,
+            )
+        return self
+
     def floors(self) -> dict[str, int]:
         """The four version numbers, as shown by ``keylife vault transit show``."""
         return {
@@ -129,7 +154,14 @@ class Transit:
         status, body, _ = self.client.request(
             "GET", f"{self.mount}/keys/{q(name)}", what=f"read Transit key {name}"
         )
-        return None if status == 404 else TransitKeyInfo.decode(name, _data(body))
+        if status == 404:
+            return None
+        data = _data(body)
+        if not isinstance(data.get("latest_version"), int) or not isinstance(
+            data.get("keys"), dict
+        ):
+            raise self.client.unexpected(f"read Transit key {name}", "no latest_version or keys")
+        return TransitKeyInfo.decode(name, data)
 
     def create_key(self, name: str, key_type: str, *, derived: bool = False) -> None:
         """A non-exportable key without plaintext backup (and not deletable)."""

@@ -109,7 +109,10 @@ class TransitRings:
         actor: str,
         clock: Clock,
         policy: Policy | None = None,
+        fence: Callable[[str], None] | None = None,
     ) -> None:
+        #: called with the ring's name before each write (the store's lease fencing)
+        self.fence = fence or (lambda _name: None)
         self.kv = kv
         self.transit = transit
         self.audit = audit
@@ -136,7 +139,7 @@ class TransitRings:
         info = self.transit.key(td.KEY_PREFIX + name)
         if info is None:
             raise NotFoundError(f"transit ring {name}: no Transit key {td.KEY_PREFIX}{name}")
-        return got, info
+        return got, info.check_sound()
 
     def _view(
         self, got: KvEntry, info: TransitKeyInfo, now: dt.datetime, fresh_after: int, why: str
@@ -188,6 +191,7 @@ class TransitRings:
             doc = td.encode(new, key_type)
             revision = got.version
             if doc != got.data:
+                self.fence(f"transit:{name}")
                 try:
                     revision = self.kv.cas_write(
                         f"{DOC_PREFIX}{q(name)}",
@@ -266,6 +270,7 @@ class TransitRings:
 
     def _rotate(self, name: str, now: dt.datetime, reason: str) -> TransitKeyView:
         _got, info = self._read(name)
+        self.fence(f"transit:{name}")
         self.transit.rotate(info.name)
         return self._change(name, now, lambda r: r, fresh_after=info.latest_version, why=reason)
 

@@ -76,7 +76,17 @@ def test_round_trip_into_an_empty_store(source, tmp_path: Path, monkeypatch, sec
     # A different master key seals the restored store: the archive is not tied to it.
     assert target_key.read_bytes() != source.key_file.read_bytes()
 
-    assert _everything(target, target_key) == _everything(source.db, source.key_file)
+    rings, materials, audit = _everything(target, target_key)
+    rings0, materials0, audit0 = _everything(source.db, source.key_file)
+    assert (rings, materials) == (rings0, materials0)
+    # The restored log is the source's at backup time, then a record of the restore; the
+    # source's log ends with the record of the backup (issue 13: both are audited).
+    assert audit[:-1] == audit0[:-1] and len(audit) == summary["audit_records"] + 1
+    backup_record, restore_record = audit0[-1], audit[-1]
+    assert backup_record["action"] == "backup" and summary["sha256"] in backup_record["reason"]
+    assert restore_record["action"] == "restore"
+    assert f"{archive} sha256:{summary['sha256']}" in restore_record["reason"]
+    assert "5 rings" in restore_record["reason"] and restore_record["identity"].startswith("os:")
     assert source.run(*where, "audit", "verify").exit_code == 0
 
     # Restored keys work with data made under the originals.

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -42,14 +43,20 @@ def free_port() -> int:
 
 
 def http(
-    method: str, url: str, token: str | None = None, body: Any = None, timeout: float = 5
+    method: str,
+    url: str,
+    token: str | None = None,
+    body: Any = None,
+    timeout: float = 5,
+    cafile: str | None = None,
 ) -> tuple[int, Any]:
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(url, data=data, method=method)
     if token:
         req.add_header("X-Vault-Token", token)
+    ctx = ssl.create_default_context(cafile=cafile) if cafile else None
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
+        with urllib.request.urlopen(req, timeout=timeout, context=ctx) as resp:
             raw = resp.read()
             return resp.status, json.loads(raw) if raw else None
     except urllib.error.HTTPError as exc:
@@ -61,13 +68,19 @@ def http(
             return exc.code, raw.decode(errors="replace")
 
 
-def wait_health(addr: str, proc: subprocess.Popen[bytes], log: Path, ok: tuple[int, ...]) -> None:
+def wait_health(
+    addr: str,
+    proc: subprocess.Popen[bytes],
+    log: Path,
+    ok: tuple[int, ...],
+    cafile: str | None = None,
+) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"bao exited: {log.read_text(errors='replace')[-3000:]}")
         try:
-            status, _ = http("GET", f"{addr}/v1/sys/health", timeout=1)
+            status, _ = http("GET", f"{addr}/v1/sys/health", timeout=1, cafile=cafile)
             if status in ok:
                 return
         except OSError:
@@ -94,16 +107,20 @@ class DevServer:
     log: Path
     audit_log: Path | None = None
     env: dict[str, str] = field(default_factory=dict)
+    #: the CA file ``-dev-tls`` wrote (None: plain HTTP)
+    cafile: str | None = None
 
     def store_url(self, mount: str, transit: str) -> str:
         host = self.addr.split("://", 1)[1]
-        return f"vault://{host}/{mount}?transit={transit}&key=keylife"
+        scheme = "vaults" if self.cafile else "vault"
+        return f"{scheme}://{host}/{mount}?transit={transit}&key=keylife"
 
     def api(self, method: str, path: str, body: Any = None, token: str | None = None) -> Any:
-        return http(method, f"{self.addr}/v1/{path}", token or self.token, body)
+        return http(method, f"{self.addr}/v1/{path}", token or self.token, body, cafile=self.cafile)
 
 
-def start_dev(tmp: Path, config: str | None = None) -> DevServer:
+def start_dev(tmp: Path, config: str | None = None, *, tls: bool = False) -> DevServer:
+    """``bao server -dev`` on a free port; ``tls``: ``-dev-tls`` with its CA written in ``tmp``."""
     port = free_port()
     log = tmp / "bao-dev.log"
     args = [
@@ -114,6 +131,10 @@ def start_dev(tmp: Path, config: str | None = None) -> DevServer:
         f"-dev-root-token-id={ROOT_TOKEN}",
         f"-dev-listen-address=127.0.0.1:{port}",
     ]
+    cafile = None
+    if tls:
+        args += ["-dev-tls", f"-dev-tls-cert-dir={tmp}"]
+        cafile = str(tmp / "vault-ca.pem")
     if config:
         cfg = tmp / "extra.hcl"
         cfg.write_text(config)
@@ -122,13 +143,17 @@ def start_dev(tmp: Path, config: str | None = None) -> DevServer:
     env["HOME"] = str(tmp)
     with open(log, "wb") as out:
         proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
-    addr = f"http://127.0.0.1:{port}"
+    addr = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     try:
-        wait_health(addr, proc, log, ok=(200,))
+        if cafile:  # written before the listener starts
+            end = time.monotonic() + 30
+            while not Path(cafile).exists() and time.monotonic() < end and proc.poll() is None:
+                time.sleep(0.02)
+        wait_health(addr, proc, log, ok=(200,), cafile=cafile)
     except BaseException:
         stop(proc)
         raise
-    return DevServer(addr, ROOT_TOKEN, proc, log)
+    return DevServer(addr, ROOT_TOKEN, proc, log, cafile=cafile)
 
 
 @pytest.fixture(scope="session")

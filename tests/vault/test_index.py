@@ -122,11 +122,12 @@ def test_crash_between_ring_write_and_shard_write(
         assert not [p for _m, p in calls if "/data/rings/" in p]  # served by the shard again
 
 
-def test_the_pending_token_is_what_protects(
+def test_stale_entry_without_token_is_corrected(
     vault_store: VaultKeyStore, vault_env: DevServer, mounts: tuple[str, str]
 ) -> None:
-    """Control for the test above: a stale entry without a token (a writer that bypasses the
-    index) *is* served, so the token, not luck, is what made the change visible."""
+    """A stale entry without a token (a writer that bypasses the index, or an old shard put
+    back) is not served: the entry is checked against the ring's KV version (issue 17 item 4)
+    and corrected from the ring."""
     mount = mounts[0]
     ring, material = _ring("db", dt.timedelta(days=300))
     saved = vault_store.commit(ring, expected_revision=0, materials={1: material})
@@ -142,8 +143,10 @@ def test_the_pending_token_is_what_protects(
     )
     assert status == 200
     with VaultKeyStore.from_url(vault_store.url) as reader:
-        assert reader.load_rings()[0].revision == 1  # stale, as expected without a token
-        assert reader.load_ring("db").revision == 2  # type: ignore[union-attr]
+        calls = _count_calls(reader)
+        assert reader.load_rings()[0].revision == 2
+        assert [p for _m, p in calls if "/data/rings/" in p] == [f"{mount}/data/rings/db"]
+    assert _shard(vault_env, mount, "db")[0]["rings"]["db"]["rev"] == 2
 
 
 def test_crash_before_the_ring_write_leaves_a_token_that_forces_direct_reads(
@@ -152,14 +155,14 @@ def test_crash_before_the_ring_write_leaves_a_token_that_forces_direct_reads(
     ring, material = _ring("api", dt.timedelta(days=300))
     saved = vault_store.commit(ring, expected_revision=0, materials={1: material})
     writer = VaultKeyStore.from_url(vault_store.url)
-    orig = writer.kv.cas_write
+    orig = writer.kv.write
 
-    def crashing(path: str, data: Any, **kw: Any) -> int:
+    def crashing(path: str, data: Any, **kw: Any) -> tuple[int, str]:
         if path.startswith("rings/"):
             raise Crash
         return orig(path, data, **kw)
 
-    writer.kv.cas_write = crashing  # type: ignore[method-assign]
+    writer.kv.write = crashing  # type: ignore[method-assign]
     with pytest.raises(Crash):
         writer.commit(saved, expected_revision=saved.revision)
     writer.client.close()

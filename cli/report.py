@@ -1,0 +1,70 @@
+"""``keylife report``: compliance evidence in one command."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import click
+
+from .context import Obj, errors, parse_when, pass_obj
+
+#: The longest --window accepted (the planner is stepped through it ring by ring).
+MAX_WINDOW = dt.timedelta(days=1830)
+
+
+def _window(value: str) -> dt.timedelta:
+    from keylife.policy import parse_duration
+
+    try:
+        window = parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--window") from None
+    if window > MAX_WINDOW:
+        raise click.BadParameter(
+            f"at most {MAX_WINDOW.days}d (5 years); got {value}", param_hint="--window"
+        )
+    return window
+
+
+@click.command()
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["html", "md", "json"]),
+    help="Output format (default: md; json under --json).",
+)
+@click.option("--out", type=click.Path(dir_okay=False), help="Write the report to this file.")
+@click.option(
+    "--as-of", help="Also check compliance at this future date (e.g. 2031-01-01: 128-bit rule)."
+)
+@click.option("--window", default="90d", show_default=True, help="Upcoming events window.")
+@pass_obj
+def report(obj: Obj, fmt: str | None, out: str | None, as_of: str | None, window: str) -> None:
+    """Inventory, compliance, exceptions, upcoming events, certificates and audit state.
+
+    The HTML is one self-contained file (no scripts, no external resources); the JSON follows
+    the published schema keylife/report/schema.json.
+    """
+    from keylife.errors import KeylifeError
+    from keylife.files import atomic_write
+    from keylife.report import collect_report, render_html, render_json, render_markdown
+
+    span = _window(window)
+    later = parse_when(as_of, "--as-of")
+    chosen = fmt or ("json" if obj.as_json else "md")
+    if obj.as_json and chosen != "json" and out is None:
+        raise click.UsageError("--json prints one JSON document: add --out FILE for " + chosen)
+    with errors(obj), obj.manager() as m:
+        built = collect_report(m, as_of=later, window=span)
+        renderers = {"html": render_html, "md": render_markdown, "json": render_json}
+        text = renderers[chosen](built)
+        if out is None:
+            click.echo(text, nl=False)
+            return
+        atomic_write(out, text.encode("utf-8"), mode=0o644, error=KeylifeError)
+    if not obj.as_json:
+        click.echo(f"report written to {out} ({chosen}, {len(built.rings)} rings)")
+    else:
+        import json
+
+        click.echo(json.dumps({"written": out, "format": chosen, "rings": len(built.rings)}))

@@ -1,0 +1,407 @@
+"""The compliance report as data: frozen dataclasses built by a pure function.
+
+:func:`build_report` turns rings, a policy, the audit state, certificate facts and ``now`` into
+a :class:`Report`. It reads no clock, store or file: the same inputs give the same report.
+Renderers (:mod:`keylife.report.html`, :mod:`keylife.report.markdown`,
+:mod:`keylife.report.jsonout`) only format a :class:`Report`. Nothing here holds key material:
+versions contribute their metadata (spec, dates, state, public attributes) only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from ..audit import AuditRecord, ChainReport
+from ..auditstate import StateFinding
+from ..certificates import CERTIFICATE_PEM, is_account_ring, is_certificate_ring
+from ..errors import KeylifeError
+from ..lifecycle import KeyVersion, Ring, State
+from ..limits import POLICY_EXCEPTION
+from ..policy import Policy, Purpose
+from ..specs import KeySpec
+from .events import Event, upcoming_events
+
+__all__ = [
+    "PROMISES",
+    "AuditState",
+    "CertificateEntry",
+    "CertificateFacts",
+    "ExceptionEntry",
+    "Report",
+    "RingEntry",
+    "VersionEntry",
+    "build_report",
+]
+
+#: How many failed audit records the report lists (newest first).
+FAILURES_SHOWN = 50
+
+#: The promises the report gives evidence for, and the section holding it.
+PROMISES: tuple[tuple[str, str, str], ...] = (
+    ("approved-lengths", "Approved algorithms and key lengths", "inventory"),
+    ("dates", "Activation, deactivation and destruction dates", "inventory"),
+    ("history", "Full history of every version", "inventory"),
+    ("revocation", "Revocation and compromise handling", "exceptions"),
+    ("storage", "Keys stored apart from the data they protect", "storage"),
+    ("access", "Who acted, authenticated and on whose behalf", "audit"),
+    ("audit", "Tamper-evident audit trail", "audit"),
+    ("certificates", "TLS certificates renewed before they expire", "certificates"),
+)
+
+
+@dataclass(frozen=True)
+class CertificateFacts:
+    """What the certificate of one version says (read from its PEM by the caller)."""
+
+    issuer: str = ""
+    serial: str = ""
+    not_before: dt.datetime | None = None
+    not_after: dt.datetime | None = None
+    problem: str = ""
+
+
+@dataclass(frozen=True)
+class VersionEntry:
+    number: int
+    state: str
+    spec: str
+    strength: int
+    created: dt.datetime
+    age_days: int
+    activation: dt.datetime | None
+    deactivation: dt.datetime | None
+    destroyed: dt.datetime | None
+    compromised: dt.datetime | None
+    grace_end: dt.datetime | None
+    #: It was active at some point (its history says so), so it has an active span.
+    activated: bool
+    primary: bool
+    compliant: bool
+    problems: tuple[str, ...]
+    compliant_as_of: bool | None
+    problems_as_of: tuple[str, ...]
+    exception: str
+
+
+@dataclass(frozen=True)
+class RingEntry:
+    name: str
+    kind: str  # "key", "certificate", "acme-account"
+    purpose: str
+    spec: str
+    strength: int
+    created: dt.datetime
+    damage: str
+    next_due: dt.datetime | None
+    versions: tuple[VersionEntry, ...]
+
+    @property
+    def compliant(self) -> bool:
+        return all(v.compliant for v in self.versions)
+
+
+@dataclass(frozen=True)
+class ExceptionEntry:
+    ring: str
+    version: int | None
+    kind: str  # "policy-exception", "compromised", "non-compliant", "damaged"
+    detail: str
+
+
+@dataclass(frozen=True)
+class CertificateEntry:
+    ring: str
+    version: int
+    state: str
+    domains: tuple[str, ...]
+    issuer: str
+    serial: str
+    not_after: dt.datetime | None
+    days_left: int | None
+    directory: str
+    problem: str
+
+
+@dataclass(frozen=True)
+class AuditState:
+    """The audit log as the report sees it: the verification result and the records."""
+
+    verification: ChainReport
+    head: tuple[int, str] | None
+    records: Sequence[AuditRecord]
+    #: Rings that differ from what the log last recorded (:func:`keylife.auditstate.check_state`).
+    state: Sequence[StateFinding] = ()
+
+
+@dataclass(frozen=True)
+class Report:
+    generated_at: dt.datetime
+    as_of: dt.datetime | None
+    window_days: int
+    store: str
+    policy: Mapping[str, object]
+    rings: tuple[RingEntry, ...]
+    exceptions: tuple[ExceptionEntry, ...]
+    events: tuple[Event, ...]
+    certificates: tuple[CertificateEntry, ...]
+    audit_ok: bool  # the hash chain verifies (see ``state`` for the log against the rings)
+    audit_records: int
+    audit_head_seq: int | None
+    audit_head_hash: str
+    audit_first_bad_seq: int | None
+    audit_problem: str
+    actors: tuple[tuple[str, str, int], ...]  # (identity, on behalf of, records)
+    failures: tuple[AuditRecord, ...]
+    state: tuple[StateFinding, ...] = ()
+    #: The newest ``keylife audit checkpoint`` record, if any.
+    last_checkpoint: AuditRecord | None = None
+
+    def events_by_ring(self) -> dict[str, list[Event]]:
+        out: dict[str, list[Event]] = {}
+        for e in self.events:
+            out.setdefault(e.ring, []).append(e)
+        return out
+
+    def counts(self) -> dict[str, int]:
+        all_versions = [v for r in self.rings for v in r.versions]
+        return {
+            "rings": len(self.rings),
+            "versions": len(all_versions),
+            "compliant": sum(v.compliant for v in all_versions),
+            "non_compliant": sum(not v.compliant for v in all_versions),
+            "non_compliant_as_of": sum(v.compliant_as_of is False for v in all_versions),
+            "compromised": sum(
+                v.state in (State.COMPROMISED.value, State.DESTROYED_COMPROMISED.value)
+                for v in all_versions
+            ),
+            "exceptions": len(self.exceptions),
+            "events": len(self.events),
+            "certificates": len(self.certificates),
+            "failures": len(self.failures),
+            "state_findings": len(self.state),
+        }
+
+
+class _Checker:
+    """``policy.check`` of each (spec, purpose, date) once: 10,000 rings share a few specs."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self.seen: dict[tuple[str, Purpose, dt.datetime], str] = {}
+
+    def spec_problem(self, spec: KeySpec, purpose: Purpose, at: dt.datetime) -> str:
+        key = (spec.name, purpose, at)
+        if key not in self.seen:
+            try:
+                self.policy.check(spec, purpose, at)
+                self.seen[key] = ""
+            except KeylifeError as exc:
+                self.seen[key] = str(exc).split(". Allowed")[0].split("; allowed")[0]
+        return self.seen[key]
+
+
+def _problems(ring: Ring, v: KeyVersion, checker: _Checker, at: dt.datetime) -> tuple[str, ...]:
+    """Why ``v`` falls outside the policy at ``at`` (empty: compliant). Versions without
+    material have nothing left to protect or process, so only their history is shown."""
+    if not v.has_material:
+        return ()
+    policy = checker.policy
+    problems: list[str] = []
+    try:
+        purpose = Purpose(ring.purpose)
+    except ValueError:
+        return (f"unknown purpose {ring.purpose!r}",)
+    spec_problem = checker.spec_problem(v.spec, purpose, at)
+    if spec_problem:
+        problems.append(spec_problem)
+    rules = policy.rules(purpose)
+    if (
+        v.activation is not None
+        and v.deactivation is not None
+        and v.deactivation - v.activation > rules.cryptoperiod
+        and POLICY_EXCEPTION not in v.attributes
+    ):
+        days = (v.deactivation - v.activation).days
+        problems.append(
+            f"cryptoperiod of {days} days exceeds the {purpose.value} limit of "
+            f"{rules.cryptoperiod.days} days"
+        )
+    return tuple(problems)
+
+
+def _grace_end(ring: Ring, v: KeyVersion, policy: Policy) -> dt.datetime | None:
+    if v.deactivation is None:
+        return None
+    try:
+        return v.deactivation + policy.rules(Purpose(ring.purpose)).grace_period
+    except ValueError:
+        return None
+
+
+def _version(
+    ring: Ring,
+    v: KeyVersion,
+    checker: _Checker,
+    now: dt.datetime,
+    as_of: dt.datetime | None,
+    primary: KeyVersion | None,
+) -> VersionEntry:
+    problems = _problems(ring, v, checker, now)
+    later = None if as_of is None else _problems(ring, v, checker, as_of)
+    return VersionEntry(
+        number=v.number,
+        state=v.state.value,
+        spec=v.spec.name,
+        strength=v.spec.strength,
+        created=v.created,
+        age_days=max(0, (now - v.created).days),
+        activation=v.activation,
+        deactivation=v.deactivation,
+        destroyed=v.destroy_date,
+        compromised=v.compromise_occurred or v.compromise_date,
+        grace_end=_grace_end(ring, v, checker.policy),
+        activated=v.state in (State.ACTIVE, State.SUSPENDED, State.DEACTIVATED)
+        or any(e.to_state == State.ACTIVE.value for e in v.events),
+        primary=primary is not None and primary.number == v.number,
+        compliant=not problems,
+        problems=problems,
+        compliant_as_of=None if later is None else not later,
+        problems_as_of=later or (),
+        exception=v.attributes.get(POLICY_EXCEPTION, ""),
+    )
+
+
+def _kind(ring: Ring) -> str:
+    if is_certificate_ring(ring):
+        return "certificate"
+    if is_account_ring(ring):
+        return "acme-account"
+    if any(CERTIFICATE_PEM in v.attributes for v in ring.versions):
+        return "certificate"
+    return "key"
+
+
+def _exceptions(rings: Sequence[Ring], entries: Sequence[RingEntry]) -> list[ExceptionEntry]:
+    out: list[ExceptionEntry] = []
+    for ring, entry in zip(rings, entries, strict=True):
+        if ring.damage:
+            out.append(ExceptionEntry(ring.name, None, "damaged", ring.damage))
+        for v, e in zip(ring.versions, entry.versions, strict=True):
+            if e.exception:
+                out.append(ExceptionEntry(ring.name, v.number, "policy-exception", e.exception))
+            if v.state in (State.COMPROMISED, State.DESTROYED_COMPROMISED):
+                reason = v.revocation_reason.value if v.revocation_reason else "compromised"
+                detail = reason + (f": {v.revocation_message}" if v.revocation_message else "")
+                out.append(ExceptionEntry(ring.name, v.number, "compromised", detail))
+            for problem in e.problems:
+                out.append(ExceptionEntry(ring.name, v.number, "non-compliant", problem))
+    return out
+
+
+def _certificates(
+    rings: Sequence[Ring], facts: Mapping[tuple[str, int], CertificateFacts], now: dt.datetime
+) -> list[CertificateEntry]:
+    out: list[CertificateEntry] = []
+    for ring in rings:
+        for v in ring.versions:
+            if CERTIFICATE_PEM not in v.attributes:
+                continue
+            f = facts.get((ring.name, v.number), CertificateFacts())
+            not_after = f.not_after or v.deactivation
+            out.append(
+                CertificateEntry(
+                    ring=ring.name,
+                    version=v.number,
+                    state=v.state.value,
+                    domains=tuple(v.attributes.get("domains", "").split()),
+                    issuer=f.issuer,
+                    serial=v.attributes.get("serial", "") or f.serial,
+                    not_after=not_after,
+                    days_left=None if not_after is None else (not_after - now).days,
+                    directory=v.attributes.get("acme_directory", ""),
+                    problem=f.problem,
+                )
+            )
+    return out
+
+
+def _actors(records: Sequence[AuditRecord]) -> list[tuple[str, str, int]]:
+    counts: dict[tuple[str, str], int] = {}
+    for r in records:
+        if r.damage:
+            continue
+        identity = getattr(r, "identity", "") or r.actor
+        key = (identity, r.actor)
+        counts[key] = counts.get(key, 0) + 1
+    return sorted(((i, a, n) for (i, a), n in counts.items()), key=lambda t: (-t[2], t[0], t[1]))
+
+
+def build_report(
+    rings: Sequence[Ring],
+    policy: Policy,
+    now: dt.datetime,
+    *,
+    audit: AuditState,
+    store: str = "",
+    certificates: Mapping[tuple[str, int], CertificateFacts] | None = None,
+    as_of: dt.datetime | None = None,
+    window: dt.timedelta = dt.timedelta(days=90),
+) -> Report:
+    """The report for ``rings`` under ``policy`` at ``now`` (pure)."""
+    rings = sorted(rings, key=lambda r: r.name)
+    events: list[Event] = []
+    entries: list[RingEntry] = []
+    checker = _Checker(policy)
+    for ring in rings:
+        ring_events, next_due = upcoming_events(ring, policy, now, window)
+        primary = ring.primary(now)
+        events.extend(ring_events)
+        entries.append(
+            RingEntry(
+                name=ring.name,
+                kind=_kind(ring),
+                purpose=ring.purpose,
+                spec=ring.spec.name,
+                strength=ring.spec.strength,
+                created=ring.created,
+                damage=ring.damage,
+                next_due=next_due,
+                versions=tuple(
+                    _version(ring, v, checker, now, as_of, primary) for v in ring.versions
+                ),
+            )
+        )
+    events.sort(key=lambda e: (e.due, e.ring, e.version or 0, e.kind))
+    verification = audit.verification
+    failures = [r for r in audit.records if r.outcome.startswith("failure")]
+    return Report(
+        generated_at=now,
+        as_of=as_of,
+        window_days=window.days,
+        store=store,
+        policy={
+            "source": policy.source,
+            "profile": policy.profile,
+            "min_strength": policy.minimum_strength(now),
+            "min_strength_as_of": None if as_of is None else policy.minimum_strength(as_of),
+        },
+        rings=tuple(entries),
+        exceptions=tuple(_exceptions(rings, entries)),
+        events=tuple(events),
+        certificates=tuple(_certificates(rings, certificates or {}, now)),
+        audit_ok=verification.ok,
+        audit_records=verification.records,
+        audit_head_seq=None if audit.head is None else audit.head[0],
+        audit_head_hash="" if audit.head is None else audit.head[1],
+        audit_first_bad_seq=verification.first_bad_seq,
+        audit_problem=verification.problem,
+        actors=tuple(_actors(audit.records)),
+        failures=tuple(reversed(failures[-FAILURES_SHOWN:])),
+        state=tuple(audit.state),
+        last_checkpoint=next(
+            (r for r in reversed(audit.records) if r.action == "checkpoint" and not r.damage),
+            None,
+        ),
+    )
