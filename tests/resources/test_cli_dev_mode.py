@@ -107,9 +107,15 @@ def test_main_commands_print_no_warning_in_dev_mode(
                              "--ca-file", str(ca))),
         ("tls check", False, ("tls", "check", f"127.0.0.1:{closed_port}", "--deadline", "2")),
     ]  # fmt: skip
+    # The one diagnostic expected: tls check logs the unreachable target (a log line, not a
+    # Python warning; the CLI prints both as "keylife: warning:").
+    logged = f"keylife: warning: 127.0.0.1:{closed_port}: "
     for what, succeeds, args in runs:
         result = keylife_dev(env, *args)
         shown = f"keylife {' '.join(args)} -> {result.returncode}\n{result.stderr}"
         assert (result.returncode == 0) is succeeds, shown
+        rest = "".join(
+            line for line in result.stderr.splitlines(keepends=True) if not line.startswith(logged)
+        )
         for sign in ("Warning", "keylife: warning:", "Exception ignored", "Traceback"):
-            assert sign not in result.stderr, f"{what}: {shown}"
+            assert sign not in rest, f"{what}: {shown}"
