@@ -97,6 +97,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "keylife.rotation.metrics",
             "keylife.rotation.health",
             "keylife.rotation.holders",
+            "keylife.rotation.results",
             "keylife.rotation",
             "keylife.backup",
             "keylife.recovery",

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .plan import Plan, Step, StepKind, plan_ring, plan_rotation
-    from .runner import RingResult, Runner, RunReport, StepResult, run
+    from .results import RingResult, RunReport, StepResult
+    from .runner import Runner, run
 
 _LAZY = {
     "Plan": "plan",
@@ -19,10 +20,10 @@ _LAZY = {
     "StepKind": "plan",
     "plan_ring": "plan",
     "plan_rotation": "plan",
-    "RingResult": "runner",
+    "RingResult": "results",
     "Runner": "runner",
-    "RunReport": "runner",
-    "StepResult": "runner",
+    "RunReport": "results",
+    "StepResult": "results",
     "run": "runner",
 }
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..errors import KeylifeError
 from ..files import atomic_write
-from .runner import RunReport
+from .results import RunReport
 
 _LAST_SUCCESS = re.compile(r"^keylife_rotate_last_success_timestamp_seconds\s+(\S+)\s*$", re.M)
 

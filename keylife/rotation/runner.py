@@ -9,15 +9,17 @@ did is simply no longer in the plan. A failure on one ring does not stop the oth
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
+from ..auditstate import policy_digest
 from ..clock import FixedClock, as_utc
 from ..errors import KeylifeError, LockHeldError, NotFoundError, StoreUnavailableError
 from ..lifecycle import Action, Ring
@@ -26,6 +28,7 @@ from ..policy import Purpose
 from .health import check_ring
 from .holders import holder_is_dead, new_holder
 from .plan import Plan, Step, StepKind, plan_ring, plan_rotation
+from .results import RingResult, RunReport, StepResult
 
 log = logging.getLogger("keylife.rotate")
 
@@ -34,81 +37,6 @@ LEASE_NAME = "keylife-rotate"
 TRANSIT_PREFIX = "transit:"
 MAX_STEPS_PER_RING = 32
 DEFAULT_RUN_DEADLINE = 3600.0  # seconds; rings not reached by then are skipped, named
-
-
-@dataclass(frozen=True)
-class StepResult:
-    kind: str
-    version: int | None
-    outcome: str  # succeeded | failed | planned
-    message: str = ""
-    new_version: int | None = None
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "kind": self.kind,
-            "version": self.version,
-            "outcome": self.outcome,
-            "message": self.message,
-            "new_version": self.new_version,
-        }
-
-
-@dataclass(frozen=True)
-class RingResult:
-    ring: str
-    status: str  # succeeded | failed | skipped | planned
-    steps: tuple[StepResult, ...] = ()
-    error: str = ""
-    next_due: dt.datetime | None = None
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "ring": self.ring,
-            "status": self.status,
-            "steps": [s.to_dict() for s in self.steps],
-            "error": self.error,
-            "next_due": None if self.next_due is None else self.next_due.isoformat(),
-        }
-
-
-@dataclass(frozen=True)
-class RunReport:
-    as_of: dt.datetime
-    dry_run: bool
-    rings: tuple[RingResult, ...]
-    rings_checked: int
-    next_due: dict[str, dt.datetime | None] = field(default_factory=dict)
-    aborted: str = ""
-
-    @property
-    def failed(self) -> list[str]:
-        return [r.ring for r in self.rings if r.status == "failed"]
-
-    @property
-    def nothing_due(self) -> bool:
-        return not self.rings
-
-    @property
-    def ok(self) -> bool:
-        """Nothing failed and the run was not cut short."""
-        return not self.aborted and not self.failed
-
-    def count(self, status: str) -> int:
-        return sum(1 for r in self.rings if r.status == status)
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "schema_version": 1,
-            "as_of": self.as_of.isoformat(),
-            "dry_run": self.dry_run,
-            "rings_checked": self.rings_checked,
-            "nothing_due": self.nothing_due,
-            "summary": {s: self.count(s) for s in ("succeeded", "failed", "skipped", "planned")},
-            "failed": self.failed,
-            "aborted": self.aborted or None,
-            "rings": [r.to_dict() for r in self.rings],
-        }
 
 
 _ONCE_PER_RUN = frozenset(
@@ -344,7 +272,22 @@ class Runner:
         next_due = dict(plan.next_due)
         for r in applied:
             next_due[r.ring] = r.next_due
-        return RunReport(as_of, False, (*applied, *self._broken()), checked, next_due, aborted)
+        report = RunReport(as_of, False, (*applied, *self._broken()), checked, next_due, aborted)
+        self._record_run(report)
+        return report
+
+    def _record_run(self, report: RunReport) -> None:
+        """One audit record per applied run: the policy in force (by digest) and the outcome."""
+        policy = self.manager.policy
+        why = (
+            f"policy {policy.source} {policy_digest(policy)}: {report.count('succeeded')} "
+            f"succeeded, {report.count('failed')} failed, {report.count('skipped')} skipped"
+        )
+        outcome = "success" if report.ok else "failure: " + (report.aborted or "rings failed")
+        with contextlib.suppress(KeylifeError):  # the run's own records are what matters
+            self.manager.store.append_audit(
+                [self.manager.entry("rotate-run", None, None, why, outcome=outcome)]
+            )
 
     def _check_health(self, now: dt.datetime, *, record: bool) -> str:
         """Check the keys in use of every ring the plan read, due or not; the reason to stop

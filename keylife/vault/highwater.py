@@ -13,6 +13,7 @@ in between leaves it low, which only delays detection to the next commit.
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -28,6 +29,11 @@ HW_PREFIX = "hw/"
 def issued_by(doc: Mapping[str, Any] | None) -> int:
     """The highest version number a stored ring document has issued (0: none, or no doc)."""
     ring = doc.get("ring") if isinstance(doc, Mapping) else None
+    if isinstance(ring, str):  # the ring document travels as JSON text
+        try:
+            ring = json.loads(ring)
+        except ValueError:
+            ring = None
     nxt = ring.get("next_version") if isinstance(ring, Mapping) else None
     return nxt - 1 if isinstance(nxt, int) and not isinstance(nxt, bool) and nxt > 1 else 0
 

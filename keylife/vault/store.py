@@ -14,10 +14,10 @@ Layout under the KV v2 mount ``M`` (``cas_required`` is set on it by setup)::
     M/hw/<ring>                    {"v": 1, "issued": N}: the ring's high-water mark
                                    (:mod:`keylife.vault.highwater`)
 
-The ring document is ``{"ring": ring_to_dict(...), "mat": {version: id}, "purge": {...},
-"tx": {"id", "entries"}}``. ``mat`` names the material blob that belongs to each committed
-version: each write attempt uses a fresh ``id``, so two writers racing for the same new version
-can never overwrite each other's material, and the loser's blob is never referenced.
+The ring document is ``{"ring": <ring_to_dict(...) as one JSON string>, "mat": {version: id},
+"purge": {...}, "tx": {"id", "entries"}}``. ``mat`` names the material blob that belongs to each
+committed version: each write attempt uses a fresh ``id``, so two writers racing for the same
+new version can never overwrite each other's material, and the loser's blob is never referenced.
 
 :meth:`VaultKeyStore.commit` is the single write, in this order, each step retried until the
 deadline and each safe to repeat:
@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import logging
 import secrets
 import threading
@@ -262,7 +263,10 @@ class VaultKeyStore:
             if old is not None:
                 purge[str(number)] = old
         doc = {
-            "ring": ring_to_dict(ring),
+            # one JSON string, not a nested object: OpenBao refuses a request body with more
+            # than max_request_json_strings strings, which a ring's history passes after a
+            # dozen rotations (readers take either form)
+            "ring": json.dumps(ring_to_dict(ring), separators=(",", ":")),
             "mat": mat,
             "purge": purge,
             "tx": {"id": txid, "entries": [entry_to_dict(e) for e in audit]},

@@ -17,7 +17,7 @@ import pytest
 
 from keylife.errors import KeylifeError, StoreError
 from keylife.rotation import metrics
-from keylife.rotation.runner import RunReport
+from keylife.rotation.results import RunReport
 from keylife.sealing import MasterKey, MasterKeyFile
 
 from .files_support import Sandbox, one_line_error, sandbox

@@ -106,7 +106,7 @@ def test_ring_deleted_and_created_again_is_read_from_the_ring(
     assert rev == 1
     # the same name, the same KV version number, another document
     assert vault_env.api("DELETE", f"{mount}/metadata/rings/{name}")[0] == 204
-    doc["ring"]["attributes"] = {"recreated": "yes"}
+    doc["ring"] = json.dumps({**json.loads(doc["ring"]), "attributes": {"recreated": "yes"}})
     status, body = vault_env.api(
         "POST", f"{mount}/data/rings/{name}", {"options": {"cas": 0}, "data": doc}
     )

@@ -20,7 +20,8 @@ from click.testing import CliRunner
 from keylife_cli.main import cli
 
 import keylife
-from keylife.rotation.runner import LEASE_NAME, Runner, RunReport
+from keylife.rotation.results import RunReport
+from keylife.rotation.runner import LEASE_NAME, Runner
 from keylife.vault import VaultKeyStore
 from tests.vault.conftest import DevServer
 from tests.vault.helpers import check_rings, seed_due_rings

@@ -8,6 +8,7 @@ is ever issued; once the operator restores the newest document, rotation goes on
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -56,8 +57,10 @@ def test_rolled_back_ring_is_refused_until_restored(
         fp3 = m.ring("web").primary().version.fingerprint
     versions = ring_versions(vault_env, mount, "web")
     newest = versions[max(versions)]
-    assert newest["ring"]["next_version"] == 4
-    older = next(d for _, d in sorted(versions.items()) if d["ring"]["next_version"] == 3)
+    assert json.loads(newest["ring"])["next_version"] == 4  # the ring travels as JSON text
+    older = next(
+        d for _, d in sorted(versions.items()) if json.loads(d["ring"])["next_version"] == 3
+    )
     write_back(vault_env, mount, "web", older)  # v2 is the primary again
 
     with (
