@@ -70,7 +70,7 @@ def backup(obj: Obj, file: str, passphrase_file: str | None, key_file: str | Non
     assert isinstance(secret, BackupSecret)
     with errors(obj), obj.manager() as m:
         if key_file and secret.key is not None:
-            master_kcv = getattr(getattr(m.store, "_master", None), "check_value", None)
+            master_kcv = getattr(m.store, "master_key_check_value", None)
             from keylife.sealing import MasterKey
 
             if master_kcv == MasterKey(secret.key).check_value:

@@ -107,13 +107,18 @@ def import_(
 ) -> None:
     """Bring your own key: store FILE's key as ring NAME's new primary (the ring is created if
     it does not exist). The key must really be a TYPE key allowed for PURPOSE today."""
+    from keylife.files import read_capped
     from keylife.keyimport import MAX_KEY_FILE
 
     act = parse_when(activate_at, "--activate-at")
     deact = parse_when(deactivate_at, "--deactivate-at")
     with errors(obj):
-        data = _read_capped(path, MAX_KEY_FILE)
-        password = None if password_file is None else _read_capped(password_file, 4096).strip()
+        data = read_capped(path, MAX_KEY_FILE, what="key file")
+        password = (
+            None
+            if password_file is None
+            else read_capped(password_file, 4096, what="password file").strip()
+        )
     with errors(obj), obj.manager() as m:
         v = m.import_key(
             name,
@@ -126,19 +131,6 @@ def import_(
             exceed_policy=exceed_policy,
         )
     emit(obj, version_dict(v), lambda: print_version(v))
-
-
-def _read_capped(path: str, cap: int) -> bytes:
-    from keylife.errors import KeylifeError
-
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read(cap + 1)
-    except OSError as exc:
-        raise KeylifeError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if len(data) > cap:
-        raise KeylifeError(f"{path} is over {cap} bytes; not a key file")
-    return data
 
 
 @key.command()
@@ -155,10 +147,11 @@ def recover(
     re-encrypt it under the replacement. Each use is audited with REASON; the key never
     protects again."""
     from keylife.errors import KeylifeError
+    from keylife.files import read_capped
 
     cap = 64 * 1024 * 1024
     with errors(obj), obj.manager() as m:
-        data = _read_capped(src, cap) if src else sys.stdin.buffer.read(cap + 1)
+        data = read_capped(src, cap, what="ciphertext") if src else sys.stdin.buffer.read(cap + 1)
         if len(data) > cap:
             raise KeylifeError("input is over 64 MiB; use ring.recover() from Python for more")
         plaintext = m.ring(name).recover(version, reason=reason).decrypt(data)

@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from .audit import AuditEntry, AuditRecord, replay, verify_chain
 from .errors import BackupError, CorruptRecordError, IntegrityError, KeylifeError
-from .files import atomic_write
+from .files import atomic_write, read_capped
 from .lifecycle import Ring, ring_from_dict, ring_to_dict
 from .material import KeyMaterial
 from .names import RING_NAME_RULE, is_ring_name
@@ -143,7 +143,8 @@ EntryMaker = Callable[[str, str | None, int | None, str], AuditEntry]
 
 def archive_sha256(path: str | Path) -> str:
     """SHA-256 (hex) of the archive at ``path``: its fingerprint in the audit log."""
-    return hashlib.sha256(_read_capped(path)).hexdigest()
+    blob = read_capped(path, MAX_ARCHIVE_BYTES, what="backup archive", error=BackupError)
+    return hashlib.sha256(blob).hexdigest()
 
 
 def _counts(summary: BackupSummary) -> str:
@@ -218,20 +219,9 @@ def write_backup(
     return summary
 
 
-def _read_capped(path: str | Path) -> bytes:
-    try:
-        with open(path, "rb") as fh:
-            blob = fh.read(MAX_ARCHIVE_BYTES + 1)
-    except OSError as exc:
-        raise BackupError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if len(blob) > MAX_ARCHIVE_BYTES:
-        raise BackupError(f"{path} is larger than {MAX_ARCHIVE_BYTES >> 20} MiB; not an archive")
-    return blob
-
-
 def read_backup(path: str | Path, secret: BackupSecret) -> dict[str, Any]:
     """Decrypt and parse an archive; any corruption, truncation or wrong key is refused."""
-    blob = _read_capped(path)
+    blob = read_capped(path, MAX_ARCHIVE_BYTES, what="backup archive", error=BackupError)
     if not blob.startswith(MAGIC):
         raise BackupError(f"{path} is not a keylife backup archive (bad magic)")
     rest = blob[len(MAGIC) :]

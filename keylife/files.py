@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .errors import KeylifeError
 
-__all__ = ["atomic_write", "check_private_file", "private_dir"]
+__all__ = ["atomic_write", "check_private_file", "private_dir", "read_capped"]
 
 
 def atomic_write(
@@ -120,3 +120,22 @@ def check_private_file(
             f"{what} {path} is accessible by others (mode {stat.S_IMODE(st.st_mode):04o}); "
             f"run `chmod 600 {path}`"
         )
+
+
+def read_capped(
+    path: str | os.PathLike[str],
+    cap: int,
+    *,
+    what: str = "file",
+    error: type[KeylifeError] = KeylifeError,
+) -> bytes:
+    """The bytes of ``path``, refusing (``error``, naming the path) anything over ``cap``."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(cap + 1)
+    except OSError as exc:
+        raise error(f"cannot read {path}: {exc.strerror or exc}") from None
+    if len(data) > cap:
+        size = f"{cap >> 20} MiB" if cap >= 1 << 20 else f"{cap} bytes"
+        raise error(f"{path} is larger than {size}; not a {what}")
+    return data

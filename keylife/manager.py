@@ -24,6 +24,7 @@ from .keyring import KeyRing
 from .lifecycle import Action, KeyVersion, RevocationReason, Ring
 from .loaded import LoadedKey
 from .policy import Policy, Purpose
+from .rotation.plan import rotation_due
 from .specs import KeySpec, parse_spec
 from .store.base import KeyStore
 
@@ -147,9 +148,12 @@ class KeyManager(KeyCreator):
         reason: str = "manual rotation",
         stage: dt.timedelta | None = None,
         loaded: Ring | None = None,
+        only_if_due: bool = False,
     ) -> KeyVersion:
         """Create a new version now, make it the primary and deactivate the old primary (with
-        ``stage``: a pre-active successor that activates that much later). On a certificate
+        ``stage``: a pre-active successor that activates that much later). With
+        ``only_if_due`` (the runner) the ring is planned again on every attempt, so a retry after
+        a lost check-and-set never rotates twice. On a certificate
         ring the new key comes with a new certificate from the CA (:meth:`renew_certificate`)."""
         from .keygen import fingerprint, generate
 
@@ -167,6 +171,10 @@ class KeyManager(KeyCreator):
         cryptoperiod = self.policy.rules(purpose).cryptoperiod
 
         def operation(r: Ring, now: dt.datetime) -> ops.Change:
+            if only_if_due and not rotation_due(r, self.policy, now):
+                # re-planned after a lost check-and-set: another writer (or our own write
+                # whose answer was lost) already rotated
+                return ops.Change(r, version=r.primary(now) or r.versions[-1])
             return ops.rotate(
                 r,
                 key,

@@ -309,3 +309,9 @@ def plan_rotation(rings: Iterable[Ring], policy: Policy, now: dt.datetime) -> Pl
         steps.extend(ring_steps)
         next_due[ring.name] = nxt
     return Plan(now, tuple(steps), next_due)
+
+
+def rotation_due(ring: Ring, policy: Policy, now: dt.datetime) -> bool:
+    """Whether the planner would make a successor for ``ring`` at ``now`` (rotate or stage)."""
+    steps, _ = plan_ring(ring, policy, now)
+    return any(s.kind in (StepKind.ROTATE, StepKind.STAGE) for s in steps)

@@ -356,6 +356,7 @@ class Runner:
                 reason=step.reason,
                 stage=stage if kind is StepKind.STAGE else None,
                 loaded=ring,
+                only_if_due=True,
             )
             return version.number
         if kind is StepKind.RENEW_CERTIFICATE:

@@ -205,6 +205,11 @@ class SqliteStore:
             self._master = self._key_for(expected)
         return self._master
 
+    @property
+    def master_key_check_value(self) -> str:
+        """The master key's public check value (identifies it, reveals nothing)."""
+        return self._master.check_value
+
     def close(self) -> None:
         with self._lock:
             self._db.close()

@@ -299,9 +299,14 @@ class VaultClient:
                 f"{now - down:.0f} s (deadline {self.settings.deadline:g} s); tried "
                 f"{call.attempts.describe()}"
             )
+        unset = (
+            "; VAULT_ADDR (or BAO_ADDR) is not set, so the default address was tried"
+            if self.settings.address_defaulted
+            else ""
+        )
         return StoreUnavailableError(
             f"Vault unavailable: {call.what} failed after {call.attempts.count} attempts over "
-            f"{budget:g} s (deadline); tried {call.attempts.describe()}"
+            f"{budget:g} s (deadline); tried {call.attempts.describe()}{unset}"
         )
 
     # ---- auth -----------------------------------------------------------------------------

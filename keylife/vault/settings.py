@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,6 +59,19 @@ def _ca_file(path: str, source: str) -> str:
     return str(full.resolve())
 
 
+#: OpenBao's variable names, read when their ``VAULT_*`` twin is unset.
+BAO_NAMES = ("ADDR", "TOKEN", "NAMESPACE", "CACERT", "CLIENT_TIMEOUT", "SKIP_VERIFY")
+
+
+def with_bao_names(env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` with each unset ``VAULT_X`` filled from ``BAO_X`` (``VAULT_*`` wins)."""
+    out = dict(env)
+    for name in BAO_NAMES:
+        if not out.get(f"VAULT_{name}") and out.get(f"BAO_{name}"):
+            out[f"VAULT_{name}"] = out[f"BAO_{name}"]
+    return out
+
+
 @dataclass
 class VaultSettings:
     """How to reach and authenticate to Vault. Build with :meth:`from_env`.
@@ -80,6 +92,8 @@ class VaultSettings:
     renew_increment: str = "1h"
     #: VAULT_SKIP_VERIFY / tls_skip_verify was asked for (and refused: verification stays on)
     skip_verify_refused: bool = False
+    #: No address was given anywhere: ``addresses`` holds the Vault CLI's default.
+    address_defaulted: bool = False
 
     @property
     def cacert(self) -> str | None:
@@ -99,26 +113,30 @@ class VaultSettings:
         ``VAULT_ADDR`` may hold a comma-separated list. ``VAULT_TOKEN`` (else the CLI's
         ``~/.vault-token``), ``VAULT_NAMESPACE``, ``VAULT_CACERT`` (pinned),
         ``VAULT_CLIENT_TIMEOUT`` are honoured; ``VAULT_SKIP_VERIFY`` is refused with a warning.
+        OpenBao's names (``BAO_ADDR``, ``BAO_TOKEN``, ``BAO_NAMESPACE``, ``BAO_CACERT``,
+        ``BAO_CLIENT_TIMEOUT``, ``BAO_SKIP_VERIFY``) are read too; a ``VAULT_*`` variable wins
+        over its ``BAO_*`` twin.
         AppRole: ``KEYLIFE_VAULT_ROLE_ID`` / ``KEYLIFE_VAULT_ROLE_ID_FILE`` and
         ``KEYLIFE_VAULT_SECRET_ID`` / ``KEYLIFE_VAULT_SECRET_ID_FILE`` (or the
         ``role_id_file``/``secret_id_file`` options).
         """
-        env = os.environ if env is None else env
+        env = with_bao_names(os.environ if env is None else env)
         opts = dict(options or {})
         addrs = [a.strip().rstrip("/") for a in addresses if a.strip()]
         if not addrs:
             raw = env.get("VAULT_ADDR", "")
             addrs = [a.strip().rstrip("/") for a in raw.split(",") if a.strip()]
-        if not addrs:
+        defaulted = not addrs
+        if defaulted:
             addrs = ["https://127.0.0.1:8200"]  # the Vault CLI's default
         for addr in addrs:
             if not addr.startswith(("http://", "https://")):
                 raise StoreError(f"Vault address {addr!r} must start with http:// or https://")
             if addr.startswith("http://") and not is_loopback(addr):
-                warnings.warn(
-                    f"Vault address {addr} is plain HTTP: tokens and wrapped key material "
-                    "cross the network unencrypted; use https (vaults://)",
-                    stacklevel=3,
+                log.warning(
+                    "Vault address %s is plain HTTP: tokens and wrapped key material cross the "
+                    "network unencrypted; use https (vaults://)",
+                    addr,
                 )
         verify: bool | str = True
         if opts.get("cacert"):
@@ -155,4 +173,5 @@ class VaultSettings:
             secret_id=secret_id or None,
             approle_mount=opts.get("approle_mount", "approle"),
             skip_verify_refused=refused,
+            address_defaulted=defaulted,
         )

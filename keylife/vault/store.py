@@ -263,9 +263,7 @@ class VaultKeyStore:
             if old is not None:
                 purge[str(number)] = old
         doc = {
-            # one JSON string, not a nested object: OpenBao refuses a request body with more
-            # than max_request_json_strings strings, which a ring's history passes after a
-            # dozen rotations (readers take either form)
+            # one JSON string: OpenBao caps the strings in a request (max_request_json_strings)
             "ring": json.dumps(ring_to_dict(ring), separators=(",", ":")),
             "mat": mat,
             "purge": purge,

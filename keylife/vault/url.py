@@ -47,6 +47,12 @@ class StoreLocation:
         for extra in query.get("addr", []):
             addresses += [a.strip() for a in extra.split(",") if a.strip()]
         settings = VaultSettings.from_env(addresses, options=options)
+        plain = [a for a in settings.addresses if a.startswith("http://")]
+        if parts.scheme in ("vaults", "https") and plain:
+            raise StoreError(
+                f"{parts.scheme}:// asks for TLS, but {plain[0]} is plain HTTP; use an https:// "
+                "address (VAULT_ADDR) or the vault:// scheme for a loopback dev server"
+            )
         return cls(
             settings,
             unquote(parts.path).strip("/") or DEFAULT_MOUNT,
