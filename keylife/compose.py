@@ -96,19 +96,27 @@ class AcmeOnDemand:
 
 
 def _manager(
+    given: str | Path | KeyStore | None,
     store: KeyStore,
     policy: Policy,
     actor: str | None,
     clock: Clock | None,
     refresh: float | None = None,
 ) -> KeyManager:
-    from .manager import KeyManager
+    """The manager that owns ``store``; if it cannot be made, a store opened here is closed."""
+    try:
+        from .manager import KeyManager
 
-    if refresh is not None:
-        from .ringcache import CachedStore
+        owned: KeyStore = store
+        if refresh is not None:
+            from .ringcache import CachedStore
 
-        store = CachedStore(store, refresh)
-    return KeyManager(store, policy=policy, actor=actor, clock=clock, authority=AcmeOnDemand())
+            owned = CachedStore(store, refresh)
+        return KeyManager(owned, policy=policy, actor=actor, clock=clock, authority=AcmeOnDemand())
+    except BaseException:
+        if store is not given:
+            store.close()
+        raise
 
 
 def open(
@@ -133,7 +141,7 @@ def open(
     """
     resolved = resolve_policy(policy)  # first: a bad policy must not leave a store open
     opened = open_store(store, master_key_file, create=False)
-    return _manager(opened, resolved, actor, clock, refresh)
+    return _manager(store, opened, resolved, actor, clock, refresh)
 
 
 def init(
@@ -146,4 +154,5 @@ def init(
 ) -> KeyManager:
     """Create the store (and a master key, if none exists) and open it. Idempotent."""
     resolved = resolve_policy(policy)
-    return _manager(open_store(store, master_key_file, create=True), resolved, actor, clock)
+    opened = open_store(store, master_key_file, create=True)
+    return _manager(store, opened, resolved, actor, clock)

@@ -75,7 +75,11 @@ class SqliteStore:
                 f"no keylife store at {self.db_path}; run `keylife init` first"
             )
         self._db = self._connect(self.db_path)
-        self._master = self._resolve_master_key()
+        try:
+            self._master = self._resolve_master_key()
+        except BaseException:  # not a store, wrong master key, ...: close what was opened
+            self._db.close()
+            raise
 
     # ---- lifecycle --------------------------------------------------------------------------
 
@@ -83,11 +87,17 @@ class SqliteStore:
     def _connect(path: Path) -> sqlite3.Connection:
         try:
             db = sqlite3.connect(path, timeout=60.0, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise StoreUnavailableError(f"cannot open {path}: {exc}") from exc
+        try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
             db.execute("PRAGMA busy_timeout=60000")
-        except sqlite3.Error as exc:
-            raise StoreUnavailableError(f"cannot open {path}: {exc}") from exc
+        except BaseException as exc:  # not a database, locked, ...: never leave it open
+            db.close()
+            if isinstance(exc, sqlite3.Error):
+                raise StoreUnavailableError(f"cannot open {path}: {exc}") from exc
+            raise
         return db
 
     @classmethod
@@ -134,7 +144,10 @@ class SqliteStore:
 
     @staticmethod
     def _has_key_id(db_path: Path) -> bool:
-        db = sqlite3.connect(db_path)
+        try:
+            db = sqlite3.connect(db_path)
+        except sqlite3.Error:
+            return False
         try:
             row = db.execute("SELECT value FROM meta WHERE key='master_key_id'").fetchone()
         except sqlite3.Error:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -37,7 +38,7 @@ def store(tmp_path: Path) -> Path:
 def rewrite_log(db: Path, keep: int, extra_reason: str | None = None) -> None:
     """What an operator with write access can do: keep the first ``keep`` records, optionally
     append forged ones, and recompute the head so the chain verifies."""
-    with sqlite3.connect(db) as con:
+    with closing(sqlite3.connect(db)) as con, con:
         rows = con.execute("SELECT seq, doc FROM audit ORDER BY seq").fetchall()
         con.execute("DELETE FROM audit")
         prev, count = GENESIS, 0

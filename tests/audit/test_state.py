@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,13 +24,13 @@ def run(tmp: Path, *args: str) -> Result:
 
 
 def row(db: Path, name: str) -> tuple[int, str]:
-    with sqlite3.connect(db) as con:
+    with closing(sqlite3.connect(db)) as con, con:
         found = con.execute("SELECT revision, doc FROM rings WHERE name=?", (name,)).fetchone()
     return int(found[0]), str(found[1])
 
 
 def put(db: Path, name: str, revision: int, doc: str) -> None:
-    with sqlite3.connect(db) as con:
+    with closing(sqlite3.connect(db)) as con, con:
         con.execute("UPDATE rings SET revision=?, doc=? WHERE name=?", (revision, doc, name))
 
 
@@ -72,7 +73,7 @@ def test_an_attribute_edited_in_the_database(store: Path) -> None:
 
 
 def test_a_vanished_ring(store: Path) -> None:
-    with sqlite3.connect(store / "k.db") as con:
+    with closing(sqlite3.connect(store / "k.db")) as con, con:
         con.execute("DELETE FROM rings WHERE name='spare'")
     result = run(store, "audit", "verify")
     assert result.exit_code == 1
@@ -121,7 +122,7 @@ def test_policy_digest_names_the_effective_policy(tmp_path: Path) -> None:
 
 
 def test_a_damaged_ring_is_a_finding(store: Path) -> None:
-    with sqlite3.connect(store / "k.db") as con:
+    with closing(sqlite3.connect(store / "k.db")) as con, con:
         con.execute("UPDATE rings SET doc='{not json' WHERE name='web'")
     result = run(store, "audit", "verify")
     assert result.exit_code == 1

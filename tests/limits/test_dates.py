@@ -4,6 +4,7 @@ is explicit, recorded on the version and audited."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,9 +19,9 @@ YEAR = dt.timedelta(days=365)
 
 
 @pytest.fixture
-def m(tmp_path: Path) -> keylife.KeyManager:
-    manager = keylife.init(str(tmp_path / "k.db"), master_key_file=tmp_path / "mk")
-    return manager.at(keylife.FixedClock(T0))
+def m(tmp_path: Path) -> Iterator[keylife.KeyManager]:
+    with keylife.init(str(tmp_path / "k.db"), master_key_file=tmp_path / "mk") as manager:
+        yield manager.at(keylife.FixedClock(T0))
 
 
 def test_deactivation_beyond_the_cryptoperiod_is_refused_naming_the_limit(m) -> None:  # type: ignore[no-untyped-def]

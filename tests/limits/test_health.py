@@ -5,6 +5,7 @@ even when nothing was due."""
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,12 +15,12 @@ from keylife.rotation import run
 
 
 @pytest.fixture
-def m(tmp_path: Path) -> keylife.KeyManager:
-    manager = keylife.init(str(tmp_path / "k.db"), master_key_file=tmp_path / "mk")
-    manager.create_ring("orders", purpose="data-encryption")
-    manager.create_ring("invoices", purpose="data-encryption")
-    manager.create_ring("signing", purpose="signing")
-    return manager
+def m(tmp_path: Path) -> Iterator[keylife.KeyManager]:
+    with keylife.init(str(tmp_path / "k.db"), master_key_file=tmp_path / "mk") as manager:
+        manager.create_ring("orders", purpose="data-encryption")
+        manager.create_ring("invoices", purpose="data-encryption")
+        manager.create_ring("signing", purpose="signing")
+        yield manager
 
 
 def _sql(m: keylife.KeyManager, query: str, *args: object) -> list[tuple[object, ...]]:

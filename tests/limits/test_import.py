@@ -4,6 +4,7 @@ the policy on the import date, and the import is audited with the fingerprint on
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,8 +31,9 @@ def pem(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> bytes:
 
 
 @pytest.fixture
-def m(tmp_path: Path) -> keylife.KeyManager:
-    return keylife.init(str(tmp_path / "k.db"), master_key_file=tmp_path / "mk")
+def m(tmp_path: Path) -> Iterator[keylife.KeyManager]:
+    with keylife.init(str(tmp_path / "k.db"), master_key_file=tmp_path / "mk") as manager:
+        yield manager
 
 
 def test_a_mislabelled_key_is_refused_at_every_door(m: keylife.KeyManager) -> None:

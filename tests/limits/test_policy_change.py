@@ -19,25 +19,25 @@ T0 = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
 
 
 def test_a_ring_made_under_a_weaker_policy_is_flagged_and_rotated(tmp_path: Path) -> None:
-    old = keylife.init(str(tmp_path / "k.db"), master_key_file=tmp_path / "mk")
-    old = old.at(keylife.FixedClock(T0))
-    old.create_ring("legacy", "rsa-2048", "signing")
-    strict = keylife.open(old.store, policy="128-bit", clock=keylife.FixedClock(T0))
-    ring = strict.load("legacy")
-    found = violations([ring], strict.policy, T0)
-    assert [(v.ring, v.version, v.rule) for v in found] == [("legacy", 1, "spec")]
-    steps, _ = plan_ring(ring, strict.policy, T0)
-    assert [(s.kind, s.version) for s in steps] == [(StepKind.ROTATE, 1)]
-    assert steps[0].reason.startswith("policy: rsa-2048")
-    report = run(strict, now=T0)
-    assert report.ok
-    after = strict.load("legacy")
-    assert after.spec.name == "ec-p256"  # the purpose's default type
-    assert [v.spec.name for v in after.versions] == ["rsa-2048", "ec-p256"]
-    assert strict.ring("legacy").primary().number == 2
-    assert run(strict, now=T0).nothing_due  # converged
-    # v1 still holds material (it processes in its grace period) and is still listed
-    assert [v.version for v in violations([after], strict.policy, T0)] == [1]
+    with keylife.init(str(tmp_path / "k.db"), master_key_file=tmp_path / "mk") as first:
+        old = first.at(keylife.FixedClock(T0))
+        old.create_ring("legacy", "rsa-2048", "signing")
+        strict = keylife.open(old.store, policy="128-bit", clock=keylife.FixedClock(T0))
+        ring = strict.load("legacy")
+        found = violations([ring], strict.policy, T0)
+        assert [(v.ring, v.version, v.rule) for v in found] == [("legacy", 1, "spec")]
+        steps, _ = plan_ring(ring, strict.policy, T0)
+        assert [(s.kind, s.version) for s in steps] == [(StepKind.ROTATE, 1)]
+        assert steps[0].reason.startswith("policy: rsa-2048")
+        report = run(strict, now=T0)
+        assert report.ok
+        after = strict.load("legacy")
+        assert after.spec.name == "ec-p256"  # the purpose's default type
+        assert [v.spec.name for v in after.versions] == ["rsa-2048", "ec-p256"]
+        assert strict.ring("legacy").primary().number == 2
+        assert run(strict, now=T0).nothing_due  # converged
+        # v1 still holds material (it processes in its grace period) and is still listed
+        assert [v.version for v in violations([after], strict.policy, T0)] == [1]
 
 
 def test_policy_check_store_lists_versions_outside_todays_policy(tmp_path: Path) -> None:

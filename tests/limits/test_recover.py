@@ -3,6 +3,7 @@ that names a reason, and only to process (decrypt), never to protect."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,8 +15,9 @@ from keylife.errors import KeylifeError, LifecycleError, MaterialUnavailableErro
 
 
 @pytest.fixture
-def m(tmp_path: Path) -> keylife.KeyManager:
-    return keylife.init(str(tmp_path / "k.db"), master_key_file=tmp_path / "mk")
+def m(tmp_path: Path) -> Iterator[keylife.KeyManager]:
+    with keylife.init(str(tmp_path / "k.db"), master_key_file=tmp_path / "mk") as manager:
+        yield manager
 
 
 def test_compromised_data_can_be_recovered_only_explicitly(m: keylife.KeyManager) -> None:

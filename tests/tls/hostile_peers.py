@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import random
+import signal
 import socket
 import struct
 import subprocess
@@ -19,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 Behaviour = Callable[[socket.socket, threading.Event], None]
 
@@ -142,53 +144,60 @@ class CliRun:
     max_rss_mb: float
 
 
+#: Starts ``python -m keylife_cli ARGS`` from a small process and writes the child's own peak RSS
+#: (kB) to the file named first. Linux counts the RSS a process had when it forked into the
+#: child's ``ru_maxrss``, so a child forked straight from a big test process (a long pytest run)
+#: would report the test process's memory, not its own.
+_LAUNCHER = """
+import os, signal, sys
+pid = os.fork()
+if pid == 0:
+    os.execv(sys.executable, [sys.executable, "-m", "keylife_cli", *sys.argv[2:]])
+_, status, rusage = os.wait4(pid, 0)
+with open(sys.argv[1], "w") as fh:
+    fh.write(str(rusage.ru_maxrss))
+code = os.waitstatus_to_exitcode(status)
+if code < 0:
+    signal.signal(-code, signal.SIG_DFL)
+    os.kill(os.getpid(), -code)
+sys.exit(code)
+"""
+
+
 def run_keylife(*args: str, hard_limit: float = 90.0) -> CliRun:
     """``keylife ARGS`` in a subprocess: exit status, output, wall time and its own max RSS.
 
-    The RSS is the child's own peak: ``VmHWM`` of its address space, sampled from
-    ``/proc/PID/status`` while it runs. (``ru_maxrss`` from ``wait4`` is no good: Linux carries
-    the pre-exec peak over, which is the forking pytest process's size, 300 MB late in a full
-    run.) A child still running after ``hard_limit`` seconds is killed, status -9.
+    The RSS is the CLI process's own peak (``wait4`` in a small launcher gives the rusage of
+    exactly that process). A child still running after ``hard_limit`` seconds is killed with
+    its launcher and reported with status -9.
     """
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    with (
+        tempfile.TemporaryFile() as out,
+        tempfile.TemporaryFile() as err,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        rss_file = Path(tmp) / "maxrss"
         started = time.monotonic()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "keylife_cli", *args],
+            [sys.executable, "-c", _LAUNCHER, str(rss_file), *args],
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=err,
+            start_new_session=True,  # the launcher and the CLI: one process group to kill
         )
-        status, peak_kb = 0, 0
-        while True:
-            peak_kb = max(peak_kb, _vm_hwm_kb(proc.pid))
-            pid, status, _ = os.wait4(proc.pid, os.WNOHANG)
-            if pid == proc.pid:
-                break
-            if time.monotonic() - started > hard_limit:
-                proc.kill()
-                _, status, _ = os.wait4(proc.pid, 0)
-                break
-            time.sleep(0.02)
+        try:
+            proc.wait(hard_limit)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
         seconds = time.monotonic() - started
-        proc.returncode = os.waitstatus_to_exitcode(status)  # already reaped: tell Popen
         out.seek(0)
         err.seek(0)
+        kb = int(rss_file.read_text() or 0) if rss_file.exists() else 0
         return CliRun(
             returncode=proc.returncode,
             stdout=out.read().decode(errors="replace"),
             stderr=err.read().decode(errors="replace"),
             seconds=seconds,
-            max_rss_mb=peak_kb / 1024,
+            max_rss_mb=kb / 1024,  # Linux: kilobytes
         )
-
-
-def _vm_hwm_kb(pid: int) -> int:
-    """The peak resident size (kB) of ``pid``'s current address space, 0 if unreadable."""
-    try:
-        with open(f"/proc/{pid}/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return 0
