@@ -16,7 +16,7 @@ from typing import Protocol
 
 from . import operations as ops
 from . import revocation
-from .certificates import ACME_SETTINGS, CERTIFICATE_PEM, CERTIFICATE_REVOKED
+from .certificates import CERTIFICATE_PEM, CERTIFICATE_REVOKED, is_certificate_ring
 from .clock import Clock, as_utc
 from .creation import KeyCreator
 from .errors import KeylifeError, LifecycleError, SpecNotAllowedError
@@ -158,7 +158,7 @@ class KeyManager(KeyCreator):
         from .keygen import fingerprint, generate
 
         ring = loaded if loaded is not None else self.load(name)
-        if ACME_SETTINGS in ring.attributes:  # a certificate's key comes with its certificate
+        if is_certificate_ring(ring):  # a certificate's key comes with its certificate
             return self.renew_certificate(name)
         purpose = Purpose.parse(ring.purpose)
         try:
@@ -324,7 +324,7 @@ class KeyManager(KeyCreator):
                 )
             version = current.number
         number = version
-        certificate_ring = ACME_SETTINGS in ring0.attributes
+        certificate_ring = is_certificate_ring(ring0)
         # A certificate ring's replacement comes from the CA, after this write.
         material = None if certificate_ring else generate(ring0.spec)
         replacement = None if material is None else ops.NewKey(fingerprint(material))
