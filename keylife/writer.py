@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import random
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Self
@@ -148,7 +150,7 @@ class RingWriter:
         read fewer against a remote store); a lost check-and-set reloads as usual.
         """
         try:
-            for _ in range(CAS_RETRIES):
+            for attempt in range(CAS_RETRIES):
                 ring = loaded if loaded is not None and loaded.name == name else self.load(name)
                 loaded = None
                 change = operation(ring, self.now())
@@ -157,6 +159,9 @@ class RingWriter:
                 try:
                     self.commit(change, expected_revision=ring.revision, material=material)
                 except ConflictError:
+                    # writers that lost together must not retry in lock-step: random backoff,
+                    # doubling, at most 0.4 s a wait (about 1.5 s over all attempts)
+                    time.sleep(random.uniform(0, min(0.4, 0.005 * 2**attempt)))
                     continue
                 return change
             raise ConflictError(f"ring {name} kept changing underneath; try again")
