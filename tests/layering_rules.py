@@ -110,7 +110,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "adapters",
         (
-            "keylife.store.sqlite",
+            "keylife.store.sqlite*",
             "keylife.store.registry",
             "keylife.store.vault*",
             "keylife.vault.*",
