@@ -12,13 +12,13 @@ import logging
 import os
 import socket
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from keylife.acme.responder import DualStackServer, StandaloneResponder
 from keylife.errors import AcmeError
 
 log = logging.getLogger(__name__)
@@ -83,24 +83,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         log.debug("http-01 responder: " + format, *args)
 
 
-class _ChallengeServer(http.server.ThreadingHTTPServer):
-    daemon_threads = False
-    block_on_close = True
-    allow_reuse_address = True
-
+class _ChallengeServer(DualStackServer):
     def __init__(self, address: tuple[str, int], family: socket.AddressFamily) -> None:
         self.address_family = family
         self.responses: dict[str, str] = {}
         super().__init__(address, _Handler)
 
-    def server_bind(self) -> None:
-        if self.address_family == socket.AF_INET6:
-            # "::" should also answer IPv4 (dual stack) where the OS allows it.
-            self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-        super().server_bind()
 
-
-class StandaloneHttp01:
+class StandaloneHttp01(StandaloneResponder[_ChallengeServer]):
     """A small threaded HTTP server answering ``/.well-known/acme-challenge/<token>``.
 
     It listens only while challenges are pending. ``port=0`` picks a free port (tests).
@@ -110,63 +100,24 @@ class StandaloneHttp01:
     challenge_type = "http-01"
 
     def __init__(self, port: int = 80, address: str = "") -> None:
-        self.port = port
-        self.address = address
-        self._server: _ChallengeServer | None = None
-        self._thread: threading.Thread | None = None
-        self._held = False
+        super().__init__(port, address)
 
-    @property
-    def bound_port(self) -> int:
-        if self._server is None:
-            raise AcmeError("the http-01 responder is not running")
-        return int(self._server.server_address[1])
-
-    def start(self) -> None:
-        if self._server is not None:
-            return
-        family = socket.AF_INET6 if ":" in self.address else socket.AF_INET
-        try:
-            server = _ChallengeServer((self.address, self.port), family)
-        except OSError as exc:
-            where = f"{self.address or '*'}:{self.port}"
-            raise AcmeError(f"cannot listen for http-01 on {where}: {exc.strerror}") from exc
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="keylife-http-01"
-        )
-        self._thread.start()
-
-    def stop(self) -> None:
-        server, thread = self._server, self._thread
-        self._server = self._thread = None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if thread is not None:
-            thread.join()
-
-    def __enter__(self) -> StandaloneHttp01:
-        self.start()
-        self._held = True
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._held = False
-        self.stop()
+    def make_server(
+        self, address: tuple[str, int], family: socket.AddressFamily
+    ) -> _ChallengeServer:
+        return _ChallengeServer(address, family)
 
     def prepare(self, tasks: Sequence[ChallengeTask]) -> None:
         self.start()
-        assert self._server is not None
+        assert self.server is not None
         for task in tasks:
-            self._server.responses[task.token] = task.validation
+            self.server.responses[task.token] = task.validation
 
     def cleanup(self, tasks: Sequence[ChallengeTask]) -> None:
-        if self._server is not None:
+        if self.server is not None:
             for task in tasks:
-                self._server.responses.pop(task.token, None)
-        if not self._held:
-            self.stop()
+                self.server.responses.pop(task.token, None)
+        self.release()
 
 
 # -- http-01 webroot ------------------------------------------------------------------------

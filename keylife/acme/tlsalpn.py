@@ -24,7 +24,6 @@ import socket
 import socketserver
 import ssl
 import tempfile
-import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -34,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ObjectIdentifier
 
 from keylife.acme.challenges import ChallengeTask
+from keylife.acme.responder import DualStackServer, StandaloneResponder
 from keylife.clock import SystemClock
 from keylife.errors import AcmeError
 from keylife.files import atomic_write
@@ -115,22 +115,13 @@ class _Handler(socketserver.BaseRequestHandler):
             log.debug("tls-alpn-01 responder: handshake ended: %s", exc)
 
 
-class _AlpnServer(socketserver.ThreadingTCPServer):
-    daemon_threads = False
-    block_on_close = True
-    allow_reuse_address = True
-
+class _AlpnServer(DualStackServer):
     def __init__(self, address: tuple[str, int], family: socket.AddressFamily) -> None:
         self.address_family = family
         self.contexts: dict[str, ssl.SSLContext] = {}
         self.default_context = _context()
         self.default_context.sni_callback = self._pick
         super().__init__(address, _Handler)
-
-    def server_bind(self) -> None:
-        if self.address_family == socket.AF_INET6:
-            self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-        super().server_bind()
 
     def _pick(self, sslobj: ssl.SSLObject, name: str | None, _ctx: ssl.SSLContext) -> int | None:
         chosen = self.contexts.get((name or "").lower().rstrip("."))
@@ -140,11 +131,12 @@ class _AlpnServer(socketserver.ThreadingTCPServer):
         return None
 
 
-class StandaloneTlsAlpn01:
+class StandaloneTlsAlpn01(StandaloneResponder[_AlpnServer]):
     """A TLS server answering tls-alpn-01 challenges on ``address:port`` (default: all
     interfaces, port 443) while they are pending. ``port=0`` picks a free port (tests)."""
 
     challenge_type = "tls-alpn-01"
+    bind_hint = "stop the server using that port while the challenge runs, or choose --tls-port"
 
     def __init__(
         self,
@@ -153,61 +145,21 @@ class StandaloneTlsAlpn01:
         *,
         clock: Callable[[], dt.datetime] | None = None,
     ) -> None:
-        self.port = port
-        self.address = address
+        super().__init__(port, address)
         self._clock = clock or SystemClock().now
-        self._server: _AlpnServer | None = None
-        self._thread: threading.Thread | None = None
         self._workdir: Path | None = None
         self._key = ec.generate_private_key(ec.SECP256R1())
-        self._held = False
 
-    @property
-    def bound_port(self) -> int:
-        if self._server is None:
-            raise AcmeError("the tls-alpn-01 responder is not running")
-        return int(self._server.server_address[1])
+    def make_server(self, address: tuple[str, int], family: socket.AddressFamily) -> _AlpnServer:
+        return _AlpnServer(address, family)
 
-    def start(self) -> None:
-        if self._server is not None:
-            return
-        family = socket.AF_INET6 if ":" in self.address else socket.AF_INET
-        try:
-            server = _AlpnServer((self.address, self.port), family)
-        except OSError as exc:
-            where = f"{self.address or '*'}:{self.port}"
-            raise AcmeError(
-                f"cannot listen for tls-alpn-01 on {where}: {exc.strerror}; stop the server "
-                "using that port while the challenge runs, or choose --tls-port"
-            ) from exc
-        self._server = server
+    def started(self) -> None:
         self._workdir = Path(tempfile.mkdtemp(prefix="keylife-tls-alpn-"))
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="keylife-tls-alpn-01",
-        )
-        self._thread.start()
 
-    def stop(self) -> None:
-        server, thread, workdir = self._server, self._thread, self._workdir
-        self._server = self._thread = self._workdir = None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if thread is not None:
-            thread.join()
+    def stopped(self) -> None:
+        workdir, self._workdir = self._workdir, None
         if workdir is not None:
             shutil.rmtree(workdir, ignore_errors=True)
-
-    def __enter__(self) -> StandaloneTlsAlpn01:
-        self.start()
-        self._held = True
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._held = False
-        self.stop()
 
     def _load(self, name: str, cert: x509.Certificate) -> ssl.SSLContext:
         assert self._workdir is not None
@@ -237,16 +189,15 @@ class StandaloneTlsAlpn01:
                     f"{task.identifier[:80]!r} ({task.identifier_type}): {exc}"
                 ) from None
         self.start()
-        assert self._server is not None
+        assert self.server is not None
         for name, cert in certificates.items():
-            self._server.contexts[name] = self._load(name, cert)
+            self.server.contexts[name] = self._load(name, cert)
 
     def cleanup(self, tasks: Sequence[ChallengeTask]) -> None:
-        if self._server is not None:
+        if self.server is not None:
             for task in tasks:
-                self._server.contexts.pop(sni_name(task), None)
-        if not self._held:
-            self.stop()
+                self.server.contexts.pop(sni_name(task), None)
+        self.release()
 
 
 __all__ = [
