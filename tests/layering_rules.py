@@ -66,6 +66,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "keylife.auditstate",
             "keylife.documents",
             "keylife.envelope",
+            "keylife.residence",
         ),
     ),
     (

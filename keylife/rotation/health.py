@@ -11,6 +11,7 @@ import datetime as dt
 
 from ..errors import KeylifeError, StoreUnavailableError
 from ..lifecycle import KeyVersion, Ring, State
+from ..residence import is_transit_resident
 from ..writer import RingWriter
 
 __all__ = ["check_ring", "versions_to_check"]
@@ -34,7 +35,7 @@ def check_ring(writer: RingWriter, ring: Ring, now: dt.datetime) -> str:
     """Why ``ring``'s keys are not healthy, with what to do about it; "" when they are."""
     from ..keygen import fingerprint
 
-    if ring.damage or "transit_key" in ring.attributes:
+    if ring.damage or is_transit_resident(ring):
         return ""
     for v in versions_to_check(ring, now):
         try:

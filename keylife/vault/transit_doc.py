@@ -27,6 +27,7 @@ from ..errors import IntegrityError, UnknownSpecError
 from ..lifecycle import KeyVersion, RevocationReason, Ring, State, new_version, supersede_older
 from ..names import is_ring_name
 from ..policy import Purpose
+from ..residence import TRANSIT_KEY
 from ..specs import KeySpec, parse_spec
 from .transit import TransitKeyInfo
 
@@ -45,8 +46,6 @@ __all__ = [
 ]
 
 KEY_PREFIX = "kl-"
-#: Ring attribute holding the Transit key's name: the ring is transit-resident.
-TRANSIT_KEY = "transit_key"
 #: Audit records and run reports name transit-resident rings ``transit:NAME``.
 LABEL_PREFIX = "transit:"
 PURPOSE = Purpose.DATA_ENCRYPTION.value
