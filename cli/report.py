@@ -2,28 +2,10 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 import click
 
 from .context import Obj, errors, parse_when, pass_obj
-
-#: The longest --window accepted (the planner is stepped through it ring by ring).
-MAX_WINDOW = dt.timedelta(days=1830)
-
-
-def _window(value: str) -> dt.timedelta:
-    from keylife.policy import parse_duration
-
-    try:
-        window = parse_duration(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--window") from None
-    if window > MAX_WINDOW:
-        raise click.BadParameter(
-            f"at most {MAX_WINDOW.days}d (5 years); got {value}", param_hint="--window"
-        )
-    return window
+from .forecast import parse_window
 
 
 @click.command()
@@ -49,7 +31,7 @@ def report(obj: Obj, fmt: str | None, out: str | None, as_of: str | None, window
     from keylife.files import atomic_write
     from keylife.report import collect_report, render_html, render_json, render_markdown
 
-    span = _window(window)
+    span = parse_window(window)
     later = parse_when(as_of, "--as-of")
     chosen = fmt or ("json" if obj.as_json else "md")
     if obj.as_json and chosen != "json" and out is None:
