@@ -161,7 +161,7 @@ def rotate(
         if metrics_file and not dry_run:
             from keylife.rotation import metrics
 
-            metrics.write(metrics_file, report)
+            metrics.write(metrics_file, report, metrics.store_facts(m, report.as_of))
     code = run_exit_code(report)
     emit(obj, {**report.to_dict(), "exit_code": code}, lambda: _print_report(report))
     sys.exit(code)

@@ -33,6 +33,7 @@ __all__ = [
     "RingEntry",
     "VersionEntry",
     "build_report",
+    "compliance_counts",
 ]
 
 #: How many failed audit records the report lists (newest first).
@@ -229,6 +230,14 @@ def _problems(ring: Ring, v: KeyVersion, checker: _Checker, at: dt.datetime) -> 
             f"{rules.cryptoperiod.days} days"
         )
     return tuple(problems)
+
+
+def compliance_counts(rings: Sequence[Ring], policy: Policy, now: dt.datetime) -> tuple[int, int]:
+    """(compliant, non-compliant) versions of ``rings`` under ``policy`` at ``now``, as the
+    report's inventory counts them (versions without material are compliant history)."""
+    checker = _Checker(policy)
+    bad = sum(bool(_problems(r, v, checker, now)) for r in rings for v in r.versions)
+    return sum(len(r.versions) for r in rings) - bad, bad
 
 
 def _grace_end(ring: Ring, v: KeyVersion, policy: Policy) -> dt.datetime | None:
