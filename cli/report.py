@@ -20,8 +20,27 @@ from .forecast import parse_window
     "--as-of", help="Also check compliance at this future date (e.g. 2031-01-01: 128-bit rule)."
 )
 @click.option("--window", default="90d", show_default=True, help="Upcoming events window.")
+@click.option(
+    "--tls",
+    "tls_targets",
+    type=click.Path(dir_okay=False),
+    help="Also check these TLS endpoints (the targets file of 'tls check --targets').",
+)
+@click.option(
+    "--tls-ca-file",
+    type=click.Path(dir_okay=False, exists=True),
+    help="With --tls: trust these CA certificates (PEM) instead of the system's.",
+)
 @pass_obj
-def report(obj: Obj, fmt: str | None, out: str | None, as_of: str | None, window: str) -> None:
+def report(
+    obj: Obj,
+    fmt: str | None,
+    out: str | None,
+    as_of: str | None,
+    window: str,
+    tls_targets: str | None,
+    tls_ca_file: str | None,
+) -> None:
     """Inventory, compliance, exceptions, upcoming events, certificates and audit state.
 
     The HTML is one self-contained file (no scripts, no external resources); the JSON follows
@@ -37,7 +56,12 @@ def report(obj: Obj, fmt: str | None, out: str | None, as_of: str | None, window
     if obj.as_json and chosen != "json" and out is None:
         raise click.UsageError("--json prints one JSON document: add --out FILE for " + chosen)
     with errors(obj), obj.manager() as m:
-        built = collect_report(m, as_of=later, window=span)
+        tls = None
+        if tls_targets is not None:
+            from keylife.tls.reportsection import check_targets_file
+
+            tls = check_targets_file(tls_targets, now=m.now(), ca_file=tls_ca_file)
+        built = collect_report(m, as_of=later, window=span, tls=tls)
         renderers = {"html": render_html, "md": render_markdown, "json": render_json}
         text = renderers[chosen](built)
         if out is None:
