@@ -205,7 +205,7 @@ def test_tls_option_adds_endpoint_verdicts_and_a_rollup(
     assert any("expired" in r["rule"] for r in tls["rules"]), tls["rules"]
     assert document["summary"]["tls_not_passing"] == 2
     html = CliRunner().invoke(
-        cli, [*base, "report", "--format", "html", "--tls", str(targets)], catch_exceptions=False
+        cli, [*base, *args, str(good.ca_file), "--format", "html"], catch_exceptions=False
     )
     assert html.exit_code == 0 and 'id="tls"' in html.stdout and 'id="tls-rollup"' in html.stdout
     missing = CliRunner().invoke(cli, [*base, "report", "--tls", str(tmp_path / "nope.txt")])
