@@ -9,6 +9,7 @@ docs/operations.md lists every metric.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import re
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from .results import RunReport
 
 if TYPE_CHECKING:
     from ..writer import RingWriter
+
+log = logging.getLogger("keylife.rotate")
 
 _LAST_SUCCESS = re.compile(r"^keylife_rotate_last_success_timestamp_seconds\s+(\S+)\s*$", re.M)
 
@@ -41,8 +44,18 @@ class StoreFacts:
     non_compliant: int = 0
 
 
-def store_facts(manager: RingWriter, now: dt.datetime) -> StoreFacts:
-    """Read :class:`StoreFacts` from ``manager``'s store; compliance is judged at ``now``."""
+def store_facts(manager: RingWriter, now: dt.datetime) -> StoreFacts | None:
+    """Read :class:`StoreFacts` from ``manager``'s store; compliance is judged at ``now``.
+
+    None when the store cannot be read (logged): the run's own metrics are still written."""
+    try:
+        return _read_facts(manager, now)
+    except KeylifeError as exc:
+        log.warning("store metrics left out of the textfile: %s", exc)
+        return None
+
+
+def _read_facts(manager: RingWriter, now: dt.datetime) -> StoreFacts:
     from ..clock import parse_time
     from ..report.certs import certificate_facts
     from ..report.model import compliance_counts

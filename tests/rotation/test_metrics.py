@@ -62,3 +62,19 @@ def test_metrics_carry_certificates_audit_head_checkpoint_and_compliance(
     assert got[("keylife_key_versions", (("compliance", "compliant"),))] == 4
     assert ("keylife_ring_next_due_timestamp_seconds", (("ring", "orders"),)) in got
     assert got[("keylife_rotate_failures", ())] == 0
+
+
+def test_a_store_that_cannot_be_read_leaves_only_the_store_metrics_out() -> None:
+    from keylife.errors import StoreUnavailableError
+    from keylife.rotation import metrics
+    from keylife.rotation.results import RunReport
+
+    class Gone:
+        def rings(self) -> list[object]:
+            raise StoreUnavailableError("store went away")
+
+    now = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+    assert metrics.store_facts(Gone(), now) is None  # type: ignore[arg-type]
+    got = samples(metrics.render(RunReport(now, False, (), 0, {}), "", None))
+    assert got[("keylife_rotate_failures", ())] == 0
+    assert not any(name.startswith("keylife_audit") for name, _ in got)
