@@ -51,6 +51,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "report": (
         "keylife report --format html --out report.html",
         "keylife report --format json --as-of 2031-01-01 --window 180d",
+        "keylife report --tls targets.txt --format html --out report.html",
     ),
     "store": ("keylife store rekey", "keylife store migrate --from ./k.db --to vault://v:8200/kl"),
     "tls": ("keylife tls check example.internal:443",),

@@ -2,28 +2,10 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 import click
 
 from .context import Obj, errors, parse_when, pass_obj
-
-#: The longest --window accepted (the planner is stepped through it ring by ring).
-MAX_WINDOW = dt.timedelta(days=1830)
-
-
-def _window(value: str) -> dt.timedelta:
-    from keylife.policy import parse_duration
-
-    try:
-        window = parse_duration(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--window") from None
-    if window > MAX_WINDOW:
-        raise click.BadParameter(
-            f"at most {MAX_WINDOW.days}d (5 years); got {value}", param_hint="--window"
-        )
-    return window
+from .forecast import parse_window
 
 
 @click.command()
@@ -38,8 +20,27 @@ def _window(value: str) -> dt.timedelta:
     "--as-of", help="Also check compliance at this future date (e.g. 2031-01-01: 128-bit rule)."
 )
 @click.option("--window", default="90d", show_default=True, help="Upcoming events window.")
+@click.option(
+    "--tls",
+    "tls_targets",
+    type=click.Path(dir_okay=False),
+    help="Also check these TLS endpoints (the targets file of 'tls check --targets').",
+)
+@click.option(
+    "--tls-ca-file",
+    type=click.Path(dir_okay=False, exists=True),
+    help="With --tls: trust these CA certificates (PEM) instead of the system's.",
+)
 @pass_obj
-def report(obj: Obj, fmt: str | None, out: str | None, as_of: str | None, window: str) -> None:
+def report(
+    obj: Obj,
+    fmt: str | None,
+    out: str | None,
+    as_of: str | None,
+    window: str,
+    tls_targets: str | None,
+    tls_ca_file: str | None,
+) -> None:
     """Inventory, compliance, exceptions, upcoming events, certificates and audit state.
 
     The HTML is one self-contained file (no scripts, no external resources); the JSON follows
@@ -49,13 +50,18 @@ def report(obj: Obj, fmt: str | None, out: str | None, as_of: str | None, window
     from keylife.files import atomic_write
     from keylife.report import collect_report, render_html, render_json, render_markdown
 
-    span = _window(window)
+    span = parse_window(window)
     later = parse_when(as_of, "--as-of")
     chosen = fmt or ("json" if obj.as_json else "md")
     if obj.as_json and chosen != "json" and out is None:
         raise click.UsageError("--json prints one JSON document: add --out FILE for " + chosen)
     with errors(obj), obj.manager() as m:
-        built = collect_report(m, as_of=later, window=span)
+        tls = None
+        if tls_targets is not None:
+            from keylife.tls.reportsection import check_targets_file
+
+            tls = check_targets_file(tls_targets, now=m.now(), ca_file=tls_ca_file)
+        built = collect_report(m, as_of=later, window=span, tls=tls)
         renderers = {"html": render_html, "md": render_markdown, "json": render_json}
         text = renderers[chosen](built)
         if out is None:

@@ -68,6 +68,10 @@ def _print_report(report: RunReport) -> None:
 @click.option("--as-of", help="Plan for this ISO 8601 moment instead of now (needs --dry-run).")
 @click.option("--ring", "rings", multiple=True, help="Limit the run to this ring (repeatable).")
 @click.option(
+    "--window",
+    help="With --dry-run: every step due within this span (e.g. 90d), in date order.",
+)
+@click.option(
     "--jitter",
     type=click.FloatRange(0, 3600),
     default=0.0,
@@ -104,6 +108,7 @@ def rotate(
     dry_run: bool,
     as_of: str | None,
     rings: tuple[str, ...],
+    window: str | None,
     jitter: float,
     wait: float,
     lease_ttl: int,
@@ -124,6 +129,15 @@ def rotate(
     when = parse_when(as_of, "--as-of")
     if when is not None and not dry_run:
         fail(obj, "--as-of plans for another moment and needs --dry-run", EXIT_USAGE, "UsageError")
+    if window is not None:
+        from .forecast import parse_window, show_forecast
+
+        span = parse_window(window)
+        if not dry_run:
+            fail(obj, "--window forecasts and needs --dry-run", EXIT_USAGE, "UsageError")
+        with errors(obj), obj.manager() as m:
+            show_forecast(obj, m, span, when, rings)
+        sys.exit(EXIT_OK)
     if jitter:
         delay = random.uniform(0, jitter)
         log.info("jitter: sleeping %.1f s before starting", delay)
@@ -147,7 +161,7 @@ def rotate(
         if metrics_file and not dry_run:
             from keylife.rotation import metrics
 
-            metrics.write(metrics_file, report)
+            metrics.write(metrics_file, report, metrics.store_facts(m, report.as_of))
     code = run_exit_code(report)
     emit(obj, {**report.to_dict(), "exit_code": code}, lambda: _print_report(report))
     sys.exit(code)

@@ -62,6 +62,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "keylife.dependents",
             "keylife.certificates",
             "keylife.rotation.plan",
+            "keylife.rotation.forecast",
             "keylife.audit",
             "keylife.auditstate",
             "keylife.documents",

@@ -10,6 +10,7 @@ from .model import AuditState, Report, build_report
 
 if TYPE_CHECKING:
     from ..writer import RingWriter
+    from .sections import TlsResults
 
 __all__ = ["collect_report"]
 
@@ -20,8 +21,11 @@ def collect_report(
     now: dt.datetime | None = None,
     as_of: dt.datetime | None = None,
     window: dt.timedelta = dt.timedelta(days=90),
+    tls: TlsResults | None = None,
 ) -> Report:
-    """The report of ``manager``'s store under its policy at ``now`` (default: its clock)."""
+    """The report of ``manager``'s store under its policy at ``now`` (default: its clock),
+    with the results of a TLS fleet check when ``tls`` is given
+    (:func:`keylife.tls.reportsection.check_targets_file` runs one)."""
     when = now or manager.now()
     rings = manager.rings()
     records = manager.store.read_audit()
@@ -40,4 +44,5 @@ def collect_report(
         certificates=certificate_facts(rings),
         as_of=as_of,
         window=window,
+        tls=tls,
     )

@@ -7,7 +7,8 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from html import escape
 
-from .model import PROMISES, Report
+from .layout import Section, sections
+from .model import Report
 from .timeline import COLOURS, render_timeline
 
 __all__ = ["render_html"]
@@ -151,6 +152,28 @@ def _cards(report: Report) -> str:
     )
 
 
+def _storage(report: Report) -> str:
+    return (
+        f"<p>Key material is sealed in the store <code>{_v(report.store)}</code>, apart from "
+        "the data it protects; this report holds metadata only.</p>"
+    )
+
+
+_CUSTOM = {"inventory": _inventory, "storage": _storage, "audit": _audit}
+
+
+def _section(section: Section, report: Report) -> str:
+    tag = f"h{section.level}"
+    parts = [f'<{tag} id="{section.id}">{escape(section.title)}</{tag}>']
+    if section.intro:
+        parts.append(f'<p class="meta">{escape(section.intro)}</p>')
+    if section.custom:
+        parts.append(_CUSTOM[section.custom](report))
+    else:
+        parts.append(_table(section.head, section.rows, section.empty))
+    return "\n".join(parts)
+
+
 def render_html(report: Report) -> str:
     p = report.policy
     as_of = (
@@ -161,7 +184,7 @@ def render_html(report: Report) -> str:
     legend = "".join(
         f'<span><i style="background:{c}"></i>{escape(k)}</span>' for k, c in COLOURS.items()
     )
-    sections = [
+    head = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">',
@@ -176,51 +199,6 @@ def render_html(report: Report) -> str:
         '<h2 id="timeline-section">Timeline</h2>',
         f'<p class="legend">{legend}</p>',
         f'<div class="scroll">{render_timeline(report)}</div>',
-        '<h2 id="promises">Promises and evidence</h2>',
-        _table(("promise", "section"), [(t, s) for _, t, s in PROMISES]),
-        '<h2 id="inventory">Inventory (approved lengths, dates, history)</h2>',
-        _inventory(report),
-        '<h2 id="exceptions">Exceptions (revocation, compromise, overrides)</h2>',
-        _table(
-            ("ring", "v", "kind", "detail"),
-            [(e.ring, e.version, ("bad", e.kind), e.detail) for e in report.exceptions],
-        ),
-        f'<h2 id="events">Upcoming events ({report.window_days} days)</h2>',
-        _table(
-            ("due", "ring", "v", "event", "reason"),
-            [
-                (
-                    e.due,
-                    e.ring,
-                    e.version,
-                    ("bad", e.kind + " (overdue)") if e.overdue else e.kind,
-                    e.reason,
-                )
-                for e in report.events
-            ],
-        ),
-        '<h2 id="storage">Storage</h2>',
-        f"<p>Key material is sealed in the store <code>{_v(report.store)}</code>, apart from "
-        "the data it protects; this report holds metadata only.</p>",
-        '<h2 id="certificates">TLS certificates</h2>',
-        _table(
-            ("ring", "v", "state", "domains", "issuer", "serial", "notAfter", "days left"),
-            [
-                (
-                    c.ring,
-                    c.version,
-                    c.state,
-                    " ".join(c.domains),
-                    c.issuer,
-                    c.serial,
-                    c.not_after,
-                    c.days_left,
-                )
-                for c in report.certificates
-            ],
-        ),
-        '<h2 id="audit">Audit and access</h2>',
-        _audit(report),
-        "</body></html>",
     ]
-    return "\n".join(sections) + "\n"
+    body = [_section(section, report) for section in sections(report)]
+    return "\n".join([*head, *body, "</body></html>"]) + "\n"

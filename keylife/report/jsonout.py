@@ -9,10 +9,11 @@ from typing import Any
 
 from ..audit import AuditRecord
 from .model import PROMISES, Report, RingEntry, VersionEntry
+from .sections import RunEntry, TlsResults
 
 __all__ = ["SCHEMA_VERSION", "json_schema", "render_json", "report_to_dict"]
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 
 
 def _t(value: dt.datetime | None) -> str | None:
@@ -69,6 +70,45 @@ def _record(r: AuditRecord) -> dict[str, Any]:
     }
 
 
+def _run(r: RunEntry) -> dict[str, Any]:
+    return {
+        "seq": r.seq,
+        "at": r.at,
+        "identity": r.identity,
+        "on_behalf_of": r.actor,
+        "policy_source": r.policy_source or None,
+        "policy_sha256": r.policy_sha256 or None,
+        "succeeded": r.succeeded,
+        "failed": r.failed,
+        "skipped": r.skipped,
+        "outcome": r.outcome,
+        "failed_rings": list(r.failed_rings),
+    }
+
+
+def _tls(tls: TlsResults | None) -> dict[str, Any] | None:
+    if tls is None:
+        return None
+    return {
+        "source": tls.source,
+        "policy": tls.policy,
+        "verdicts": tls.verdicts(),
+        "rules": [{"rule": rule, "endpoints": n} for rule, n in tls.rules()],
+        "endpoints": [
+            {
+                "target": e.target,
+                "server_name": e.server_name,
+                "verdict": e.verdict,
+                "findings": list(e.findings),
+                "error": e.error or None,
+                "not_after": _t(e.not_after),
+                "trusted": e.trusted,
+            }
+            for e in tls.endpoints
+        ],
+    }
+
+
 def report_to_dict(report: Report) -> dict[str, Any]:
     """The JSON document of ``report`` (see ``schema.json``)."""
     return {
@@ -82,7 +122,14 @@ def report_to_dict(report: Report) -> dict[str, Any]:
         "promises": [{"id": i, "title": t, "section": s} for i, t, s in PROMISES],
         "inventory": [_ring(r) for r in report.rings],
         "exceptions": [
-            {"ring": e.ring, "version": e.version, "kind": e.kind, "detail": e.detail}
+            {
+                "ring": e.ring,
+                "version": e.version,
+                "kind": e.kind,
+                "detail": e.detail,
+                "at": e.at or None,
+                "by": e.by or None,
+            }
             for e in report.exceptions
         ],
         "events": [
@@ -108,9 +155,15 @@ def report_to_dict(report: Report) -> dict[str, Any]:
                 "days_left": c.days_left,
                 "directory": c.directory,
                 "problem": c.problem or None,
+                "root_subject": c.root_subject or None,
+                "root_fingerprint": c.root_fingerprint or None,
+                "root_in_chain": c.root_in_chain,
+                "last_renewal": _t(c.last_renewal),
             }
             for c in report.certificates
         ],
+        "runs": [_run(r) for r in report.runs],
+        "tls": _tls(report.tls),
         "audit": {
             "ok": report.audit_ok,
             "records": report.audit_records,

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Sequence
 
-from .model import PROMISES, Report
+from .layout import Section, sections
+from .model import Report
 
 __all__ = ["render_markdown"]
 
@@ -18,6 +20,8 @@ _SPECIAL = re.compile(r"([\\`*_\[\]|<>#])")
 
 def cell(value: object) -> str:
     """``value`` safe inside a Markdown table cell."""
+    if isinstance(value, tuple) and len(value) == 2 and value[0] in ("ok", "bad"):
+        value = value[1]  # the HTML colours it; a table cell shows the value
     if value is None:
         return "-"
     if isinstance(value, dt.datetime):
@@ -29,7 +33,7 @@ def cell(value: object) -> str:
     return _SPECIAL.sub(r"\\\1", text) or "-"
 
 
-def _table(head: tuple[str, ...], rows: list[tuple[object, ...]]) -> list[str]:
+def _table(head: tuple[str, ...], rows: Sequence[Sequence[object]]) -> list[str]:
     if not rows:
         return ["_none_", ""]
     out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -65,8 +69,6 @@ def _audit(report: Report) -> list[str]:
     lines: list[str] = []
     verdict = "intact" if report.audit_ok else f"FAILED at record {report.audit_first_bad_seq}"
     lines += [
-        "## Audit",
-        "",
         f"{report.audit_records} records, chain {verdict}"
         + (f": {cell(report.audit_problem)}" if report.audit_problem else "")
         + f"; head {cell(report.audit_head_seq)} `{cell(report.audit_head_hash)}`.",
@@ -97,6 +99,26 @@ def _audit(report: Report) -> list[str]:
     return lines
 
 
+def _storage(report: Report) -> list[str]:
+    return [
+        f"Key material is sealed in the store `{cell(report.store)}`, apart from the data it "
+        "protects; this report holds metadata only.",
+        "",
+    ]
+
+
+_CUSTOM = {"inventory": _inventory, "storage": _storage, "audit": _audit}
+
+
+def _section(section: Section, report: Report) -> list[str]:
+    lines = ["#" * section.level + " " + section.title, ""]
+    if section.intro:
+        lines += [cell(section.intro), ""]
+    if section.custom:
+        return lines + _CUSTOM[section.custom](report)
+    return lines + _table(section.head, section.rows)
+
+
 def render_markdown(report: Report) -> str:
     counts = report.counts()
     when = cell(report.generated_at)
@@ -116,42 +138,7 @@ def render_markdown(report: Report) -> str:
         "## Summary",
         "",
         *_table(("measure", "count"), [(k.replace("_", " "), v) for k, v in counts.items()]),
-        "## Promises and evidence",
-        "",
-        *_table(("promise", "section"), [(t, s) for _, t, s in PROMISES]),
-        "## Inventory",
-        "",
     ]
-    lines += _inventory(report)
-    lines += ["## Exceptions", ""]
-    lines += _table(
-        ("ring", "v", "kind", "detail"),
-        [(e.ring, e.version, e.kind, e.detail) for e in report.exceptions],
-    )
-    lines += [f"## Upcoming events ({report.window_days} days)", ""]
-    lines += _table(
-        ("due", "ring", "v", "event", "reason"),
-        [
-            (e.due, e.ring, e.version, e.kind + (" (overdue)" if e.overdue else ""), e.reason)
-            for e in report.events
-        ],
-    )
-    lines += ["## Certificates", ""]
-    lines += _table(
-        ("ring", "v", "state", "domains", "issuer", "serial", "notAfter", "days left"),
-        [
-            (
-                c.ring,
-                c.version,
-                c.state,
-                " ".join(c.domains),
-                c.issuer,
-                c.serial,
-                c.not_after,
-                c.days_left,
-            )
-            for c in report.certificates
-        ],
-    )
-    lines += _audit(report)
+    for section in sections(report):
+        lines += _section(section, report)
     return "\n".join(lines)

@@ -22,6 +22,7 @@ from ..limits import POLICY_EXCEPTION
 from ..policy import Policy, Purpose
 from ..specs import KeySpec
 from .events import Event, upcoming_events
+from .sections import AuditedAct, RunEntry, TlsResults, audited_acts, last_runs
 
 __all__ = [
     "PROMISES",
@@ -33,6 +34,7 @@ __all__ = [
     "RingEntry",
     "VersionEntry",
     "build_report",
+    "compliance_counts",
 ]
 
 #: How many failed audit records the report lists (newest first).
@@ -47,7 +49,13 @@ PROMISES: tuple[tuple[str, str, str], ...] = (
     ("storage", "Keys stored apart from the data they protect", "storage"),
     ("access", "Who acted, authenticated and on whose behalf", "audit"),
     ("audit", "Tamper-evident audit trail", "audit"),
-    ("certificates", "TLS certificates renewed before they expire", "certificates"),
+    (
+        "certificates",
+        "TLS certificates renewed before they expire, from a known root",
+        "certificates",
+    ),
+    ("rotation", "Keys rotated on schedule, under a recorded policy", "runs"),
+    ("tls", "TLS endpoints configured as the policy requires (with --tls)", "tls"),
 )
 
 
@@ -60,6 +68,12 @@ class CertificateFacts:
     not_before: dt.datetime | None = None
     not_after: dt.datetime | None = None
     problem: str = ""
+    #: The top of the stored chain: its subject when it is self-issued (a root), else the
+    #: issuer it names (the root is then not in the chain, ``root_in_chain`` False).
+    root_subject: str = ""
+    #: ``sha256:`` + hex of the root certificate's DER, when the chain holds it.
+    root_fingerprint: str = ""
+    root_in_chain: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -106,8 +120,13 @@ class RingEntry:
 class ExceptionEntry:
     ring: str
     version: int | None
-    kind: str  # "policy-exception", "compromised", "non-compliant", "damaged"
+    # "policy-exception", "compromised", "recovery", "non-compliant", "non-compliant-as-of",
+    # "damaged"
+    kind: str
     detail: str
+    #: When and by whom (authenticated identity), for acts the audit log records.
+    at: str = ""
+    by: str = ""
 
 
 @dataclass(frozen=True)
@@ -122,6 +141,12 @@ class CertificateEntry:
     days_left: int | None
     directory: str
     problem: str
+    root_subject: str = ""
+    root_fingerprint: str = ""
+    root_in_chain: bool | None = None
+    #: When the ring last got a new certificate (its newest certificate version, if not its
+    #: first); None when it was never renewed.
+    last_renewal: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -157,6 +182,10 @@ class Report:
     state: tuple[StateFinding, ...] = ()
     #: The newest ``keylife audit checkpoint`` record, if any.
     last_checkpoint: AuditRecord | None = None
+    #: The newest rotation runs, newest first.
+    runs: tuple[RunEntry, ...] = ()
+    #: The TLS fleet check (``--tls``), when one was run.
+    tls: TlsResults | None = None
 
     def events_by_ring(self) -> dict[str, list[Event]]:
         out: dict[str, list[Event]] = {}
@@ -181,6 +210,12 @@ class Report:
             "certificates": len(self.certificates),
             "failures": len(self.failures),
             "state_findings": len(self.state),
+            "runs": len(self.runs),
+            "failed_runs": sum(not r.ok for r in self.runs),
+            "tls_endpoints": 0 if self.tls is None else len(self.tls.endpoints),
+            "tls_not_passing": 0
+            if self.tls is None
+            else sum(e.verdict != "pass" for e in self.tls.endpoints),
         }
 
 
@@ -229,6 +264,14 @@ def _problems(ring: Ring, v: KeyVersion, checker: _Checker, at: dt.datetime) -> 
             f"{rules.cryptoperiod.days} days"
         )
     return tuple(problems)
+
+
+def compliance_counts(rings: Sequence[Ring], policy: Policy, now: dt.datetime) -> tuple[int, int]:
+    """(compliant, non-compliant) versions of ``rings`` under ``policy`` at ``now``, as the
+    report's inventory counts them (versions without material are compliant history)."""
+    checker = _Checker(policy)
+    bad = sum(bool(_problems(r, v, checker, now)) for r in rings for v in r.versions)
+    return sum(len(r.versions) for r in rings) - bad, bad
 
 
 def _grace_end(ring: Ring, v: KeyVersion, policy: Policy) -> dt.datetime | None:
@@ -283,20 +326,43 @@ def _kind(ring: Ring) -> str:
     return "key"
 
 
-def _exceptions(rings: Sequence[Ring], entries: Sequence[RingEntry]) -> list[ExceptionEntry]:
+def _exceptions(
+    rings: Sequence[Ring],
+    entries: Sequence[RingEntry],
+    acts: Sequence[AuditedAct],
+    as_of: dt.datetime | None,
+) -> list[ExceptionEntry]:
     out: list[ExceptionEntry] = []
+    granted = {(a.ring, a.version): a for a in acts if a.action == "policy-exception"}
+    recoveries: dict[str, list[AuditedAct]] = {}
+    for a in acts:
+        if a.action == "recover":
+            recoveries.setdefault(a.ring, []).append(a)
+    later = "" if as_of is None else f"on {as_of:%Y-%m-%d}: "
     for ring, entry in zip(rings, entries, strict=True):
         if ring.damage:
             out.append(ExceptionEntry(ring.name, None, "damaged", ring.damage))
         for v, e in zip(ring.versions, entry.versions, strict=True):
             if e.exception:
-                out.append(ExceptionEntry(ring.name, v.number, "policy-exception", e.exception))
+                act = granted.get((ring.name, v.number))
+                at, by = (act.at, act.identity) if act else ("", "")
+                out.append(
+                    ExceptionEntry(ring.name, v.number, "policy-exception", e.exception, at, by)
+                )
             if v.state in (State.COMPROMISED, State.DESTROYED_COMPROMISED):
                 reason = v.revocation_reason.value if v.revocation_reason else "compromised"
                 detail = reason + (f": {v.revocation_message}" if v.revocation_message else "")
                 out.append(ExceptionEntry(ring.name, v.number, "compromised", detail))
             for problem in e.problems:
                 out.append(ExceptionEntry(ring.name, v.number, "non-compliant", problem))
+            for problem in e.problems_as_of:
+                if problem not in e.problems:
+                    kind = "non-compliant-as-of"
+                    out.append(ExceptionEntry(ring.name, v.number, kind, later + problem))
+        for a in recoveries.get(ring.name, ()):
+            who = a.identity + ("" if a.actor == a.identity else f" on behalf of {a.actor}")
+            detail = f"compromised key used to remove protection: {a.reason}"
+            out.append(ExceptionEntry(ring.name, a.version, "recovery", detail, a.at, who))
     return out
 
 
@@ -305,9 +371,9 @@ def _certificates(
 ) -> list[CertificateEntry]:
     out: list[CertificateEntry] = []
     for ring in rings:
-        for v in ring.versions:
-            if CERTIFICATE_PEM not in v.attributes:
-                continue
+        held = [v for v in ring.versions if CERTIFICATE_PEM in v.attributes]
+        renewed = held[-1].created if len(held) > 1 else None
+        for v in held:
             f = facts.get((ring.name, v.number), CertificateFacts())
             not_after = f.not_after or v.deactivation
             out.append(
@@ -322,6 +388,10 @@ def _certificates(
                     days_left=None if not_after is None else (not_after - now).days,
                     directory=v.attributes.get("acme_directory", ""),
                     problem=f.problem,
+                    root_subject=f.root_subject,
+                    root_fingerprint=f.root_fingerprint,
+                    root_in_chain=f.root_in_chain,
+                    last_renewal=renewed,
                 )
             )
     return out
@@ -348,6 +418,7 @@ def build_report(
     certificates: Mapping[tuple[str, int], CertificateFacts] | None = None,
     as_of: dt.datetime | None = None,
     window: dt.timedelta = dt.timedelta(days=90),
+    tls: TlsResults | None = None,
 ) -> Report:
     """The report for ``rings`` under ``policy`` at ``now`` (pure)."""
     rings = sorted(rings, key=lambda r: r.name)
@@ -388,7 +459,7 @@ def build_report(
             "min_strength_as_of": None if as_of is None else policy.minimum_strength(as_of),
         },
         rings=tuple(entries),
-        exceptions=tuple(_exceptions(rings, entries)),
+        exceptions=tuple(_exceptions(rings, entries, audited_acts(audit.records), as_of)),
         events=tuple(events),
         certificates=tuple(_certificates(rings, certificates or {}, now)),
         audit_ok=verification.ok,
@@ -404,4 +475,6 @@ def build_report(
             (r for r in reversed(audit.records) if r.action == "checkpoint" and not r.damage),
             None,
         ),
+        runs=last_runs(audit.records),
+        tls=tls,
     )

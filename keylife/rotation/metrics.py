@@ -1,14 +1,29 @@
-"""Prometheus textfile output of a rotation run, for node_exporter's textfile collector."""
+"""Prometheus textfile output of a rotation run, for node_exporter's textfile collector.
+
+Besides the run itself, the file carries the store's state as the run left it
+(:class:`StoreFacts`): each certificate's notAfter, the audit head's sequence number, the time
+of the last audit checkpoint and the count of versions inside and outside the policy.
+docs/operations.md lists every metric.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import KeylifeError
 from ..files import atomic_write
 from .results import RunReport
+
+if TYPE_CHECKING:
+    from ..writer import RingWriter
+
+log = logging.getLogger("keylife.rotate")
 
 _LAST_SUCCESS = re.compile(r"^keylife_rotate_last_success_timestamp_seconds\s+(\S+)\s*$", re.M)
 
@@ -17,8 +32,93 @@ def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def render(report: RunReport, previous: str = "") -> str:
-    """The textfile for ``report``; the last success time is carried over from ``previous``."""
+@dataclass(frozen=True)
+class StoreFacts:
+    """The store's state for the textfile (:func:`store_facts` reads it)."""
+
+    #: (ring, version, notAfter) of every certificate a version still holds.
+    certificates: tuple[tuple[str, int, dt.datetime], ...] = ()
+    audit_head_seq: int | None = None
+    last_checkpoint: dt.datetime | None = None
+    compliant: int = 0
+    non_compliant: int = 0
+
+
+def store_facts(manager: RingWriter, now: dt.datetime) -> StoreFacts | None:
+    """Read :class:`StoreFacts` from ``manager``'s store; compliance is judged at ``now``.
+
+    None when the store cannot be read (logged): the run's own metrics are still written."""
+    try:
+        return _read_facts(manager, now)
+    except KeylifeError as exc:
+        log.warning("store metrics left out of the textfile: %s", exc)
+        return None
+
+
+def _read_facts(manager: RingWriter, now: dt.datetime) -> StoreFacts:
+    from ..clock import parse_time
+    from ..report.certs import certificate_facts
+    from ..report.model import compliance_counts
+
+    rings = manager.rings()
+    held = {(r.name, v.number) for r in rings for v in r.versions if v.has_material}
+    certs = {k: f for k, f in certificate_facts(rings).items() if k in held}
+    records = manager.store.read_audit()
+    head_fn = getattr(manager.store, "audit_head", None)
+    head = head_fn() if callable(head_fn) else None
+    checkpoint = next(
+        (r.at for r in reversed(records) if r.action == "checkpoint" and not r.damage), None
+    )
+    compliant, non_compliant = compliance_counts(rings, manager.policy, now)
+    return StoreFacts(
+        certificates=tuple(
+            (ring, number, f.not_after)
+            for (ring, number), f in sorted(certs.items())
+            if f.not_after is not None
+        ),
+        audit_head_seq=head[0] if head else (records[-1].seq if records else 0),
+        last_checkpoint=None if checkpoint is None else parse_time(checkpoint),
+        compliant=compliant,
+        non_compliant=non_compliant,
+    )
+
+
+def _store_lines(facts: StoreFacts) -> list[str]:
+    lines = [
+        "# HELP keylife_certificate_not_after_timestamp_seconds When each certificate expires.",
+        "# TYPE keylife_certificate_not_after_timestamp_seconds gauge",
+        *(
+            f'keylife_certificate_not_after_timestamp_seconds{{ring="{_label(ring)}",'
+            f'version="{number}"}} {not_after.timestamp():.3f}'
+            for ring, number, not_after in facts.certificates
+        ),
+        "# HELP keylife_audit_head_sequence Sequence number of the newest audit record.",
+        "# TYPE keylife_audit_head_sequence gauge",
+    ]
+    if facts.audit_head_seq is not None:
+        lines.append(f"keylife_audit_head_sequence {facts.audit_head_seq}")
+    lines += [
+        "# HELP keylife_audit_last_checkpoint_timestamp_seconds When the newest signed audit "
+        "checkpoint was made.",
+        "# TYPE keylife_audit_last_checkpoint_timestamp_seconds gauge",
+    ]
+    if facts.last_checkpoint is not None:
+        lines.append(
+            "keylife_audit_last_checkpoint_timestamp_seconds "
+            f"{facts.last_checkpoint.timestamp():.3f}"
+        )
+    return [
+        *lines,
+        "# HELP keylife_key_versions Key versions by compliance with the policy in force.",
+        "# TYPE keylife_key_versions gauge",
+        f'keylife_key_versions{{compliance="compliant"}} {facts.compliant}',
+        f'keylife_key_versions{{compliance="non_compliant"}} {facts.non_compliant}',
+    ]
+
+
+def render(report: RunReport, previous: str = "", facts: StoreFacts | None = None) -> str:
+    """The textfile for ``report`` (and ``facts``, when given); the last success time is
+    carried over from ``previous``."""
     run_ts = report.as_of.timestamp()
     last_success = run_ts if not report.failed else None
     if last_success is None:
@@ -64,6 +164,8 @@ def render(report: RunReport, previous: str = "") -> str:
             if due is not None
         ),
     ]
+    if facts is not None:
+        lines += _store_lines(facts)
     return "\n".join(lines) + "\n"
 
 
@@ -99,11 +201,11 @@ def _previous(path: Path) -> str:
         return ""
 
 
-def write(path: str | Path, report: RunReport) -> None:
+def write(path: str | Path, report: RunReport, facts: StoreFacts | None = None) -> None:
     """Write atomically (node_exporter must never read half a file), mode 0644.
 
     Failures raise :class:`KeylifeError` naming the path.
     """
     target = Path(path)
-    text = render(report, _previous(target))
+    text = render(report, _previous(target), facts)
     atomic_write(target, text.encode("utf-8"), mode=0o644, error=KeylifeError)
