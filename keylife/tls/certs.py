@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import ssl
+import threading
 import warnings
 from collections.abc import Sequence
 from functools import lru_cache
@@ -145,6 +146,10 @@ def hostname_matches(cert: x509.Certificate, host: str) -> bool:
     return False
 
 
+#: Anchor loading touches the process-wide warning filters; one thread at a time.
+_WARNINGS_LOCK = threading.Lock()
+
+
 @lru_cache(maxsize=16)
 def _anchors(ca_file: str | None) -> tuple[x509.Certificate, ...]:
     paths: list[Path] = []
@@ -159,7 +164,10 @@ def _anchors(ca_file: str | None) -> tuple[x509.Certificate, ...]:
     anchors: list[x509.Certificate] = []
     for path in paths:
         try:
-            with warnings.catch_warnings():  # system bundles hold a few odd old roots
+            # System bundles hold a few odd old roots that cryptography warns about.
+            # catch_warnings swaps a process-wide list: the lock keeps two checking threads
+            # from restoring each other's filters (a warning then escaped as an error).
+            with _WARNINGS_LOCK, warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 anchors.extend(x509.load_pem_x509_certificates(path.read_bytes()))
         except (OSError, ValueError):
