@@ -121,9 +121,7 @@ def test_verify_only_token_reads_public_keys_and_nothing_else(
         late.close()
 
 
-def test_published_document_follows_the_ring(
-    vault_env: DevServer, mounts: tuple[str, str]
-) -> None:
+def test_published_document_follows_the_ring(vault_env: DevServer, mounts: tuple[str, str]) -> None:
     """Compromised and destroyed versions leave the document; symmetric rings have none."""
     kv, _ = mounts
     url = vault_env.store_url(*mounts)
