@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from typing import Any
 
 import jwt
@@ -194,3 +195,50 @@ def test_verify_only_transit_ring_reads_the_public_key_export_only(
     assert api("GET", f"{transit}/export/public-key/kl-tenc")[0] == 403
     refused = run(url, "vault", "policy", "tenc", "--verify-only", code=1)
     assert "holds secret keys" in refused.output
+
+
+def test_publishing_heals_and_never_blocks_a_commit(
+    vault_env: DevServer,
+    mounts: tuple[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A ring with no published document (written before publishing existed) or a forged one
+    is published correctly by its next commit (keys derived from the material where the old
+    document does not match the fingerprints); a token that may not write ``public/`` still
+    commits, with a warning."""
+    kv, _ = mounts
+    url = vault_env.store_url(*mounts)
+    run(url, "vault", "setup")
+    clock = keylife.FixedClock(T0)
+    with keylife.open(VaultKeyStore.from_url(url), actor="op", clock=clock) as m:
+        m.create_ring("sig", "ec-p256", "signing")
+        m.create_ring("other", "ec-p256", "signing")
+        v1_pem = m.ring("sig").public_key(1)
+        forged = vault_env.api("GET", f"{kv}/data/public/other")[1]["data"]["data"]
+        assert vault_env.api("DELETE", f"{kv}/metadata/public/sig")[0] == 204
+        forged["ring"], forged["rev"] = "sig", 0
+        status, _ = vault_env.api(
+            "POST", f"{kv}/data/public/sig", {"options": {"cas": 0}, "data": forged}
+        )
+        assert status == 200
+        clock.advance(DAY)
+        m.rotate("sig")
+        store = m.store
+        assert isinstance(store, VaultKeyStore)
+        published = store.load_public("sig")
+        assert published is not None and sorted(published.keys) == [1, 2]
+        assert m.ring("sig").public_key(1) == v1_pem  # the forged v1 was not carried over
+
+    # a policy that may do everything but write public keys: the commit lands, with a warning
+    hcl = run(url, "vault", "policy", "--operator").output
+    hcl += f'path "{kv}/data/public/*" {{\n  capabilities = ["deny"]\n}}\n'
+    monkeypatch.setenv("VAULT_TOKEN", token_with(vault_env, "no-publish", hcl))
+    with (
+        keylife.open(VaultKeyStore.from_url(url), actor="op", clock=clock) as m,
+        caplog.at_level(logging.WARNING, logger="keylife.vault.public"),
+    ):
+        clock.advance(DAY)
+        assert m.rotate("sig").number == 3
+        assert m.ring("sig").primary().number == 3
+    assert "public keys of sig not published" in caplog.text
