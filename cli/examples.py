@@ -66,7 +66,10 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "cert revoke": ("keylife cert revoke web --reason superseded --renew",),
     "vault": ("keylife --store vault://127.0.0.1:8200/keylife vault setup",),
     "vault setup": ("keylife --store vault://127.0.0.1:8200/keylife vault setup",),
-    "vault policy": ("keylife --store vault://127.0.0.1:8200/keylife vault policy orders",),
+    "vault policy": (
+        "keylife --store vault://127.0.0.1:8200/keylife vault policy orders",
+        "keylife --store vault://127.0.0.1:8200/keylife vault policy jwt-signing --verify-only",
+    ),
     "completion": (
         "keylife completion bash > /etc/bash_completion.d/keylife",
         "keylife completion zsh > ~/.zfunc/_keylife",

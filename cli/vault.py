@@ -184,19 +184,30 @@ def gc(obj: Obj, apply_: bool, min_age: int) -> None:
 @vault.command()
 @click.argument("ring", required=False)
 @click.option("--operator", is_flag=True, help="Print the operator policy instead.")
+@click.option(
+    "--verify-only",
+    is_flag=True,
+    help="RING's public keys and nothing secret (asymmetric rings; reads the ring from Vault).",
+)
 @pass_obj
-def policy(obj: Obj, ring: str | None, operator: bool) -> None:
+def policy(obj: Obj, ring: str | None, operator: bool, verify_only: bool) -> None:
     """Print the HCL of RING's read-only service policy (or of the operator policy).
 
-    Write it with `bao policy write NAME -` / `vault policy write NAME -`.
+    With --verify-only: a policy that reads RING's published public keys (what `keylife key
+    public RING` needs) and nothing else. Write it with `bao policy write NAME -` /
+    `vault policy write NAME -`.
     """
     from keylife.vault.policy import (
         operator_policy,
         operator_policy_name,
         service_policy,
         service_policy_name,
+        verify_only_policy,
+        verify_only_policy_name,
     )
 
+    if operator and verify_only:
+        fail(obj, "give --operator or --verify-only, not both", 2)
     if not operator and not ring:
         fail(obj, "give a RING, or --operator", 2)
     with errors(obj):
@@ -204,6 +215,8 @@ def policy(obj: Obj, ring: str | None, operator: bool) -> None:
         try:
             if operator or ring is None:
                 name, hcl = operator_policy_name(store), operator_policy(store)
+            elif verify_only:
+                name, hcl = verify_only_policy_name(store, ring), verify_only_policy(store, ring)
             else:
                 name, hcl = service_policy_name(store, ring), service_policy(store, ring)
         finally:

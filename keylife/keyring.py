@@ -49,9 +49,19 @@ _MIN_MESSAGE = envelope.HEADER_SIZE + envelope.NONCE_SIZE + envelope.TAG_SIZE
 class KeyRing(Signatures):
     """A service's view of one ring."""
 
-    def __init__(self, manager: RingWriter, name: str, loaded: Ring | None = None) -> None:
+    def __init__(
+        self,
+        manager: RingWriter,
+        name: str,
+        loaded: Ring | None = None,
+        *,
+        public_only: bool = False,
+    ) -> None:
         self._manager = manager
         self.name = name
+        #: the token may read only the ring's published public keys (Vault's verify-only
+        #: policy): public_keys(), jwks() and public_key() come from those
+        self._public_only = public_only
         # The copy ``manager.ring()`` read to check the name serves the next read once, so
         # ``manager.ring(name).primary()`` reads the store once, not twice.
         self._loaded = loaded
@@ -352,6 +362,12 @@ class KeyRing(Signatures):
 
     def _keyset(self) -> Keyset:
         return self._keys()
+
+    def _grace_of(self, ring: Ring) -> dt.timedelta:
+        return self._manager.policy.rules(Purpose.parse(ring.purpose)).grace_period
+
+    def _store(self) -> object:
+        return self._manager.store
 
     def _process_key(self, ks: Keyset, number: int, fmt: int) -> tuple[Keyset, LoadedKey]:
         return self._processing(ks, number, fmt)

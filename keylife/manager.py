@@ -19,12 +19,13 @@ from . import revocation
 from .certificates import CERTIFICATE_PEM, CERTIFICATE_REVOKED, is_certificate_ring
 from .clock import Clock, as_utc
 from .creation import KeyCreator
-from .errors import KeylifeError, LifecycleError, SpecNotAllowedError
+from .errors import KeylifeError, LifecycleError, SpecNotAllowedError, VaultPermissionError
 from .keyring import KeyRing
 from .lifecycle import Action, KeyVersion, RevocationReason, Ring
 from .loaded import LoadedKey
 from .policy import Policy, Purpose
 from .rotation.plan import rotation_due
+from .signing import readable_published
 from .specs import KeySpec, parse_spec
 from .store.base import KeyStore
 
@@ -119,8 +120,17 @@ class KeyManager(KeyCreator):
         )
 
     def ring(self, name: str) -> KeyRing:
-        """A service's view of ring ``name``; raises NotFoundError now if there is none."""
-        return KeyRing(self, name, self.load(name))
+        """A service's view of ring ``name``; raises NotFoundError now if there is none.
+
+        A token refused the ring but allowed its published public keys (Vault's verify-only
+        policy) gets a view whose ``public_keys()``, ``jwks()`` and ``public_key()`` read
+        those; everything else it is asked stays refused."""
+        try:
+            return KeyRing(self, name, self.load(name))
+        except VaultPermissionError:
+            if not readable_published(self.store, name):
+                raise
+            return KeyRing(self, name, public_only=True)
 
     def update_attributes(
         self,

@@ -15,19 +15,43 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from . import envelope, primitives, publickeys
-from .errors import KeyUsageError, NotFoundError
+from .errors import KeyUsageError, MaterialUnavailableError, NotFoundError, VaultPermissionError
 from .keyset import Keyset, require
-from .lifecycle import Ring
+from .lifecycle import KeyVersion, Ring
 from .loaded import LoadedKey
 from .policy import Purpose
+from .published import PublishedKeys
 from .specs import KeyKind
+from .store.base import PublicKeySource
 
-__all__ = ["Signatures"]
+__all__ = ["Signatures", "published_keys", "readable_published"]
 
 _SIGN_KINDS = (KeyKind.EC, KeyKind.ED25519, KeyKind.ED448, KeyKind.RSA)
 _PUBLIC_PURPOSES = tuple(Purpose)
 _SIG = envelope.SIGNATURE
 _MAC = envelope.MAC
+
+
+def _no_material(version: KeyVersion) -> Any:
+    raise MaterialUnavailableError(
+        f"{version.ring} v{version.number}: only its published public key may be read"
+    )
+
+
+def published_keys(store: object, name: str) -> PublishedKeys | None:
+    """Ring ``name``'s published public keys, if ``store`` publishes them
+    (:class:`~keylife.store.base.PublicKeySource`); None when it does not or has none."""
+    if not isinstance(store, PublicKeySource):
+        return None
+    return store.load_public(name)
+
+
+def readable_published(store: object, name: str) -> bool:
+    """Whether this store's token may read ring ``name``'s published public keys."""
+    try:
+        return published_keys(store, name) is not None
+    except VaultPermissionError:
+        return False
 
 
 class Signatures:
@@ -150,50 +174,75 @@ class Signatures:
 
     # ---- public keys ------------------------------------------------------------------------
 
-    def _asymmetric(self) -> Ring:
-        ring = self._keyset().ring
-        if ring.spec.symmetric:
+    _public_only = False
+
+    def _grace_of(self, ring: Ring) -> Any:
+        raise NotImplementedError
+
+    def _public_view(self) -> tuple[Keyset, Callable[[int], publickeys.AnyPublicKey]]:
+        """The key set whose versions' public halves are asked for, and how to get one: from
+        the ring and its material, or (a token that may read only the published public keys,
+        see :meth:`KeyManager.ring`) from the store's published document."""
+        if self._public_only:
+            published = published_keys(self._store(), self.name)
+            if published is None:
+                raise NotFoundError(f"ring {self.name} has no published public keys")
+            ks = Keyset(published.ring, self._grace_of(published.ring), _no_material)
+            public_of: Callable[[int], publickeys.AnyPublicKey] = published.keys.__getitem__
+        else:
+            ks = self._keyset()
+            public_of = lambda n: ks.loaded(n, False).public_key()  # noqa: E731
+        if ks.ring.spec.symmetric:
             raise KeyUsageError(
-                f"ring {self.name} holds secret keys ({ring.spec.name}); it has no public keys",
+                f"ring {self.name} holds secret keys ({ks.ring.spec.name}); it has no public keys",
                 ring=self.name,
                 operation="public_keys",
             )
-        return ring
+        return ks, public_of
+
+    def _store(self) -> object:
+        raise NotImplementedError
+
+    def _in_window(
+        self, ks: Keyset, public_of: Callable[[int], publickeys.AnyPublicKey]
+    ) -> dict[str, publickeys.AnyPublicKey]:
+        t = self._now()
+        return {
+            publickeys.kid(self.name, number): public_of(number)
+            for number in ks.processing_versions(t)
+        }
 
     def public_keys(self) -> dict[str, publickeys.AnyPublicKey]:
         """``kid`` -> public key of every version in its processing window, oldest first."""
-        ring = self._asymmetric()
-        ks = self._keyset()
-        t = self._now()
-        out: dict[str, publickeys.AnyPublicKey] = {}
-        for number in ks.processing_versions(t):
-            out[publickeys.kid(ring.name, number)] = ks.loaded(number, False).public_key()
-        return out
+        return self._in_window(*self._public_view())
 
     def jwks(self) -> dict[str, Any]:
         """The JWK Set of :meth:`public_keys`, each key with ``kid``, ``use`` and ``alg``."""
-        ring = self._asymmetric()
+        ks, public_of = self._public_view()
+        ring = ks.ring
         keys = [
             publickeys.jwk(public, ring.spec, ring.purpose, key_id)
-            for key_id, public in self.public_keys().items()
+            for key_id, public in self._in_window(ks, public_of).items()
         ]
         return {"keys": keys}
 
     def public_key(self, version: int | None = None, format: str = "pem") -> bytes:
         """One version's public key (default: the primary) as ``pem``, ``der``, ``ssh``,
         ``jwk`` (JSON) or ``jwks`` (every version in its window, JSON)."""
-        ring = self._asymmetric()
         if format == "jwks":
             return json.dumps(self.jwks(), indent=2).encode() + b"\n"
-        ks = self._keyset()
+        ks, public_of = self._public_view()
+        ring = ks.ring
         t = self._now()
         if version is None:
-            number = ks.primary(t).number
+            found = ks.primary_number(t)
+            number = ks.primary(t).number if found is None else found  # None: raises
         elif ks.ring.get(version) is None:
-            raise NotFoundError(f"ring {self.name} has no version {version}")
+            published = " published" if self._public_only else ""
+            raise NotFoundError(f"ring {self.name} has no{published} version {version}")
         else:
-            number = ks.processing(version, t).number
-        public = ks.loaded(number, False).public_key()
+            number = version if ks.processes(version, t) else ks.processing(version, t).number
+        public = public_of(number)
         if format == "jwk":
             doc = publickeys.jwk(public, ring.spec, ring.purpose, publickeys.kid(ring.name, number))
             return json.dumps(doc, indent=2).encode() + b"\n"

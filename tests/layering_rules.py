@@ -80,6 +80,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "keylife.primitives",
             "keylife.streaming",
             "keylife.publickeys",
+            "keylife.published",
         ),
     ),
     ("store contract", ("keylife.store.base", "keylife.store")),

@@ -10,6 +10,7 @@ from typing import Protocol, runtime_checkable
 from ..audit import AuditEntry, AuditRecord
 from ..lifecycle import Ring
 from ..material import KeyMaterial
+from ..published import PublishedKeys
 from ..specs import KeySpec
 
 
@@ -87,3 +88,14 @@ class KeyStore(Protocol):
     def release_lease(self, name: str, holder: str) -> None: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class PublicKeySource(Protocol):
+    """A store that publishes each asymmetric ring's public halves where a token allowed
+    nothing else may read them (Vault: ``public/<ring>``, the verify-only policy)."""
+
+    def load_public(self, name: str) -> PublishedKeys | None:
+        """Ring ``name``'s published keys; None when it has none (symmetric, or not yet
+        published)."""
+        ...

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ..errors import StoreError
+from ..errors import StoreError, VaultPermissionError
 from .policy import operator_policy, operator_policy_name, service_policy, service_policy_name
 from .store import VaultKeyStore
 
@@ -19,15 +19,39 @@ KV_MAX_VERSIONS = 10
 
 
 def open_store(url: str, *, create: bool = False) -> VaultKeyStore:
-    """Open the Vault store at ``url``; with ``create``, set Vault up for it first (idempotent)."""
+    """Open the Vault store at ``url``; with ``create``, set Vault up for it first (idempotent).
+
+    Setting up needs an administrator's token (mounts, policies). A token refused that (the
+    operator's) passes when the store is set up already: its wrapping key exists and is sound.
+    """
     store = VaultKeyStore.from_url(url)
     if create:
         try:
-            setup(store)
+            try:
+                setup(store)
+            except VaultPermissionError as exc:
+                if not _set_up_already(store):
+                    raise VaultPermissionError(
+                        f"{exc}; setting up a Vault store (mounts, wrapping key, policies) "
+                        "needs an administrator's token once: run `keylife vault setup` with "
+                        "one, then this token can use the store",
+                        path=exc.path,
+                        address=exc.address,
+                    ) from exc
         except BaseException:
             store.close()
             raise
     return store
+
+
+def _set_up_already(store: VaultKeyStore) -> bool:
+    """Whether ``vault setup`` ran for this store: its wrapping key exists, derived, not
+    exportable (setup creates the mounts first, the key last but for the policies)."""
+    try:
+        key = store.transit.key(store.key_name)
+    except VaultPermissionError:
+        return False
+    return key is not None and key.derived and not key.exportable and not key.allow_plaintext_backup
 
 
 def _post(store: VaultKeyStore, path: str, body: dict[str, Any], what: str) -> None:

@@ -36,7 +36,7 @@ deadline and each safe to repeat:
 4. erase destroyed versions' material (all KV versions and metadata);
 5. append the audit batch: check-and-set on ``audit-head`` (retried on conflict), then the
    batch document. The batch id is the ring document's ``tx`` id, so step 1 of a later write
-   can tell whether it was appended.
+   can tell whether it was appended. Last, publish the public halves (:mod:`.public`).
 
 A crash after step 3 leaves a committed ring whose ``purge`` and ``tx`` the next write of the
 ring completes; a crash before it leaves only unreferenced ciphertext.
@@ -63,7 +63,7 @@ from ..material import KeyMaterial
 from ..policy import Policy
 from ..specs import KeySpec
 from ..store.base import Lease
-from . import catalog
+from . import catalog, public
 from . import index as ix
 from .audit_log import VaultAuditLog, entry_from_dict, entry_to_dict
 from .client import VaultClient, q
@@ -91,7 +91,7 @@ def _ring_or_damaged(name: str, doc: Mapping[str, Any], revision: int) -> Ring:
     return decode_ring(doc.get("ring") if isinstance(doc, Mapping) else None, revision, name)
 
 
-class VaultKeyStore:
+class VaultKeyStore(public.PublicHalves):
     """:class:`~keylife.store.base.KeyStore` on Vault / OpenBao (KV v2 + Transit).
 
     Its parts are public: :attr:`kv` (the KV v2 mount), :attr:`transit` (the Transit mount),
@@ -301,7 +301,7 @@ class VaultKeyStore:
             log.warning("index shard %s not updated for %s: %s", shard_id, name, exc)
         # 4. erase destroyed material, 5. audit
         self._finish(name, doc, own=True)
-        return replace(ring, revision=revision)
+        return self.publish_public(replace(ring, revision=revision), materials or {})
 
     def _discard(self, name: str, written: Sequence[str]) -> None:
         for path in written:

@@ -10,6 +10,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 import keylife
 from keylife.vault import index as vault_index
@@ -21,10 +23,30 @@ pytestmark = pytest.mark.vault
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
+def private_part(secret: bytes) -> bytes:
+    """The secret bytes of a key: a private key's private value (an EC key's PKCS#8 DER ends
+    with its public point, which the store publishes at ``public/<ring>`` for verifiers), a
+    secret key itself."""
+    try:
+        key = serialization.load_der_private_key(secret, None)
+    except (ValueError, TypeError):
+        return secret
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        return key.private_numbers().private_value.to_bytes(66, "big").lstrip(b"\0")
+    if isinstance(key, rsa.RSAPrivateKey):
+        d = key.private_numbers().d
+        return d.to_bytes((d.bit_length() + 7) // 8, "big")
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return key.private_bytes_raw()
+    return secret
+
+
 def needles(secret: bytes) -> list[bytes]:
     """Forms key bytes could take in storage or in JSON: 16-byte windows from the secret's
-    random part (PKCS#8 DER starts with a header shared by every key of a type), raw, hex,
-    and base64 in both alphabets at each 3-byte alignment."""
+    random part (PKCS#8 DER starts with a header shared by every key of a type, and a private
+    key's public half is public: the private value is searched), raw, hex, and base64 in both
+    alphabets at each 3-byte alignment."""
+    secret = private_part(secret)
     out = []
     for start in (len(secret) - 16, len(secret) // 2):
         part = secret[start : start + 16]
