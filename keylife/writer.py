@@ -95,7 +95,11 @@ class RingWriter:
             raise MaterialUnavailableError(
                 f"{version.ring} v{version.number} is {version.state.value}; its material is gone"
             )
-        return self.store.get_material(version.ring, version.number, version.spec)
+        from .keygen import check_fingerprint  # cryptography loads on first use only
+
+        material = self.store.get_material(version.ring, version.number, version.spec)
+        check_fingerprint(material, version.fingerprint, version.ring, version.number)
+        return material
 
     def audit_records(self, ring: str | None = None) -> list[AuditRecord]:
         records = self.store.read_audit()
