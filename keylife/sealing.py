@@ -52,14 +52,14 @@ class MasterKey:
         """Identifies the key without revealing it (first 8 bytes of an HMAC)."""
         return hmac.new(self._key, b"keylife master key check", hashlib.sha256).hexdigest()[:16]
 
-    def seal(self, plaintext: bytes, ad: bytes, *, magic: bytes = _MAGIC) -> bytes:
+    def seal(self, plaintext: bytes, ad: bytes) -> bytes:
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
         nonce = os.urandom(12)
-        return magic + nonce + AESGCM(self._key).encrypt(nonce, plaintext, ad)
+        return _MAGIC + nonce + AESGCM(self._key).encrypt(nonce, plaintext, ad)
 
-    def open(self, blob: bytes, ad: bytes, *, what: str, magic: bytes = _MAGIC) -> bytes:
-        if not blob.startswith(magic) or len(blob) < len(magic) + 12 + 16:
+    def open(self, blob: bytes, ad: bytes, *, what: str) -> bytes:
+        if not blob.startswith(_MAGIC) or len(blob) < len(_MAGIC) + 12 + 16:
             raise IntegrityError(f"{what}: sealed blob is malformed")
         from cryptography.exceptions import InvalidTag
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -116,7 +116,8 @@ class Sealer:
     def seal(self, plaintext: bytes, ad: bytes) -> bytes:
         if self.store_id is None:
             return self.key.seal(plaintext, ad)
-        return self.key.seal(plaintext, self._bound(ad), magic=_MAGIC_BOUND)
+        # the magic is not authenticated in either format; the associated data is
+        return _MAGIC_BOUND + self.key.seal(plaintext, self._bound(ad))[len(_MAGIC) :]
 
     def open(self, blob: bytes, ad: bytes, *, what: str) -> bytes:
         if self.store_id is None:
@@ -133,7 +134,9 @@ class Sealer:
                 f"old copy); restore it from a backup (`keylife restore ARCHIVE --ring R "
                 "--version N`)"
             )
-        return self.key.open(blob, self._bound(ad), what=what, magic=_MAGIC_BOUND)
+        if not blob.startswith(_MAGIC_BOUND):
+            raise IntegrityError(f"{what}: sealed blob is malformed")
+        return self.key.open(_MAGIC + blob[len(_MAGIC_BOUND) :], self._bound(ad), what=what)
 
     def __repr__(self) -> str:
         return f"<Sealer kcv={self.check_value} store={self.store_id}>"
