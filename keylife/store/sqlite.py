@@ -30,9 +30,9 @@ from ..files import private_dir
 from ..lifecycle import Ring, decode_ring, ring_from_stored, ring_to_dict
 from ..material import KeyMaterial
 from ..sealing import MasterKey, MasterKeyFile, Sealer, associated_data, new_store_id
-from .sqlite_identity import INIT_STORE_ID, reseal_all
 from ..specs import KeySpec
 from .base import Lease
+from .sqlite_identity import INIT_STORE_ID, reseal_all
 
 __all__ = ["MasterKeyFile", "SqliteStore"]
 
