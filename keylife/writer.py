@@ -13,6 +13,7 @@ from dataclasses import replace
 from typing import Self
 
 from . import operations as ops
+from .accesslog import ReadLog
 from .audit import AuditEntry, AuditRecord, ChainReport, verify_chain
 from .auditstate import ring_digest
 from .clock import Clock, SystemClock, as_utc
@@ -56,6 +57,7 @@ class RingWriter:
         self.actor = actor or default_actor()
         self.clock: Clock = clock or SystemClock()
         self._identity: str | None = None
+        self._read_log: ReadLog | None = None  # loads of secret material (audit_reads)
 
     def __enter__(self) -> Self:
         return self
@@ -64,7 +66,11 @@ class RingWriter:
         self.close()
 
     def close(self) -> None:
-        self.store.close()
+        try:
+            if self._read_log is not None:
+                self._read_log.flush()
+        finally:
+            self.store.close()
 
     def now(self) -> dt.datetime:
         return as_utc(self.clock.now())
@@ -99,6 +105,10 @@ class RingWriter:
 
         material = self.store.get_material(version.ring, version.number, version.spec)
         check_fingerprint(material, version.fingerprint, version.ring, version.number)
+        if self.policy.audit_reads:
+            if self._read_log is None:
+                self._read_log = ReadLog(self.store.append_audit, self.entry, self.now)
+            self._read_log.loaded(version.ring, version.number)
         return material
 
     def audit_records(self, ring: str | None = None) -> list[AuditRecord]:

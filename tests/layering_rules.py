@@ -85,6 +85,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "services",
         (
             "keylife.writer",
+            "keylife.accesslog",
             "keylife.creation",
             "keylife.keyring",
             "keylife.keyset",
