@@ -139,7 +139,7 @@ class Sealer:
         return self.key.open(_MAGIC + blob[len(_MAGIC_BOUND) :], self._bound(ad), what=what)
 
     def __repr__(self) -> str:
-        return f"<Sealer kcv={self.check_value} store={self.store_id}>"
+        return f"<MasterKey kcv={self.check_value} store={self.store_id}>"
 
 
 _KEY_FILE_MAX = 4096  # a master key file is 45 bytes; read no more than this

@@ -57,7 +57,12 @@ class RingWriter:
         self.actor = actor or default_actor()
         self.clock: Clock = clock or SystemClock()
         self._identity: str | None = None
-        self._read_log: ReadLog | None = None  # loads of secret material (audit_reads)
+        #: loads of secret material, recorded when the policy sets audit_reads
+        self._read_log = (
+            ReadLog(self.store.append_audit, self.entry, self.now)
+            if self.policy.audit_reads
+            else None
+        )
 
     def __enter__(self) -> Self:
         return self
@@ -105,11 +110,14 @@ class RingWriter:
 
         material = self.store.get_material(version.ring, version.number, version.spec)
         check_fingerprint(material, version.fingerprint, version.ring, version.number)
-        if self.policy.audit_reads:
-            if self._read_log is None:
-                self._read_log = ReadLog(self.store.append_audit, self.entry, self.now)
+        if self._read_log is not None:
             self._read_log.loaded(version.ring, version.number)
         return material
+
+    def share_read_log(self, other: RingWriter) -> None:
+        """Record loads of secret material in ``other``'s batches (a view sharing its store),
+        which ``other.close()`` flushes."""
+        self._read_log = other._read_log
 
     def audit_records(self, ring: str | None = None) -> list[AuditRecord]:
         records = self.store.read_audit()

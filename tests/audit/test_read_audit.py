@@ -137,3 +137,14 @@ def test_read_records_are_json_and_hold_no_material(tmp_path: Path) -> None:
     assert secret.hex() not in out.stdout
     docs = json.loads(out.stdout)["records"]
     assert any(d["action"] == "read-material" for d in docs)
+
+
+def test_a_rotation_run_under_audit_reads_records_its_loads(tmp_path: Path) -> None:
+    reads = tmp_path / "reads.toml"
+    reads.write_text("[policy]\naudit_reads = true\n")
+    with _open(tmp_path) as m:
+        m.create_ring("data", "aes-256", "data-encryption")
+    result = run(tmp_path, "--policy", str(reads), "rotate")
+    assert result.exit_code == 0, result.output
+    with _open(tmp_path) as m:
+        assert ("data", 1) in {(r, v) for r, v, _ in _reads(m)}  # the run's health check

@@ -68,7 +68,7 @@ def test_blob_swapped_between_stores_sharing_the_transit_key_is_refused(
     _put(vault_env, a, _blob_path(vault_env, a, "data", 1), foreign)
     with keylife.open(url_a) as m:
         with pytest.raises(
-            IntegrityError, match="data v1.*sealed material failed its integrity check"
+            IntegrityError, match=r"data v1.*sealed material failed its integrity check"
         ):
             m.ring("data").primary()
         assert m.ring("pay").primary().number == 1  # the rest still unseals
@@ -106,7 +106,7 @@ def test_rekey_migrates_an_old_format_store(vault_env: DevServer, mounts: tuple[
     _put(vault_env, a, _blob_path(vault_env, a, "data", 1), foreign)
     with (
         keylife.open(url_a) as m,
-        pytest.raises(IntegrityError, match="data v1.*sealed material failed its integrity check"),
+        pytest.raises(IntegrityError, match=r"data v1.*sealed material failed its integrity check"),
     ):
         m.ring("data").primary()
     # ... and its whole old-format ring document with it: refused as old format
