@@ -33,7 +33,14 @@ from .client import q
 from .kv import KV
 from .transit import Transit, context
 
-__all__ = ["PATH", "StoreIdentity", "bound_context", "reseal", "write_materials"]
+__all__ = [
+    "PATH",
+    "StoreIdentity",
+    "bound_context",
+    "parse_store_id",
+    "reseal",
+    "write_materials",
+]
 
 PATH = "store-id"
 #: How long an absent or not-yet-bound store id is trusted before it is read again (a
@@ -46,6 +53,18 @@ def bound_context(ring: str, version: int, store_id: str | None) -> bytes:
     """The Transit context of ``ring`` v``version``: bound to ``store_id`` when given."""
     base = context(ring, version)
     return base if store_id is None else base + f"@{store_id}".encode()
+
+
+def parse_store_id(data: object, where: str) -> dict[str, Any]:
+    """``{"id", "bound"}`` from the stored document ``data``, or :class:`CorruptRecordError`."""
+    sid = data.get("id") if isinstance(data, dict) else None
+    bound = data.get("bound") if isinstance(data, dict) else None
+    if not isinstance(sid, str) or not _ID.fullmatch(sid) or not isinstance(bound, bool):
+        raise CorruptRecordError(
+            f"{where} is malformed; it must hold the store's 32-hex id and bound = true/false "
+            "(restore it from Vault's KV history)"
+        )
+    return {"id": sid, "bound": bound}
 
 
 class StoreIdentity:
@@ -64,13 +83,7 @@ class StoreIdentity:
             return None
         if got is None:
             return None
-        sid, bound = got.data.get("id"), got.data.get("bound")
-        if not isinstance(sid, str) or not _ID.fullmatch(sid) or not isinstance(bound, bool):
-            raise CorruptRecordError(
-                f"{self.kv.mount}/{PATH} is malformed; it must hold the store's 32-hex id and "
-                "bound = true/false (restore it from Vault's KV history)"
-            )
-        return {"id": sid, "bound": bound, "kv_version": got.version}
+        return {**parse_store_id(got.data, f"{self.kv.mount}/{PATH}"), "kv_version": got.version}
 
     def doc(self, *, fresh: bool = False) -> dict[str, Any] | None:
         with self._lock:
