@@ -46,7 +46,7 @@ def rekey(obj: Obj) -> None:
             text = f"master key replaced (kcv {kcv}); blobs bound to store id {sid}"
         else:
             assert bind is not None
-            sid, count = bind()
+            sid, count = bind(m.now)
             doc = {"rekeyed": False, "resealed": count, "store_id": sid}
             text = f"{count} blobs re-sealed, bound to store id {sid}"
         m.store.append_audit([m.entry("rekey", None, None, text)])

@@ -374,9 +374,9 @@ class VaultKeyStore:
         plains = self.map(lambda p: self._read_plain(p[0], p[1]), pairs)
         return [(r, v, p) for (r, v), p in zip(pairs, plains, strict=True)]
 
-    def reseal(self) -> tuple[str, int]:
+    def reseal(self, now: Callable[[], dt.datetime]) -> tuple[str, int]:
         """Bind every blob to the store id (``keylife store rekey``; :func:`.storeid.reseal`)."""
-        return reseal(self)
+        return reseal(self, now)
 
     # ---- audit ------------------------------------------------------------------------------
 

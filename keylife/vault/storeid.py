@@ -17,6 +17,7 @@ reader that may not read ``store-id`` (a service token) goes by the ring documen
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import math
 import re
 import secrets
@@ -25,10 +26,17 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from ..errors import ConflictError, CorruptRecordError, IntegrityError, VaultPermissionError
+from ..errors import (
+    ConflictError,
+    CorruptRecordError,
+    IntegrityError,
+    LockHeldError,
+    VaultPermissionError,
+)
 from ..lifecycle import Ring
 from ..material import KeyMaterial
 from ..specs import KeySpec
+from ..store.base import Lease
 from .client import q
 from .kv import KV
 from .transit import Transit, context
@@ -46,6 +54,8 @@ PATH = "store-id"
 #: How long an absent or not-yet-bound store id is trusted before it is read again (a
 #: migration by another process is seen within this); a bound one never changes.
 RECHECK = 60.0
+#: How long the rotation lock :func:`reseal` holds lasts if it dies (renewed per ring).
+LEASE_TTL = dt.timedelta(minutes=10)
 _ID = re.compile(r"[0-9a-f]{32}", re.ASCII)
 
 
@@ -134,8 +144,12 @@ class StoreIdentity:
         self, prev: Mapping[str, Any] | None, new: Mapping[int, KeyMaterial]
     ) -> str | None:
         """The id a commit binds its ring's blobs to: the store's, unless the ring still has
-        old-format blobs this commit does not replace (they stay old until :func:`reseal`)."""
-        sid = self.id()
+        old-format blobs this commit does not replace (they stay old until :func:`reseal`).
+        Until the store is bound, the id is read afresh (a migration may have just begun)."""
+        doc = self.doc()
+        if doc is None or not doc["bound"]:
+            doc = self.doc(fresh=True)
+        sid = None if doc is None else str(doc["id"])
         if sid is None or prev is None or prev.get("sid") == sid:
             return sid
         kept = set((prev.get("mat") or {}).keys()) - {str(n) for n in new}
@@ -202,6 +216,12 @@ def write_materials(
 class Resealable(Protocol):
     identity: StoreIdentity
 
+    def acquire_lease(
+        self, name: str, holder: str, ttl: dt.timedelta, now: dt.datetime
+    ) -> Lease | None: ...
+
+    def release_lease(self, name: str, holder: str) -> None: ...
+
     def list_ring_names(self) -> list[str]: ...
 
     def load_ring(self, name: str) -> Ring | None: ...
@@ -212,13 +232,43 @@ class Resealable(Protocol):
 
 
 def reseal(
-    store: Resealable, *, retries: int = 8, sleep: Callable[[float], None] = time.sleep
+    store: Resealable,
+    now: Callable[[], dt.datetime],
+    *,
+    retries: int = 8,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> tuple[str, int]:
     """Bind every ring's blobs to the store id (made now if missing), then mark the store
-    bound. Safe to repeat after a crash. Returns the id and the number of blobs re-sealed."""
+    bound, holding the rotation lease (no run writes meanwhile; ``now`` gives the time for
+    it). Safe to repeat after a crash. Returns the id and the number of blobs re-sealed."""
+    from ..rotation.holders import new_holder
+    from ..rotation.runner import LEASE_NAME
+
+    holder = new_holder()
+    if store.acquire_lease(LEASE_NAME, holder, LEASE_TTL, now()) is None:
+        raise LockHeldError(
+            "a rotation run holds the lock on this store; run `keylife store rekey` again "
+            "when it has finished"
+        )
+    try:
+        return _reseal(
+            store, lambda: store.acquire_lease(LEASE_NAME, holder, LEASE_TTL, now()), retries, sleep
+        )
+    finally:
+        store.release_lease(LEASE_NAME, holder)
+
+
+def _reseal(
+    store: Resealable,
+    renew: Callable[[], Lease | None],
+    retries: int,
+    sleep: Callable[[float], None],
+) -> tuple[str, int]:
     sid = store.identity.create(bound=False)
     count = 0
     for name in store.list_ring_names():
+        if renew() is None:
+            raise LockHeldError("the rotation lock was taken over while blobs were re-sealed")
         for attempt in range(retries):
             ring = store.load_ring(name)
             if ring is None:

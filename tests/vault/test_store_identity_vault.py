@@ -4,6 +4,7 @@ after which a foreign old-format blob (or ring document) is refused."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import uuid
 from typing import Any
@@ -17,6 +18,8 @@ from keylife.errors import IntegrityError
 from tests.vault.conftest import DevServer
 
 pytestmark = pytest.mark.vault
+
+HOUR = dt.timedelta(hours=1)
 
 
 def _data(server: DevServer, mount: str, path: str) -> tuple[int, dict[str, Any]]:
@@ -82,6 +85,14 @@ def test_rekey_migrates_an_old_format_store(vault_env: DevServer, mounts: tuple[
         m.rotate("pay")
         assert m.ring("data").decrypt(m.ring("data").encrypt(b"hi")) == b"hi"
         before = m.ring("pay").primary().version.fingerprint
+    # a rotation run holds the lock: the migration waits for it (exit 4, nothing changed)
+    with keylife.open(url_a) as m:
+        now = m.now()
+        assert m.store.acquire_lease("keylife-rotate", "elsewhere:1:run", HOUR, now)
+        held = CliRunner().invoke(cli, ["--store", url_a, "store", "rekey"])
+        assert held.exit_code == 4 and "rotation run holds the lock" in held.stderr
+        assert m.store.identity.doc(fresh=True) is None
+        m.store.release_lease("keylife-rotate", "elsewhere:1:run")
     result = CliRunner().invoke(
         cli, ["--json", "--store", url_a, "store", "rekey"], catch_exceptions=False
     )
