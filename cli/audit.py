@@ -108,26 +108,12 @@ def checkpoint(obj: Obj, ring: str | None, out: str | None) -> None:
     Keep the lines outside the store (a file elsewhere, syslog, a ticket): `keylife audit
     verify --checkpoints FILE` then proves the log still holds every one of them.
     """
-    from keylife.checkpoint import DEFAULT_RING, MAX_FILE, make_checkpoint
-    from keylife.errors import CheckpointError
-    from keylife.files import atomic_write
+    from keylife.checkpoint import DEFAULT_RING, append_checkpoint, make_checkpoint
 
     with errors(obj), obj.manager() as m:
         made = make_checkpoint(m, ring=ring or DEFAULT_RING)
         if out is not None:
-            try:
-                with open(out, "rb") as fh:
-                    before = fh.read(MAX_FILE + 1)
-            except FileNotFoundError:
-                before = b""
-            except OSError as exc:
-                raise CheckpointError(f"cannot read {out}: {exc.strerror or exc}") from None
-            if len(before) > MAX_FILE:
-                raise CheckpointError(f"{out} is larger than {MAX_FILE >> 20} MiB")
-            if before and not before.endswith(b"\n"):
-                before += b"\n"
-            line = made.to_line().encode() + b"\n"
-            atomic_write(out, before + line, mode=0o644, error=CheckpointError)
+            append_checkpoint(out, made)
     if obj.as_json:
         import json
 

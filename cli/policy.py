@@ -12,6 +12,7 @@ def _print_policy(d: dict[str, object], label: str) -> None:
     click.echo(f"source       {clean(d['source'])}")
     click.echo(f"profile      {d['profile']}")
     click.echo(f"min strength {d['min_strength']} bits (128 for every key from 2031-01-01)")
+    click.echo(f"audit reads  {'yes' if d.get('audit_reads') else 'no'}")
     purposes = d["purposes"]
     assert isinstance(purposes, dict)
     click.echo(

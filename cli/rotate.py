@@ -25,6 +25,7 @@ from .context import (
 from .render import clean
 
 if TYPE_CHECKING:
+    from keylife.manager import KeyManager
     from keylife.rotation import RunReport
 
 log = logging.getLogger("keylife.rotate")
@@ -102,6 +103,12 @@ def _print_report(report: RunReport) -> None:
     show_default=True,
     help="Seconds the whole run may take; rings not reached by then are reported as skipped.",
 )
+@click.option(
+    "--checkpoint",
+    "checkpoint_file",
+    type=click.Path(dir_okay=False),
+    help="After the run, append a signed checkpoint of the audit log's head to FILE.",
+)
 @pass_obj
 def rotate(
     obj: Obj,
@@ -114,6 +121,7 @@ def rotate(
     lease_ttl: int,
     metrics_file: str | None,
     deadline: float,
+    checkpoint_file: str | None = None,
 ) -> None:
     """Activate, rotate, renew, deactivate and destroy whatever is due under the policy.
 
@@ -138,6 +146,8 @@ def rotate(
         with errors(obj), obj.manager() as m:
             show_forecast(obj, m, span, when, rings)
         sys.exit(EXIT_OK)
+    if checkpoint_file and dry_run:
+        fail(obj, "--checkpoint anchors a real run; drop --dry-run", EXIT_USAGE, "UsageError")
     if jitter:
         delay = random.uniform(0, jitter)
         log.info("jitter: sleeping %.1f s before starting", delay)
@@ -162,9 +172,29 @@ def rotate(
             from keylife.rotation import metrics
 
             metrics.write(metrics_file, report, metrics.store_facts(m, report.as_of))
+        anchored = _checkpoint(m, checkpoint_file) if checkpoint_file else None
     code = run_exit_code(report)
-    emit(obj, {**report.to_dict(), "exit_code": code}, lambda: _print_report(report))
+    extra = {} if anchored is None else {"checkpoint": anchored}
+
+    def text() -> None:
+        _print_report(report)
+        if anchored is not None:
+            click.echo(
+                f"checkpoint of record {anchored['seq']} appended to {clean(anchored['file'])}"
+            )
+
+    emit(obj, {**report.to_dict(), "exit_code": code, **extra}, text)
     sys.exit(code)
+
+
+def _checkpoint(m: KeyManager, path: str) -> dict[str, object]:
+    """Sign the log's head after the run and append it to ``path`` (what `keylife audit
+    checkpoint --out` does): one checkpoint per run."""
+    from keylife.checkpoint import append_checkpoint, make_checkpoint
+
+    made = make_checkpoint(m)
+    append_checkpoint(path, made)
+    return {"file": path, "seq": made.seq, "head": made.head}
 
 
 def run_exit_code(report: RunReport) -> int:

@@ -32,11 +32,22 @@ def store() -> None:
 @store.command()
 @pass_obj
 def rekey(obj: Obj) -> None:
-    """Replace the embedded store's master key and re-seal every blob in one transaction."""
+    """Replace the embedded store's master key and re-seal every blob in one transaction,
+    bound to the store's id. On Vault: re-seal every blob bound to the store's id."""
     with errors(obj), obj.manager() as m:
         do = getattr(m.store, "rekey", None)
-        if do is None:
-            fail(obj, f"{m.store.url} has no master key to replace (only the embedded store)")
-        kcv = do()
-        m.store.append_audit([m.entry("rekey", None, None, f"master key replaced (kcv {kcv})")])
-    emit(obj, {"rekeyed": True, "master_key_check_value": kcv}, f"master key replaced (kcv {kcv})")
+        bind = getattr(m.store, "reseal", None)
+        if do is None and bind is None:
+            fail(obj, f"{m.store.url} has no master key to replace or blobs to re-seal")
+        if do is not None:
+            kcv = do()
+            sid = getattr(m.store, "store_id", None)
+            doc = {"rekeyed": True, "master_key_check_value": kcv, "store_id": sid}
+            text = f"master key replaced (kcv {kcv}); blobs bound to store id {sid}"
+        else:
+            assert bind is not None
+            sid, count = bind(m.now)
+            doc = {"rekeyed": False, "resealed": count, "store_id": sid}
+            text = f"{count} blobs re-sealed, bound to store id {sid}"
+        m.store.append_audit([m.entry("rekey", None, None, text)])
+    emit(obj, doc, text)

@@ -170,6 +170,8 @@ def snapshot(store: KeyStore) -> dict[str, Any]:
 
     A damaged ring or audit record is refused: its archive could never be restored.
     """
+    from .keygen import check_fingerprint
+
     rings = store.load_rings()
     records = store.read_audit()
     for damage in [r.damage for r in rings] + [r.damage for r in records]:
@@ -180,6 +182,7 @@ def snapshot(store: KeyStore) -> dict[str, Any]:
         for v in ring.versions:
             if v.has_material:
                 m = store.get_material(ring.name, v.number, v.spec)
+                check_fingerprint(m, v.fingerprint, ring.name, v.number)  # restorable only
                 material.append(
                     {
                         "ring": ring.name,

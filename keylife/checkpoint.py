@@ -41,6 +41,7 @@ __all__ = [
     "FORMAT",
     "Checkpoint",
     "CheckpointReport",
+    "append_checkpoint",
     "check_checkpoints",
     "make_checkpoint",
     "parse_checkpoint",
@@ -200,6 +201,26 @@ def make_checkpoint(manager: KeyManager, *, ring: str = DEFAULT_RING) -> Checkpo
     )
     manager.store.append_audit([entry])
     return checkpoint
+
+
+def append_checkpoint(path: str | Path, checkpoint: Checkpoint) -> None:
+    """Append ``checkpoint``'s line to the file at ``path`` (created 0644: it holds nothing
+    secret), replacing the file atomically; refused past :data:`MAX_FILE`."""
+    from .files import atomic_write
+
+    try:
+        with open(path, "rb") as fh:
+            before = fh.read(MAX_FILE + 1)
+    except FileNotFoundError:
+        before = b""
+    except OSError as exc:
+        raise CheckpointError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if len(before) > MAX_FILE:
+        raise CheckpointError(f"{path} is larger than {MAX_FILE >> 20} MiB")
+    if before and not before.endswith(b"\n"):
+        before += b"\n"
+    line = checkpoint.to_line().encode() + b"\n"
+    atomic_write(path, before + line, mode=0o644, error=CheckpointError)
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,8 @@ material.
     │   ├── ConflictError           check-and-set lost against another writer
     │   │   └── CasMismatch         one KV v2 check-and-set write lost (``path`` attached)
     │   ├── IntegrityError          AEAD tag or hash chain does not verify
-    │   │   └── TransitKeyWeakenedError  a Transit key exportable, backed up, deletable or imported
+    │   │   ├── TransitKeyWeakenedError  a Transit key exportable, backed up, deletable or imported
+    │   │   └── FingerprintMismatchError  unsealed material is not the key its version records
     │   ├── CorruptRecordError      a stored ring or version document does not decode
     │   └── LockHeldError           another rotation run holds the lease
     ├── BackupError                 archive corrupted, truncated, wrongly keyed, or target not empty
@@ -207,6 +208,17 @@ class TransitKeyWeakenedError(IntegrityError):
         super().__init__(message)
         self.key = key
         self.settings = settings
+
+
+class FingerprintMismatchError(IntegrityError):
+    """A version's unsealed material does not match the fingerprint its ring document records
+    (a sealed blob swapped with another version's or another store's). ``ring`` and
+    ``version`` name it; the fix is restoring that version from a backup."""
+
+    def __init__(self, message: str, *, ring: str = "", version: int = 0) -> None:
+        super().__init__(message)
+        self.ring = ring
+        self.version = version
 
 
 class CorruptRecordError(StoreError):

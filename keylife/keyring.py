@@ -19,6 +19,7 @@ from typing import Any, BinaryIO
 from cryptography.exceptions import InvalidTag
 
 from . import envelope, primitives, streaming
+from .accesslog import export_entry
 from .clock import SystemClock, as_utc
 from .errors import DecryptionError, KeyUsageError, NotFoundError, UnknownSpecError
 from .keyset import Keyset, require
@@ -371,6 +372,14 @@ class KeyRing(Signatures):
 
     def _process_key(self, ks: Keyset, number: int, fmt: int) -> tuple[Keyset, LoadedKey]:
         return self._processing(ks, number, fmt)
+
+    def _exported(self, versions: list[int], format: str) -> None:
+        if self._public_only:
+            # A verify-only token reads the published halves and may write nothing, the audit
+            # log included; Vault's own audit device records those reads (docs/vault.md).
+            return
+        entry = export_entry(self._manager.entry, self.name, versions, format)
+        self._manager.store.append_audit([entry])
 
 
 def _label(spec: str | KeySpec | None, raw: bytes, ring: str) -> KeySpec:

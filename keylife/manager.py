@@ -111,13 +111,15 @@ class KeyManager(KeyCreator):
 
     def at(self, clock: Clock) -> KeyManager:
         """The same store, policy, actor and authority, seeing time through ``clock``."""
-        return KeyManager(
+        view = KeyManager(
             self.store,
             policy=self.policy,
             actor=self.actor,
             clock=clock,
             authority=self.authority,
         )
+        view.share_read_log(self)  # its loads are batched (and flushed) with this manager's
+        return view
 
     def ring(self, name: str) -> KeyRing:
         """A service's view of ring ``name``; raises NotFoundError now if there is none.

@@ -109,6 +109,8 @@ class Policy:
     min_strength: int = 112
     purposes: Mapping[Purpose, PurposeRules] = field(default_factory=lambda: dict(DEFAULT_RULES))
     source: str = "<built-in>"
+    #: Record every load of secret material in the audit log (batched: keylife.accesslog).
+    audit_reads: bool = False
 
     def minimum_strength(self, at: dt.datetime) -> int:
         """Minimum security strength for a key generated at ``at``."""
@@ -165,6 +167,7 @@ class Policy:
             "source": self.source,
             "profile": self.profile,
             "min_strength": self.min_strength,
+            "audit_reads": self.audit_reads,
             "purposes": {
                 p.value: {
                     "cryptoperiod": format_duration(r.cryptoperiod),
@@ -288,11 +291,17 @@ def policy_from_dict(data: Mapping[str, Any], where: str = "<policy>") -> Policy
     head = data.get("policy", {})
     if not isinstance(head, Mapping):
         raise PolicyError(f"{where}: 'policy' must be a table")
-    bad = set(head) - {"profile", "min_strength"}
+    bad = set(head) - {"profile", "min_strength", "audit_reads"}
     if bad:
         raise PolicyError(
             f"{where}: unknown key policy.{_key(sorted(bad)[0])}; "
-            "allowed keys: profile, min_strength"
+            "allowed keys: profile, min_strength, audit_reads"
+        )
+    audit_reads = head.get("audit_reads", False)
+    if not isinstance(audit_reads, bool):
+        raise PolicyError(
+            f"{where}: policy.audit_reads = {audit_reads!r:.40} is not allowed; "
+            "allowed values: true, false"
         )
     profile = head.get("profile", "default")
     if profile not in PROFILES:
@@ -325,7 +334,13 @@ def policy_from_dict(data: Mapping[str, Any], where: str = "<policy>") -> Policy
                 f"{', '.join(p.value for p in Purpose)}"
             ) from None
         purposes[purpose] = _purpose_rules(purposes[purpose], purpose, body, where)
-    policy = Policy(profile=profile, min_strength=min_strength, purposes=purposes, source=where)
+    policy = Policy(
+        profile=profile,
+        min_strength=min_strength,
+        purposes=purposes,
+        source=where,
+        audit_reads=audit_reads,
+    )
     for purpose, rules in purposes.items():
         _check_default_type(policy, purpose, rules, where)
     return policy

@@ -5,6 +5,12 @@ writer; a key file that group or others may read or write is refused, as ssh doe
 
 A sealed blob is ``b"KL1" || nonce(12) || ciphertext+tag``; the associated data is
 ``keylife:v1:<ring>:<version>``, so a blob moved to another ring or version does not open.
+
+A store that has a store id (:func:`new_store_id`, made at ``keylife init``; existing stores
+get one from ``keylife store rekey``) seals ``b"KL2" || nonce || ciphertext+tag`` with the
+associated data ``keylife:store:<store id>:keylife:v1:<ring>:<version>``
+(:class:`Sealer`): a blob copied from another store, even one sharing the master key, does not
+open, and such a store refuses ``KL1`` blobs altogether.
 """
 
 from __future__ import annotations
@@ -13,12 +19,14 @@ import base64
 import hashlib
 import hmac
 import os
+import secrets
 from pathlib import Path
 
 from .errors import IntegrityError, StoreError, StoreUnavailableError
 from .files import atomic_write, check_private_file, private_dir
 
 _MAGIC = b"KL1"
+_MAGIC_BOUND = b"KL2"
 
 
 def associated_data(ring: str, version: int) -> bytes:
@@ -80,6 +88,58 @@ class MasterKey:
 
     def __repr__(self) -> str:
         return f"<MasterKey kcv={self.check_value}>"
+
+
+def new_store_id() -> str:
+    """A fresh random store id (128 bits, hex)."""
+    return secrets.token_hex(16)
+
+
+class Sealer:
+    """The master key as one store uses it: bound to ``store_id`` when the store has one
+    (``KL2`` blobs only), else the old format (``KL1`` blobs only). Same ``seal``/``open`` as
+    :class:`MasterKey`, with the ring-and-version associated data of :func:`associated_data`."""
+
+    __slots__ = ("key", "store_id")
+
+    def __init__(self, key: MasterKey, store_id: str | None) -> None:
+        self.key = key
+        self.store_id = store_id
+
+    @property
+    def check_value(self) -> str:
+        return self.key.check_value
+
+    def _bound(self, ad: bytes) -> bytes:
+        return f"keylife:store:{self.store_id}:".encode() + ad
+
+    def seal(self, plaintext: bytes, ad: bytes) -> bytes:
+        if self.store_id is None:
+            return self.key.seal(plaintext, ad)
+        # the magic is not authenticated in either format; the associated data is
+        return _MAGIC_BOUND + self.key.seal(plaintext, self._bound(ad))[len(_MAGIC) :]
+
+    def open(self, blob: bytes, ad: bytes, *, what: str) -> bytes:
+        if self.store_id is None:
+            if blob.startswith(_MAGIC_BOUND):
+                raise IntegrityError(
+                    f"{what}: sealed for a store bound to its store id, but this store has "
+                    "none: the blob comes from another store"
+                )
+            return self.key.open(blob, ad, what=what)
+        if blob.startswith(_MAGIC):
+            raise IntegrityError(
+                f"{what}: sealed in the old format, without this store's id, which this store "
+                "refuses since its blobs were bound to it (a blob from another store or an "
+                f"old copy); restore it from a backup (`keylife restore ARCHIVE --ring R "
+                "--version N`)"
+            )
+        if not blob.startswith(_MAGIC_BOUND):
+            raise IntegrityError(f"{what}: sealed blob is malformed")
+        return self.key.open(_MAGIC + blob[len(_MAGIC_BOUND) :], self._bound(ad), what=what)
+
+    def __repr__(self) -> str:
+        return f"<MasterKey kcv={self.check_value} store={self.store_id}>"
 
 
 _KEY_FILE_MAX = 4096  # a master key file is 45 bytes; read no more than this

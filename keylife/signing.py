@@ -69,6 +69,10 @@ class Signatures:
     def _process_key(self, ks: Keyset, number: int, fmt: int) -> tuple[Keyset, LoadedKey]:
         raise NotImplementedError
 
+    def _exported(self, versions: list[int], format: str) -> None:
+        """Record an export of public keys (the audit log)."""
+        raise NotImplementedError
+
     _fast: dict[Any, tuple[Any, ...]]
     _cache: Any
     _clock: Callable[[], float]
@@ -230,7 +234,9 @@ class Signatures:
         """One version's public key (default: the primary) as ``pem``, ``der``, ``ssh``,
         ``jwk`` (JSON) or ``jwks`` (every version in its window, JSON)."""
         if format == "jwks":
-            return json.dumps(self.jwks(), indent=2).encode() + b"\n"
+            jwks = self.jwks()
+            self._exported([int(k["kid"].rsplit(":v", 1)[1]) for k in jwks["keys"]], format)
+            return json.dumps(jwks, indent=2).encode() + b"\n"
         ks, public_of = self._public_view()
         ring = ks.ring
         t = self._now()
@@ -245,8 +251,11 @@ class Signatures:
         public = public_of(number)
         if format == "jwk":
             doc = publickeys.jwk(public, ring.spec, ring.purpose, publickeys.kid(ring.name, number))
-            return json.dumps(doc, indent=2).encode() + b"\n"
-        try:
-            return publickeys.export(public, format)
-        except ValueError as exc:
-            raise KeyUsageError(str(exc), ring=self.name, operation="public_key") from None
+            data = json.dumps(doc, indent=2).encode() + b"\n"
+        else:
+            try:
+                data = publickeys.export(public, format)
+            except ValueError as exc:
+                raise KeyUsageError(str(exc), ring=self.name, operation="public_key") from None
+        self._exported([number], format)
+        return data

@@ -13,6 +13,7 @@ from dataclasses import replace
 from typing import Self
 
 from . import operations as ops
+from .accesslog import ReadLog
 from .audit import AuditEntry, AuditRecord, ChainReport, verify_chain
 from .auditstate import ring_digest
 from .clock import Clock, SystemClock, as_utc
@@ -56,6 +57,12 @@ class RingWriter:
         self.actor = actor or default_actor()
         self.clock: Clock = clock or SystemClock()
         self._identity: str | None = None
+        #: loads of secret material, recorded when the policy sets audit_reads
+        self._read_log = (
+            ReadLog(self.store.append_audit, self.entry, self.now)
+            if self.policy.audit_reads
+            else None
+        )
 
     def __enter__(self) -> Self:
         return self
@@ -64,7 +71,11 @@ class RingWriter:
         self.close()
 
     def close(self) -> None:
-        self.store.close()
+        try:
+            if self._read_log is not None:
+                self._read_log.flush()
+        finally:
+            self.store.close()
 
     def now(self) -> dt.datetime:
         return as_utc(self.clock.now())
@@ -95,7 +106,18 @@ class RingWriter:
             raise MaterialUnavailableError(
                 f"{version.ring} v{version.number} is {version.state.value}; its material is gone"
             )
-        return self.store.get_material(version.ring, version.number, version.spec)
+        from .keygen import check_fingerprint  # cryptography loads on first use only
+
+        material = self.store.get_material(version.ring, version.number, version.spec)
+        check_fingerprint(material, version.fingerprint, version.ring, version.number)
+        if self._read_log is not None:
+            self._read_log.loaded(version.ring, version.number)
+        return material
+
+    def share_read_log(self, other: RingWriter) -> None:
+        """Record loads of secret material in ``other``'s batches (a view sharing its store),
+        which ``other.close()`` flushes."""
+        self._read_log = other._read_log
 
     def audit_records(self, ring: str | None = None) -> list[AuditRecord]:
         records = self.store.read_audit()

@@ -88,6 +88,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "services",
         (
             "keylife.writer",
+            "keylife.accesslog",
             "keylife.creation",
             "keylife.keyring",
             "keylife.keyset",

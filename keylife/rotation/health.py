@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from ..errors import KeylifeError, StoreUnavailableError
+from ..errors import FingerprintMismatchError, KeylifeError, StoreUnavailableError
 from ..lifecycle import KeyVersion, Ring, State
 from ..residence import is_transit_resident
 from ..writer import RingWriter
@@ -42,6 +42,8 @@ def check_ring(writer: RingWriter, ring: Ring, now: dt.datetime) -> str:
             material = writer.material(v)
         except StoreUnavailableError:
             raise
+        except FingerprintMismatchError:
+            problem = f"v{v.number}'s material does not match its recorded fingerprint"
         except KeylifeError as exc:
             problem = f"v{v.number} cannot be opened ({exc})"
         else:

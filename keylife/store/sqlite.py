@@ -29,9 +29,10 @@ from ..errors import (
 from ..files import private_dir
 from ..lifecycle import Ring, decode_ring, ring_from_stored, ring_to_dict
 from ..material import KeyMaterial
-from ..sealing import MasterKey, MasterKeyFile, associated_data
+from ..sealing import MasterKey, MasterKeyFile, Sealer, associated_data, new_store_id
 from ..specs import KeySpec
 from .base import Lease
+from .sqlite_identity import INIT_STORE_ID, reseal_all
 
 __all__ = ["MasterKeyFile", "SqliteStore"]
 
@@ -76,7 +77,7 @@ class SqliteStore:
             )
         self._db = self._connect(self.db_path)
         try:
-            self._master = self._resolve_master_key()
+            self._master = Sealer(self._resolve_master_key(), self._meta("store_id"))
         except BaseException:  # not a store, wrong master key, ...: close what was opened
             self._db.close()
             raise
@@ -132,6 +133,7 @@ class SqliteStore:
             db.execute("INSERT OR IGNORE INTO meta VALUES ('master_key_id', ?)", (key.check_value,))
             db.execute("INSERT OR IGNORE INTO meta VALUES ('audit_count', '0')")
             db.execute("INSERT OR IGNORE INTO meta VALUES ('audit_head', ?)", (GENESIS,))
+            db.execute(INIT_STORE_ID, (new_store_id(),))  # old-format blobs wait for rekey
             db.execute("COMMIT")
         finally:
             db.close()
@@ -197,13 +199,20 @@ class SqliteStore:
             "point KEYLIFE_MASTER_KEY_FILE at the right key"
         )
 
-    def _current_key(self) -> MasterKey:
+    def _current_key(self) -> Sealer:
         """The master key the database is sealed under now: another process may have rekeyed
-        it since this store was opened. Call with the lock held."""
+        it (or bound it to a store id) since this store was opened. Call with the lock held."""
         expected = self._meta("master_key_id")
-        if expected is not None and expected != self._master.check_value:
-            self._master = self._key_for(expected)
+        store_id = self._meta("store_id")
+        if (
+            expected is not None and expected != self._master.check_value
+        ) or store_id != self._master.store_id:
+            self._master = Sealer(self._key_for(expected), store_id)
         return self._master
+
+    @property
+    def store_id(self) -> str | None:  # None: old-format blobs, until rekey binds them
+        return self._master.store_id
 
     @property
     def master_key_check_value(self) -> str:
@@ -454,15 +463,7 @@ class SqliteStore:
         with self._write() as db:
             # Written under the write lock: an opener never mistakes it for a stale leftover.
             self._key_file.write(new, pending=True)
-            old = self._current_key()
-            rows = db.execute("SELECT ring, version, blob FROM material").fetchall()
-            for ring, version, blob in rows:
-                ad = associated_data(ring, version)
-                plain = old.open(bytes(blob), ad, what=f"{ring} v{version}")
-                db.execute(
-                    "UPDATE material SET blob=? WHERE ring=? AND version=?",
-                    (new.seal(plain, ad), ring, version),
-                )
+            sealer = reseal_all(db, self._current_key(), new)  # bound to the store id
             db.execute("UPDATE meta SET value=? WHERE key='master_key_id'", (new.check_value,))
         try:
             os.replace(self._key_file.pending, self._key_file.path)
@@ -472,5 +473,5 @@ class SqliteStore:
                 raise StoreError(
                     f"rekey committed but {self._key_file.path} does not hold the new key"
                 ) from None
-        self._master = new
+        self._master = sealer
         return new.check_value

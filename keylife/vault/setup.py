@@ -112,6 +112,8 @@ def _wait_writable(store: VaultKeyStore) -> None:
         try:
             if store.list_ring_names():  # a store from before the marker existed
                 store.mark_has_rings()
+            else:  # a new store binds its blobs to its id (an old one: `keylife store rekey`)
+                store.identity.create(bound=True)
             return
         except StoreError:
             if time.monotonic() > end:

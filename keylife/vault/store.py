@@ -13,6 +13,7 @@ Layout under the KV v2 mount ``M`` (``cas_required`` is set on it by setup)::
     M/marker                       {"v": 1, "rings": true} once a ring was written
     M/hw/<ring>                    {"v": 1, "issued": N}: the ring's high-water mark
                                    (:mod:`keylife.vault.highwater`)
+    M/store-id                     {"id", "bound"}: blobs bind it (:mod:`keylife.vault.storeid`)
 
 The ring document is ``{"ring": <ring_to_dict(...) as one JSON string>, "mat": {version: id},
 "purge": {...}, "tx": {"id", "entries"}}``. ``mat`` names the material blob that belongs to each
@@ -70,7 +71,8 @@ from .client import VaultClient, q
 from .highwater import HighWater, issued_by
 from .kv import KV
 from .leases import VaultLeases
-from .transit import Transit, context
+from .storeid import StoreIdentity, reseal, write_materials
+from .transit import Transit
 from .transit_rings import TransitRings
 from .url import DEFAULT_KEY, DEFAULT_MOUNT, DEFAULT_TRANSIT, StoreLocation, canonical_url
 
@@ -118,6 +120,7 @@ class VaultKeyStore(public.PublicHalves):
         self.audit = VaultAuditLog(self.kv, self.map)
         self.leases = VaultLeases(self.kv)
         self.highwater = HighWater(self.kv)
+        self.identity = StoreIdentity(self.kv)  # blobs bind its id (:mod:`.storeid`)
         self._lock = threading.Lock()
         #: ring name -> (revision, raw KV data) as last seen by this store object
         self._docs: dict[str, tuple[int, dict[str, Any]]] = {}
@@ -256,8 +259,10 @@ class VaultKeyStore(public.PublicHalves):
         # 2a. announce the write in the index before the commit point: until the entry of
         # this revision is in the shard, readers read rings/<name> itself
         self.index.update(shard_id, lambda s: ix.add_token(s, name, txid, expected_revision))
-        # 2. new material, each at a fresh path
-        written = self._write_materials(name, materials or {}, mat, purge)
+        # 2. new material, each at a fresh path, bound to the store id
+        sid = self.identity.for_commit(prev, materials or {})
+        args = (self.kv, self.transit, self.key_name, name, materials or {}, mat, purge, sid)
+        written = write_materials(*args)
         for number in destroy:
             old = mat.pop(str(number), None)
             if old is not None:
@@ -268,6 +273,7 @@ class VaultKeyStore(public.PublicHalves):
             "mat": mat,
             "purge": purge,
             "tx": {"id": txid, "entries": [entry_to_dict(e) for e in audit]},
+            **({"sid": sid} if sid else {}),
         }
         # 3. the commit point, only while this process still holds its lease (if it took one)
         try:
@@ -308,38 +314,6 @@ class VaultKeyStore(public.PublicHalves):
             with contextlib.suppress(StoreError):  # unreferenced ciphertext: harmless
                 self.kv.destroy(path, what=f"remove unused material of {name}")
 
-    def _write_materials(
-        self,
-        name: str,
-        materials: Mapping[int, KeyMaterial],
-        mat: dict[str, str],
-        purge: dict[str, str],
-    ) -> list[str]:
-        """Seal and write each material at a fresh path; update ``mat``/``purge``."""
-        written: list[str] = []
-        for number, material in sorted(materials.items()):
-            blob_id = secrets.token_hex(8)
-            ct = self.transit.encrypt(
-                self.key_name,
-                material.reveal(),
-                context(name, number),
-                what=f"seal material {name} v{number} with Transit",
-            )
-            path = f"m/{q(name)}/{number}/{blob_id}"
-            self.kv.cas_write(
-                path,
-                {"ct": ct},
-                cas=0,
-                what=f"write material {name} v{number}",
-                ours=lambda d, ct=ct: d.get("ct") == ct,  # type: ignore[misc]
-            )
-            written.append(path)
-            old = mat.get(str(number))
-            if old is not None:
-                purge[str(number)] = old
-            mat[str(number)] = blob_id
-        return written
-
     def _finish(self, name: str, doc: Mapping[str, Any], *, own: bool = False) -> None:
         """Steps 4 and 5 for ``doc``; ``own``: this object just committed it (no need to look
         whether another process already appended its audit batch)."""
@@ -379,7 +353,7 @@ class VaultKeyStore(public.PublicHalves):
         return self.transit.decrypt(
             self.key_name,
             str(got.data.get("ct", "")),
-            context(ring, version),
+            self.identity.context(ring, version, self._docs.get(ring, (0, {}))[1]),
             what=f"unseal material {ring} v{version} with Transit",
         )
 
@@ -399,6 +373,10 @@ class VaultKeyStore(public.PublicHalves):
                 pairs += [(name, int(v)) for v in (got[1].get("mat") or {})]
         plains = self.map(lambda p: self._read_plain(p[0], p[1]), pairs)
         return [(r, v, p) for (r, v), p in zip(pairs, plains, strict=True)]
+
+    def reseal(self, now: Callable[[], dt.datetime]) -> tuple[str, int]:
+        """Bind every blob to the store id (``keylife store rekey``; :func:`.storeid.reseal`)."""
+        return reseal(self, now)
 
     # ---- audit ------------------------------------------------------------------------------
 
