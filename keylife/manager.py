@@ -10,16 +10,25 @@ which the ACME package implements and the composition root injects.
 from __future__ import annotations
 
 import datetime as dt
+import random
+import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from . import operations as ops
 from . import revocation
+from .auditstate import ring_digest
 from .certificates import CERTIFICATE_PEM, CERTIFICATE_REVOKED, is_certificate_ring
 from .clock import Clock, as_utc
 from .creation import KeyCreator
-from .errors import KeylifeError, LifecycleError, SpecNotAllowedError
+from .errors import (
+    ConflictError,
+    KeylifeError,
+    LifecycleError,
+    RingNotEmptyError,
+    SpecNotAllowedError,
+)
 from .keyring import KeyRing
 from .lifecycle import Action, KeyVersion, RevocationReason, Ring
 from .loaded import LoadedKey
@@ -27,6 +36,7 @@ from .policy import Policy, Purpose
 from .rotation.plan import rotation_due
 from .specs import KeySpec, parse_spec
 from .store.base import KeyStore
+from .writer import CAS_RETRIES
 
 __all__ = [
     "CERTIFICATE_REVOKED",
@@ -91,6 +101,16 @@ class CompromiseResult:
     compromised: KeyVersion
     replacement: KeyVersion | None
     dependents: tuple[str, ...]
+
+
+def _not_empty(name: str, holding: list[KeyVersion]) -> str:
+    """Why ring ``name`` cannot be deleted yet, and the commands that make it deletable."""
+    listed = ", ".join(f"v{v.number} ({v.state.value})" for v in holding)
+    return (
+        f"ring {name} cannot be deleted: {listed} still hold key material; destroy each "
+        f"first (`keylife key destroy {name} N`; a version that still protects is deactivated "
+        f"before that: `keylife key deactivate {name} N`)"
+    )
 
 
 class KeyManager(KeyCreator):
@@ -210,6 +230,42 @@ class KeyManager(KeyCreator):
             return ops.retire(ring, actor=self.actor, now=now, reason=reason or "retired")
 
         return self.apply(name, "retire", operation).ring
+
+    def delete_ring(self, name: str, *, reason: str = "") -> None:
+        """Remove ring ``name``, whose versions must all be destroyed (else
+        :class:`RingNotEmptyError` names those still holding material and the command that
+        destroys them). Its history stays in the audit log (a ``delete`` record ends it) and
+        its name is never reused: creating it again raises :class:`RingDeletedError`."""
+        why = reason.strip() or "deleted by operator"
+        try:
+            for attempt in range(CAS_RETRIES):
+                ring = self.load(name)
+                holding = [
+                    v
+                    for v in ring.versions
+                    if v.has_material or self.store.has_material(name, v.number)
+                ]
+                if holding:
+                    raise RingNotEmptyError(
+                        _not_empty(name, holding),
+                        ring=name,
+                        versions=tuple(v.number for v in holding),
+                    )
+                entry = replace(
+                    self.entry("delete", name, None, why), ring_digest=ring_digest(ring)
+                )
+                try:
+                    self.store.delete_ring(
+                        name, expected_revision=ring.revision, audit=self.stamped([entry])
+                    )
+                except ConflictError:
+                    time.sleep(random.uniform(0, min(0.4, 0.005 * 2**attempt)))
+                    continue
+                return
+            raise ConflictError(f"ring {name} kept changing underneath; try again")
+        except (LifecycleError, ConflictError) as exc:
+            self.record_failure("delete", name, None, exc)
+            raise
 
     def transition(
         self,
