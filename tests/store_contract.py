@@ -213,7 +213,7 @@ def test_contract_delete_ring(store: KeyStore) -> None:
     ]
     assert verify_chain(store.read_audit()).ok
     again, again_material = _ring("old")
-    with pytest.raises(RingDeletedError, match="'old' was deleted.*never reused"):
+    with pytest.raises(RingDeletedError, match=r"'old' was deleted.*never reused"):
         store.commit(again, expected_revision=0, materials={1: again_material})
     assert store.load_ring("old") is None and not store.has_material("old", 1)
     # the last ring goes too: an empty store is not taken for a lost one

@@ -1,14 +1,15 @@
 """Per-ring high-water marks: a version number is never issued twice, whatever the ring says.
 
-``M/hw/<ring>`` = ``{"v": 1, "issued": N}`` (plus ``"deleted": true`` once ``keylife key
-delete`` removed the ring: the name is then never created again): the highest version number any committed document
-of the ring has issued (its ``next_version - 1``). It is kept apart from the ring document and
-checked at every commit (:meth:`HighWater.check`): when the document a writer starts from
-issued fewer versions than the mark, the ring's document went backwards (an older KV version's
-content written back) and the commit is refused with :class:`IntegrityError` naming the ring
-and "rolled back", until an operator restores the newest document (docs/vault.md, "A ring
-that was rolled back"). The mark is raised after the commit point (:meth:`raise_to`); a crash
-in between leaves it low, which only delays detection to the next commit.
+``M/hw/<ring>`` = ``{"v": 1, "issued": N}``: the highest version number any committed document
+of the ring has issued (its ``next_version - 1``); ``"deleted": true`` is added once ``keylife
+key delete`` removed the ring (the name is then never created again). It is kept apart from the
+ring document and checked at every commit (:meth:`HighWater.check`): when the document a writer
+starts from issued fewer versions than the mark, the ring's document went backwards (an older
+KV version's content written back) and the commit is refused with :class:`IntegrityError`
+naming the ring and "rolled back", until an operator restores the newest document
+(docs/vault.md, "A ring that was rolled back"). The mark is raised after the commit point
+(:meth:`raise_to`); a crash in between leaves it low, which only delays detection to the next
+commit.
 """
 
 from __future__ import annotations
