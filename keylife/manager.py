@@ -14,7 +14,7 @@ import random
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import NoReturn, Protocol
 
 from . import operations as ops
 from . import revocation
@@ -103,6 +103,18 @@ class CompromiseResult:
     dependents: tuple[str, ...]
 
 
+class NotPublic:
+    """A :class:`RingWriter` method the public :class:`KeyManager` does not offer: reading it
+    raises AttributeError naming the documented way (so ``hasattr`` is False). keylife's own
+    services call the writer's method directly (``RingWriter.material(manager, version)``)."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+    def __get__(self, obj: object, owner: type | None = None) -> NoReturn:
+        raise AttributeError(self.message)
+
+
 def _not_empty(name: str, holding: list[KeyVersion]) -> str:
     """Why ring ``name`` cannot be deleted yet, and the commands that make it deletable."""
     listed = ", ".join(f"v{v.number} ({v.state.value})" for v in holding)
@@ -127,6 +139,15 @@ class KeyManager(KeyCreator):
     ) -> None:
         super().__init__(store, policy=policy, actor=actor, clock=clock)
         self.authority: CertificateAuthority = authority or NoCertificateAuthority()
+
+    #: raw material is not public API (issue 11 item 4): usable versions come as LoadedKeys from
+    #: ``ring(name).primary()`` / ``.version(n)``, a compromised one (process-only, audited)
+    #: from ``ring(name).recover(n, reason=...)``
+    material = NotPublic(
+        "KeyManager.material() is not public API: use manager.ring(NAME).primary() or "
+        ".version(N) for a usable version, and manager.ring(NAME).recover(N, reason=...) "
+        "(`keylife key recover`) for a compromised one"
+    )
 
     def at(self, clock: Clock) -> KeyManager:
         """The same store, policy, actor and authority, seeing time through ``clock``."""
