@@ -119,7 +119,8 @@ def _not_empty(name: str, holding: list[KeyVersion]) -> str:
     """Why ring ``name`` cannot be deleted yet, and the commands that make it deletable."""
     listed = ", ".join(f"v{v.number} ({v.state.value})" for v in holding)
     return (
-        f"ring {name} cannot be deleted: {listed} still hold key material; destroy each "
+        f"ring {name} cannot be deleted: {listed} still "
+        f"{'holds' if len(holding) == 1 else 'hold'} key material; destroy each "
         f"first (`keylife key destroy {name} N`; a version that still protects is deactivated "
         f"before that: `keylife key deactivate {name} N`)"
     )

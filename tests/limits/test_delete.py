@@ -32,7 +32,7 @@ def store(tmp_path: Path) -> Path:
 def test_cli_delete_refused_until_every_version_is_destroyed(store: Path) -> None:
     refused = run(store, "key", "delete", "old")
     assert refused.exit_code == 1
-    assert "v1 (active) still hold key material" in refused.output
+    assert "v1 (active) still holds key material" in refused.output
     assert "keylife key destroy old N" in refused.output
     assert run(store, "key", "deactivate", "old", "1").exit_code == 0
     assert run(store, "key", "destroy", "old", "1").exit_code == 0
