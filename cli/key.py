@@ -11,6 +11,7 @@ from keylife.policy import Purpose
 from keylife.specs import SPECS
 
 from .context import Obj, emit, errors, parse_when, pass_obj
+from .key_delete import delete as delete_command
 from .render import print_history, print_ring_table, print_version, ring_summary, version_dict
 
 # Choices come from the library's own tables, never from copies.
@@ -239,6 +240,7 @@ for _verb, _help in (
     ("destroy", "Erase the material of VERSION of ring NAME; keep its metadata."),
 ):
     key.add_command(_transition(_verb, _help))
+key.add_command(delete_command)
 
 
 @key.command()

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from keylife.policy import Purpose
+
 from .context import Obj, emit, errors, fail, pass_obj
 
 if TYPE_CHECKING:
@@ -255,10 +257,17 @@ def _transit_cmd(obj: Obj, action: Callable[[TransitRings], TransitKeyView]) -> 
 @transit.command("create")
 @click.argument("name")
 @click.option("--type", "key_type", default="aes256-gcm96", show_default=True)
+@click.option(
+    "--purpose",
+    type=click.Choice([p.value for p in Purpose]),
+    default=Purpose.DATA_ENCRYPTION.value,
+    show_default=True,
+)
 @pass_obj
-def transit_create(obj: Obj, name: str, key_type: str) -> None:
-    """Create the non-exportable Transit key kl-NAME and its version record."""
-    _transit_cmd(obj, lambda tk: tk.create(name, key_type))
+def transit_create(obj: Obj, name: str, key_type: str, purpose: str) -> None:
+    """Create the non-exportable Transit key kl-NAME and its version record. The type and its
+    strength must be allowed for the purpose today, as for `keylife key create`."""
+    _transit_cmd(obj, lambda tk: tk.create(name, key_type, purpose=purpose))
 
 
 @transit.command("show")

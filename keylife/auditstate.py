@@ -6,7 +6,10 @@ newest record that carries its digest, and each ring the log created with the st
 
 - a ring rolled back (an older row copied back after ``key compromise``), a version state,
   date or attribute edited outside keylife (a ring's ``deploy_hook``): the digest differs;
-- a vanished ring: the log created it, the store no longer has it.
+- a vanished ring: the log created it, the store no longer has it, and no ``delete`` record
+  (``keylife key delete``) removed it;
+- a deleted ring still there: its newest record deletes it, the store still has it (a deletion
+  cut short, or a ring put back outside keylife).
 
 Each finding names the ring and the record it disagrees with. Records written before digests
 existed carry none; rings whose records all lack one are not compared. Pure: records and rings
@@ -59,6 +62,7 @@ def check_state(records: Sequence[AuditRecord], rings: Sequence[Ring]) -> list[S
     """Rings that differ from, or are missing against, what the log last recorded."""
     last: dict[str, AuditRecord] = {}
     created: dict[str, AuditRecord] = {}
+    deleted: dict[str, AuditRecord] = {}
     for r in records:
         # transit-resident rings are logged as ``transit:NAME``, not a ring name: not here
         if r.damage or r.ring is None or not is_ring_name(r.ring):
@@ -69,11 +73,22 @@ def check_state(records: Sequence[AuditRecord], rings: Sequence[Ring]) -> list[S
             last[r.ring] = r
         if r.action == "create" and r.ring not in created:
             created[r.ring] = r
+        if r.action == "delete":
+            deleted[r.ring] = r
     findings: list[StateFinding] = []
     present = {ring.name: ring for ring in rings}
     for name, ring in sorted(present.items()):
         record = last.get(name)
         if record is None:
+            continue
+        gone = deleted.get(name)
+        if gone is not None and gone.seq == record.seq:
+            problem = (
+                f"ring {name} is still in the store, but record {gone.seq} deleted it: a "
+                f"deletion cut short (run `keylife key delete {name}` again) or a ring put back "
+                "outside keylife"
+            )
+            findings.append(StateFinding(name, gone.seq, problem))
             continue
         if ring.damage:
             problem = f"ring {name} does not decode ({ring.damage}); record {record.seq} says "
@@ -87,7 +102,7 @@ def check_state(records: Sequence[AuditRecord], rings: Sequence[Ring]) -> list[S
             )
             findings.append(StateFinding(name, record.seq, problem))
     for name, record in sorted(created.items()):
-        if name not in present:
+        if name not in present and name not in deleted:
             findings.append(
                 StateFinding(
                     name, record.seq, f"ring {name} vanished: record {record.seq} created it"

@@ -12,7 +12,13 @@ import datetime as dt
 from collections.abc import Mapping
 
 from . import operations as ops
-from .errors import AlreadyExistsError, ConflictError, KeylifeError, PolicyError
+from .errors import (
+    AlreadyExistsError,
+    ConflictError,
+    KeylifeError,
+    PolicyError,
+    RingDeletedError,
+)
 from .keyimport import check_material, parse_key
 from .lifecycle import KeyVersion, Ring
 from .limits import version_dates
@@ -102,6 +108,9 @@ class KeyCreator(RingWriter):
             exists = AlreadyExistsError(f"ring {name!r} already exists")
             self.record_failure("create", name, None, exists)
             raise exists from None
+        except RingDeletedError as exc:
+            self.record_failure("create", name, None, exc)
+            raise
         return ops.result(change)
 
     def add_version(

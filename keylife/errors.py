@@ -12,9 +12,11 @@ material.
     │   └── SpecNotAllowedError     key spec not approved for that purpose on that date
     ├── UnknownSpecError            spec name not recognised at all
     ├── LifecycleError              state machine refusal
-    │   └── InvalidTransitionError  transition not allowed from the current state
+    │   ├── InvalidTransitionError  transition not allowed from the current state
+    │   └── RingNotEmptyError       delete refused: versions still hold material (``versions``)
     ├── NotFoundError               ring or version does not exist
     ├── AlreadyExistsError          ring already exists
+    │   └── RingDeletedError        the name belonged to a deleted ring: never reused (``ring``)
     ├── MaterialUnavailableError    material destroyed, or version not usable at that time
     ├── KeyUsageError               the ring's purpose or type does not do that operation
     ├── DecryptionError             ciphertext, stream or wrapped key does not open (opaque)
@@ -97,12 +99,30 @@ class InvalidTransitionError(LifecycleError):
         self.action = action
 
 
+class RingNotEmptyError(LifecycleError):
+    """``keylife key delete`` refused: ``versions`` of ``ring`` still hold key material."""
+
+    def __init__(self, message: str, *, ring: str = "", versions: tuple[int, ...] = ()) -> None:
+        super().__init__(message)
+        self.ring = ring
+        self.versions = versions
+
+
 class NotFoundError(KeylifeError):
     """A ring or version does not exist."""
 
 
 class AlreadyExistsError(KeylifeError):
     """A ring with that name already exists."""
+
+
+class RingDeletedError(AlreadyExistsError):
+    """A ring of that name was deleted: its name (and version numbers) are never reused, so
+    the audit history and old ciphertext headers can only mean the deleted ring. ``ring``."""
+
+    def __init__(self, message: str, *, ring: str = "") -> None:
+        super().__init__(message)
+        self.ring = ring
 
 
 class MaterialUnavailableError(KeylifeError):
@@ -376,6 +396,8 @@ __all__ = [
     "PolicyError",
     "ProbeError",
     "RateLimitedError",
+    "RingDeletedError",
+    "RingNotEmptyError",
     "SpecNotAllowedError",
     "StoreError",
     "StoreUnavailableError",

@@ -14,6 +14,7 @@ import datetime as dt
 import math
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any, BinaryIO
 
 from cryptography.exceptions import InvalidTag
@@ -102,7 +103,7 @@ class KeyRing(Signatures):
 
     def _build(self, ring: Ring) -> Keyset:
         grace = self._manager.policy.rules(Purpose.parse(ring.purpose)).grace_period
-        return Keyset(ring, grace, self._manager.material)
+        return Keyset(ring, grace, partial(RingWriter.material, self._manager))
 
     def _keys(self) -> Keyset:
         """The key set of the current document: built per call on a plain store, kept for the

@@ -10,16 +10,26 @@ which the ACME package implements and the composition root injects.
 from __future__ import annotations
 
 import datetime as dt
+import random
+import time
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, replace
+from typing import NoReturn, Protocol
 
 from . import operations as ops
 from . import revocation
+from .auditstate import ring_digest
 from .certificates import CERTIFICATE_PEM, CERTIFICATE_REVOKED, is_certificate_ring
 from .clock import Clock, as_utc
 from .creation import KeyCreator
-from .errors import KeylifeError, LifecycleError, SpecNotAllowedError, VaultPermissionError
+from .errors import (
+    ConflictError,
+    KeylifeError,
+    LifecycleError,
+    RingNotEmptyError,
+    SpecNotAllowedError,
+    VaultPermissionError,
+)
 from .keyring import KeyRing
 from .lifecycle import Action, KeyVersion, RevocationReason, Ring
 from .loaded import LoadedKey
@@ -28,6 +38,7 @@ from .rotation.plan import rotation_due
 from .signing import readable_published
 from .specs import KeySpec, parse_spec
 from .store.base import KeyStore
+from .writer import CAS_RETRIES
 
 __all__ = [
     "CERTIFICATE_REVOKED",
@@ -94,6 +105,29 @@ class CompromiseResult:
     dependents: tuple[str, ...]
 
 
+class NotPublic:
+    """A :class:`RingWriter` method the public :class:`KeyManager` does not offer: reading it
+    raises AttributeError naming the documented way (so ``hasattr`` is False). keylife's own
+    services call the writer's method directly (``RingWriter.material(manager, version)``)."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+    def __get__(self, obj: object, owner: type | None = None) -> NoReturn:
+        raise AttributeError(self.message)
+
+
+def _not_empty(name: str, holding: list[KeyVersion]) -> str:
+    """Why ring ``name`` cannot be deleted yet, and the commands that make it deletable."""
+    listed = ", ".join(f"v{v.number} ({v.state.value})" for v in holding)
+    return (
+        f"ring {name} cannot be deleted: {listed} still "
+        f"{'holds' if len(holding) == 1 else 'hold'} key material; destroy each "
+        f"first (`keylife key destroy {name} N`; a version that still protects is deactivated "
+        f"before that: `keylife key deactivate {name} N`)"
+    )
+
+
 class KeyManager(KeyCreator):
     """Creates, changes and reads rings under a policy, with an audit record of every change."""
 
@@ -108,6 +142,15 @@ class KeyManager(KeyCreator):
     ) -> None:
         super().__init__(store, policy=policy, actor=actor, clock=clock)
         self.authority: CertificateAuthority = authority or NoCertificateAuthority()
+
+    #: raw material is not public API (issue 11 item 4): usable versions come as LoadedKeys from
+    #: ``ring(name).primary()`` / ``.version(n)``, a compromised one (process-only, audited)
+    #: from ``ring(name).recover(n, reason=...)``
+    material = NotPublic(
+        "KeyManager.material() is not public API: use manager.ring(NAME).primary() or "
+        ".version(N) for a usable version, and manager.ring(NAME).recover(N, reason=...) "
+        "(`keylife key recover`) for a compromised one"
+    )
 
     def at(self, clock: Clock) -> KeyManager:
         """The same store, policy, actor and authority, seeing time through ``clock``."""
@@ -222,6 +265,42 @@ class KeyManager(KeyCreator):
             return ops.retire(ring, actor=self.actor, now=now, reason=reason or "retired")
 
         return self.apply(name, "retire", operation).ring
+
+    def delete_ring(self, name: str, *, reason: str = "") -> None:
+        """Remove ring ``name``, whose versions must all be destroyed (else
+        :class:`RingNotEmptyError` names those still holding material and the command that
+        destroys them). Its history stays in the audit log (a ``delete`` record ends it) and
+        its name is never reused: creating it again raises :class:`RingDeletedError`."""
+        why = reason.strip() or "deleted by operator"
+        try:
+            for attempt in range(CAS_RETRIES):
+                ring = self.load(name)
+                holding = [
+                    v
+                    for v in ring.versions
+                    if v.has_material or self.store.has_material(name, v.number)
+                ]
+                if holding:
+                    raise RingNotEmptyError(
+                        _not_empty(name, holding),
+                        ring=name,
+                        versions=tuple(v.number for v in holding),
+                    )
+                entry = replace(
+                    self.entry("delete", name, None, why), ring_digest=ring_digest(ring)
+                )
+                try:
+                    self.store.delete_ring(
+                        name, expected_revision=ring.revision, audit=self.stamped([entry])
+                    )
+                except ConflictError:
+                    time.sleep(random.uniform(0, min(0.4, 0.005 * 2**attempt)))
+                    continue
+                return
+            raise ConflictError(f"ring {name} kept changing underneath; try again")
+        except (LifecycleError, ConflictError) as exc:
+            self.record_failure("delete", name, None, exc)
+            raise
 
     def transition(
         self,

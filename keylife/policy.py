@@ -133,6 +133,18 @@ class Policy:
 
     def check(self, spec: KeySpec, purpose: Purpose, at: dt.datetime) -> None:
         """Raise :class:`SpecNotAllowedError` unless ``spec`` may be generated for ``purpose``."""
+        floor, kinds, rules = self.minimum_strength(at), PURPOSE_KINDS[purpose], self.rules(purpose)
+        base = SPECS.get(spec.name.partition(":")[0])
+        listed = rules.allowed if rules.allowed is not None else SPECS
+        if (
+            spec.kind in kinds
+            and spec.strength >= floor
+            and base is not None
+            and base.name in listed
+            and base.kind in kinds
+            and base.strength >= floor
+        ):
+            return  # allowed: the common case, without listing what else is
         allowed = self.allowed_specs(purpose, at)
         allowed_names = ", ".join(s.name for s in allowed) or "none"
         day = at.date().isoformat()

@@ -59,4 +59,4 @@ def recover(writer: RingWriter, ring: str, number: int, *, reason: str) -> Recov
             "(use ring.version(n) for the others)"
         )
     writer.store.append_audit([writer.entry("recover", ring, number, reason.strip())])
-    return Recovered(ring, LoadedKey(version, writer.material(version), protects=False))
+    return Recovered(ring, LoadedKey(version, RingWriter.material(writer, version), protects=False))

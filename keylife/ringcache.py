@@ -162,6 +162,14 @@ class CachedStore:
         finally:
             self.invalidate(ring.name)
 
+    def delete_ring(
+        self, name: str, *, expected_revision: int, audit: Sequence[AuditEntry] = ()
+    ) -> None:
+        try:
+            self.inner.delete_ring(name, expected_revision=expected_revision, audit=audit)
+        finally:
+            self.invalidate(name)
+
     def has_material(self, ring: str, version: int) -> bool:
         return self.inner.has_material(ring, version)
 

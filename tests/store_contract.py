@@ -13,7 +13,14 @@ import pytest
 
 import keylife
 from keylife.audit import AuditEntry, verify_chain
-from keylife.errors import ConflictError, MaterialUnavailableError, NotFoundError
+from keylife.auditstate import check_state
+from keylife.errors import (
+    ConflictError,
+    MaterialUnavailableError,
+    NotFoundError,
+    RingDeletedError,
+    RingNotEmptyError,
+)
 from keylife.lifecycle import Ring, State, new_version
 from keylife.specs import parse_spec
 from keylife.store.base import KeyStore
@@ -26,10 +33,13 @@ __all__ = [
     "test_contract_commit_conflict_keeps_stored_state",
     "test_contract_create_and_load",
     "test_contract_create_twice_conflicts",
+    "test_contract_delete_ring",
+    "test_contract_delete_ring_refusals",
     "test_contract_destroy_erases_material",
     "test_contract_lease",
     "test_contract_lease_takeover",
     "test_contract_load_rings_lists_all",
+    "test_contract_manager_delete_ring",
     "test_contract_manager_lifecycle",
     "test_contract_material_roundtrip",
 ]
@@ -177,3 +187,86 @@ def test_contract_lease_takeover(store: KeyStore) -> None:
     assert store.acquire_lease("rotate", "new", ttl, later, takeover_from="dead") is not None
     lease = store.read_lease("rotate")
     assert lease is not None and lease.holder == "new"
+
+
+def _destroyed(store: KeyStore, name: str) -> Ring:
+    """Ring ``name`` created and its only version destroyed (material erased)."""
+    ring, material = _ring(name)
+    saved = store.commit(ring, expected_revision=0, materials={1: material})
+    gone = replace(saved.versions[0], state=State.DESTROYED, destroy_date=T0)
+    return store.commit(saved.replace_version(gone), expected_revision=saved.revision, destroy=[1])
+
+
+def test_contract_delete_ring(store: KeyStore) -> None:
+    """Issue 11 item 5: a deleted ring is gone from every listing, its record is in the audit
+    log, and its name is never created again (no version number is issued twice)."""
+    saved = _destroyed(store, "old")
+    keep, keep_material = _ring("keep")
+    store.commit(keep, expected_revision=0, materials={1: keep_material})
+    record = AuditEntry(T0, "alice", "delete", "old", reason="decommissioned")
+    store.delete_ring("old", expected_revision=saved.revision, audit=[record])
+    assert store.load_ring("old") is None
+    assert store.list_ring_names() == ["keep"]
+    assert [r.name for r in store.load_rings()] == ["keep"]
+    assert [(r.action, r.ring, r.reason) for r in store.read_audit()] == [
+        ("delete", "old", "decommissioned")
+    ]
+    assert verify_chain(store.read_audit()).ok
+    again, again_material = _ring("old")
+    with pytest.raises(RingDeletedError, match=r"'old' was deleted.*never reused"):
+        store.commit(again, expected_revision=0, materials={1: again_material})
+    assert store.load_ring("old") is None and not store.has_material("old", 1)
+    # the last ring goes too: an empty store is not taken for a lost one
+    kept = store.load_ring("keep")
+    assert kept is not None
+    gone = replace(kept.versions[0], state=State.DESTROYED, destroy_date=T0)
+    kept = store.commit(kept.replace_version(gone), expected_revision=kept.revision, destroy=[1])
+    store.delete_ring("keep", expected_revision=kept.revision)
+    assert store.list_ring_names() == [] and store.load_rings() == []
+
+
+def test_contract_delete_ring_refusals(store: KeyStore) -> None:
+    with pytest.raises(NotFoundError):
+        store.delete_ring("nothing", expected_revision=1)
+    saved = _destroyed(store, "old")
+    with pytest.raises(ConflictError):  # a stale writer loses, and nothing is written
+        store.delete_ring(
+            "old", expected_revision=saved.revision - 1, audit=[AuditEntry(T0, "t", "delete")]
+        )
+    assert store.load_ring("old") is not None and store.read_audit() == []
+    live, material = _ring("live")
+    live = store.commit(live, expected_revision=0, materials={1: material})
+    with pytest.raises(RingNotEmptyError, match="v1") as err:  # the store checks too
+        store.delete_ring("live", expected_revision=live.revision)
+    assert err.value.versions == (1,)
+    assert store.get_material("live", 1, live.spec) == material
+
+
+def test_contract_manager_delete_ring(store: KeyStore) -> None:
+    clock = keylife.FixedClock(T0)
+    m = keylife.KeyManager(store, actor="contract", clock=clock)
+    m.create_ring("orders", "aes-256", "data-encryption")
+    clock.advance(dt.timedelta(days=1))
+    m.rotate("orders")
+    with pytest.raises(RingNotEmptyError) as err:
+        m.delete_ring("orders", reason="service gone")
+    message = str(err.value)
+    assert err.value.versions == (1, 2) and "v1 (deactivated), v2 (active)" in message
+    assert "keylife key destroy orders N" in message
+    assert m.load("orders").revision > 0  # untouched
+    m.deactivate("orders", 2)
+    for n in (1, 2):
+        m.destroy("orders", n)
+    m.delete_ring("orders", reason="service gone")
+    with pytest.raises(NotFoundError):
+        m.load("orders")
+    records = m.audit_records("orders")
+    assert records[-1].action == "delete" and records[-1].reason == "service gone"
+    assert (records[0].action, records[0].version) == ("create", 1)  # its history stays
+    assert "failure" in next(r.outcome for r in records if r.action == "delete")
+    assert m.verify_audit().ok
+    assert check_state(store.read_audit(), store.load_rings()) == []  # recorded, not vanished
+    with pytest.raises(RingDeletedError):
+        m.create_ring("orders", "aes-256", "data-encryption")
+    assert keylife.rotation.run(m.at(keylife.FixedClock(T0 + dt.timedelta(days=800)))).ok
+    assert store.load_ring("orders") is None  # rotation never brings it back

@@ -42,6 +42,7 @@ from keylife.certificates import (
 )
 from keylife.errors import AcmeError, NotFoundError
 from keylife.names import check_ring_name
+from keylife.writer import RingWriter
 
 if TYPE_CHECKING:
     from keylife.lifecycle import KeyVersion, Ring
@@ -329,7 +330,7 @@ def revoke_version(
             log.warning("no ACME account key (%s); revoking with the certificate key", exc)
     from keylife.keygen import load_private_key as load_material_key
 
-    key = load_material_key(manager.material(found))
+    key = load_material_key(RingWriter.material(manager, found))
     if not isinstance(key, CertificateKey):
         raise AcmeError(f"{ring_name} v{version} does not hold a certificate key")
     with AcmeClient(

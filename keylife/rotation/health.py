@@ -39,7 +39,7 @@ def check_ring(writer: RingWriter, ring: Ring, now: dt.datetime) -> str:
         return ""
     for v in versions_to_check(ring, now):
         try:
-            material = writer.material(v)
+            material = RingWriter.material(writer, v)
         except StoreUnavailableError:
             raise
         except FingerprintMismatchError:

@@ -25,6 +25,7 @@ from ..errors import KeylifeError, LockHeldError, NotFoundError, StoreUnavailabl
 from ..lifecycle import Action, Ring
 from ..manager import KeyManager
 from ..policy import Purpose
+from ..writer import RingWriter
 from .health import check_ring
 from .holders import holder_is_dead, new_holder
 from .plan import Plan, Step, StepKind, plan_ring, plan_rotation
@@ -383,7 +384,7 @@ class Runner:
         grace = view.policy.rules(Purpose(ring.purpose)).grace_period
         for v in ring.versions:
             if v.processes_at(now, grace):
-                view.material(v)
+                RingWriter.material(view, v)
 
 
 _TRANSITION_OF = {

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from ..audit import AuditEntry, AuditRecord
+from ..errors import RingDeletedError
 from ..lifecycle import Ring
 from ..material import KeyMaterial
 from ..published import PublishedKeys
@@ -53,6 +54,19 @@ class KeyStore(Protocol):
         """
         ...
 
+    def delete_ring(
+        self, name: str, *, expected_revision: int, audit: Sequence[AuditEntry] = ()
+    ) -> None:
+        """Remove ring ``name`` if its stored revision is ``expected_revision`` and append
+        ``audit``, as one write where the backend allows (ConflictError when another writer
+        won, NotFoundError when there is no such ring). Its material must be erased already
+        (the manager deletes only rings whose versions are all destroyed). The name stays
+        taken: a later ``commit(..., expected_revision=0)`` of it raises
+        :class:`~keylife.errors.RingDeletedError` (:func:`deleted_ring_error`), so the audit
+        history and old ciphertext headers can only ever mean the deleted ring.
+        """
+        ...
+
     def get_material(self, ring: str, version: int, spec: KeySpec) -> KeyMaterial: ...
 
     def has_material(self, ring: str, version: int) -> bool: ...
@@ -88,6 +102,15 @@ class KeyStore(Protocol):
     def release_lease(self, name: str, holder: str) -> None: ...
 
     def close(self) -> None: ...
+
+
+def deleted_ring_error(name: str) -> RingDeletedError:
+    """What every backend raises when a ring is created under a deleted ring's name."""
+    return RingDeletedError(
+        f"ring {name!r} was deleted; a deleted ring's name is never reused (its history stays "
+        "in the audit log): choose another name",
+        ring=name,
+    )
 
 
 @runtime_checkable

@@ -32,6 +32,7 @@ from ..material import KeyMaterial
 from ..sealing import MasterKey, MasterKeyFile, Sealer, associated_data, new_store_id
 from ..specs import KeySpec
 from .base import Lease
+from .sqlite_deletion import delete_ring, refuse_deleted
 from .sqlite_identity import INIT_STORE_ID, reseal_all
 
 __all__ = ["MasterKeyFile", "SqliteStore"]
@@ -301,6 +302,7 @@ class SqliteStore:
             for number in destroy:
                 db.execute("DELETE FROM material WHERE ring=? AND version=?", (ring.name, number))
             if row is None:
+                refuse_deleted(db, ring.name)  # a deleted ring's name is never reused
                 db.execute("INSERT INTO rings VALUES (?, ?, ?)", (ring.name, new_revision, doc))
             else:
                 db.execute(
@@ -311,6 +313,15 @@ class SqliteStore:
         from dataclasses import replace
 
         return replace(ring, revision=new_revision)
+
+    def delete_ring(
+        self, name: str, *, expected_revision: int, audit: Sequence[AuditEntry] = ()
+    ) -> None:
+        """Remove ring ``name`` and append ``audit`` in one transaction (check-and-set on its
+        revision; :mod:`keylife.store.sqlite_deletion`)."""
+        with self._write() as db:
+            delete_ring(db, name, expected_revision)
+            self._append_locked(db, audit)
 
     def import_snapshot(
         self,

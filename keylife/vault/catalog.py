@@ -66,8 +66,9 @@ def mark_has_rings(kv: KV) -> None:
 
 def ring_listing(kv: KV) -> Listing:
     """Every ring with its current KV version and that version's ``created_time``."""
+    deleted: set[str] = set()  # rings deleted by `keylife key delete`: not listed
     try:
-        listing = kv.list_versions("rings/", what="list rings")
+        listing = kv.list_versions("rings/", what="list rings", deleted=deleted)
     except VaultPermissionError:  # an operator policy from before keylife used the listing
         log.warning(
             "the token may not list %s/detailed-metadata/: every ring is read directly; "
@@ -77,7 +78,7 @@ def ring_listing(kv: KV) -> Listing:
         listing = None
     if listing is None:  # no detailed-metadata: names only, nothing verifiable
         listing = {k: (0, "") for k in kv.list("rings/", what="list rings") if not k.endswith("/")}
-    if not listing and marker_says_rings(kv):
+    if not listing and not deleted and marker_says_rings(kv):
         raise StoreUnavailableError(
             f"Vault unavailable: {kv.client.address} answered that there are no rings under "
             f"{kv.mount}/rings/, but the store's marker {kv.mount}/{MARKER} says rings were "

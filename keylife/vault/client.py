@@ -445,6 +445,9 @@ def answer_problem(path: str, status: int, response: Any, body: dict[str, Any] |
         return ""
     if status == 404 and isinstance(body.get("warnings"), list):
         return ""  # KV v2: "Invalid path for a versioned K/V secrets engine"
+    meta = body.get("data", {}).get("metadata") if isinstance(body.get("data"), dict) else None
+    if status == 404 and isinstance(meta, dict) and meta.get("deletion_time"):
+        return ""  # KV v2: the current version is deleted (``keylife key delete``)
     return f"HTTP {status} without 'errors'"
 
 

@@ -1,13 +1,15 @@
 """Per-ring high-water marks: a version number is never issued twice, whatever the ring says.
 
 ``M/hw/<ring>`` = ``{"v": 1, "issued": N}``: the highest version number any committed document
-of the ring has issued (its ``next_version - 1``). It is kept apart from the ring document and
-checked at every commit (:meth:`HighWater.check`): when the document a writer starts from
-issued fewer versions than the mark, the ring's document went backwards (an older KV version's
-content written back) and the commit is refused with :class:`IntegrityError` naming the ring
-and "rolled back", until an operator restores the newest document (docs/vault.md, "A ring
-that was rolled back"). The mark is raised after the commit point (:meth:`raise_to`); a crash
-in between leaves it low, which only delays detection to the next commit.
+of the ring has issued (its ``next_version - 1``); ``"deleted": true`` is added once ``keylife
+key delete`` removed the ring (the name is then never created again). It is kept apart from the
+ring document and checked at every commit (:meth:`HighWater.check`): when the document a writer
+starts from issued fewer versions than the mark, the ring's document went backwards (an older
+KV version's content written back) and the commit is refused with :class:`IntegrityError`
+naming the ring and "rolled back", until an operator restores the newest document
+(docs/vault.md, "A ring that was rolled back"). The mark is raised after the commit point
+(:meth:`raise_to`); a crash in between leaves it low, which only delays detection to the next
+commit.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..errors import ConflictError, IntegrityError
+from ..store.base import deleted_ring_error
 from .client import q
 from .kv import KV
 
@@ -46,16 +49,42 @@ class HighWater:
 
     def read(self, ring: str) -> tuple[int, int]:
         """``(issued, KV version of the mark)``; ``(0, 0)`` when there is none."""
+        issued, version, _deleted = self.read_mark(ring)
+        return issued, version
+
+    def read_mark(self, ring: str) -> tuple[int, int, bool]:
+        """``(issued, KV version of the mark, whether the ring was deleted)``."""
         got = self.kv.read(f"{HW_PREFIX}{q(ring)}", what=f"read the high-water mark of {ring}")
         if got is None:
-            return 0, 0
+            return 0, 0, False
         issued = got.data.get("issued")
         if not isinstance(issued, int) or isinstance(issued, bool) or issued < 0:
             raise IntegrityError(
                 f"the high-water mark {self.kv.mount}/{HW_PREFIX}{ring} of ring {ring} is "
                 "malformed; restore it from its KV history (docs/vault.md)"
             )
-        return issued, got.version
+        return issued, got.version, got.data.get("deleted") is True
+
+    def mark_deleted(self, ring: str, issued: int) -> None:
+        """Record on the mark that ``ring`` (which issued up to v``issued``) was deleted: its
+        name is never created again (:meth:`check`) and the mark stays."""
+        for _ in range(3):
+            old, version, deleted = self.read_mark(ring)
+            if deleted:
+                return
+            doc = {"v": 1, "issued": max(old, issued), "deleted": True}
+            try:
+                self.kv.cas_write(
+                    f"{HW_PREFIX}{q(ring)}",
+                    doc,
+                    cas=version,
+                    what=f"mark ring {ring} deleted on its high-water mark",
+                    ours=lambda d, doc=doc: d == doc,  # type: ignore[misc]
+                )
+                return
+            except ConflictError:
+                continue
+        raise ConflictError(f"the high-water mark of ring {ring} kept changing underneath")
 
     def rolled_back(self, ring: str, where: str, have: int, issued: int) -> str:
         """What is wrong with a ring whose document (``where``) issued only up to ``have``."""
@@ -86,7 +115,9 @@ class HighWater:
         the ring's mark, when ``base`` is the ring's current document (``current_rev()``, read
         only then; a stale base is a :class:`ConflictError`). Returns the mark (``issued``,
         KV version) for :meth:`raise_to`."""
-        issued, version = self.read(ring)
+        issued, version, deleted = self.read_mark(ring)
+        if deleted and base_rev == 0:
+            raise deleted_ring_error(ring)
         have = issued_by(base)
         if have < issued:
             if current_rev() != base_rev:

@@ -132,10 +132,13 @@ class KV:
             raise self.client.unexpected(what, "a KV list answer without data.keys")
         return list(keys)
 
-    def list_versions(self, path: str, *, what: str) -> dict[str, tuple[int, str]] | None:
+    def list_versions(
+        self, path: str, *, what: str, deleted: set[str] | None = None
+    ) -> dict[str, tuple[int, str]] | None:
         """``{key: (current version, that version's created_time)}`` for the secrets directly
         under ``path``, in one request (OpenBao's ``detailed-metadata``); None when the server
-        has no such endpoint (HashiCorp Vault)."""
+        has no such endpoint (HashiCorp Vault). A secret whose current version is deleted
+        (:meth:`delete`) is left out, and its key added to ``deleted`` when given."""
         status, body, _ = self.client.request(
             "LIST", f"{self.mount}/detailed-metadata/{path}", what=what
         )
@@ -152,9 +155,19 @@ class KV:
             versions = meta.get("versions")
             one = versions.get(str(current)) if isinstance(versions, dict) else None
             created = one.get("created_time") if isinstance(one, dict) else ""
+            if isinstance(one, dict) and (one.get("deletion_time") or one.get("destroyed")):
+                if deleted is not None:
+                    deleted.add(str(key))
+                continue
             if isinstance(current, int) and current > 0:
                 out[str(key)] = (current, created if isinstance(created, str) else "")
         return out
+
+    def delete(self, path: str, *, what: str) -> None:
+        """Soft-delete the current version of ``path`` (a data-path DELETE): reads find
+        nothing, while its metadata and older versions stay (and so does its version count,
+        so a ``cas=0`` create of ``path`` is refused)."""
+        self.client.request("DELETE", f"{self.mount}/data/{path}", what=what)
 
     def destroy(self, path: str, *, what: str) -> None:
         """Delete every version and the metadata of ``path``: nothing of it remains."""

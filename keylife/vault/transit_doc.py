@@ -2,11 +2,12 @@
 
 The document (its shape is fixed; older keylife versions read it)::
 
-    {"name": NAME, "key": "kl-NAME", "type": "<Transit key type>",
+    {"name": NAME, "key": "kl-NAME", "type": "<Transit key type>", ["purpose": P,]
      "versions": [{"number", "state", "created", "deactivated", "compromised", "destroyed",
                    "reason"}, ...]}
 
-Decoded, it is a :class:`~keylife.lifecycle.Ring` of purpose ``data-encryption`` whose spec
+Decoded, it is a :class:`~keylife.lifecycle.Ring` of its purpose (``data-encryption`` unless
+the document names another, :func:`purpose_of`) whose spec
 comes from the Transit key type, with the attribute :data:`TRANSIT_KEY` (the Transit key's
 name) marking it transit-resident. Each version is a :class:`KeyVersion` with fingerprint
 ``transit:NAME:vN``; ``state`` is a lifecycle :class:`State`; an active version's
@@ -42,6 +43,7 @@ __all__ = [
     "encode",
     "floors",
     "label",
+    "purpose_of",
     "spec_for",
 ]
 
@@ -101,7 +103,18 @@ def _time(d: Mapping[str, Any], key: str) -> dt.datetime | None:
     return value
 
 
-def _version(name: str, spec: KeySpec, d: Any, cryptoperiod: dt.timedelta) -> KeyVersion:
+def purpose_of(doc: Mapping[str, Any]) -> str:
+    """The purpose a ``tk/NAME`` document records (``data-encryption`` when it names none, as
+    documents written before transit keys had a purpose); :class:`IntegrityError` if unknown."""
+    purpose = doc.get("purpose", PURPOSE) if isinstance(doc, Mapping) else PURPOSE
+    if not isinstance(purpose, str) or purpose not in {p.value for p in Purpose}:
+        raise IntegrityError(f"transit ring document names an unknown purpose {purpose!r}")
+    return purpose
+
+
+def _version(
+    name: str, spec: KeySpec, d: Any, cryptoperiod: dt.timedelta, purpose: str = PURPOSE
+) -> KeyVersion:
     if not isinstance(d, dict) or not set(d) <= _FIELDS or not {"number", "state"} <= set(d):
         raise ValueError("a version is not an object with the known fields")
     number, reason = d["number"], d.get("reason") or ""
@@ -118,7 +131,7 @@ def _version(name: str, spec: KeySpec, d: Any, cryptoperiod: dt.timedelta) -> Ke
         ring=name,
         number=number,
         spec=spec,
-        purpose=PURPOSE,
+        purpose=purpose,
         state=state,
         fingerprint=f"transit:{name}:v{number}",
         created=created,
@@ -146,7 +159,8 @@ def decode(doc: Mapping[str, Any], revision: int, *, cryptoperiod: dt.timedelta)
         raw = doc.get("versions")
         if not isinstance(raw, list) or not raw:
             raise ValueError("no versions")
-        versions = tuple(_version(name, spec, v, cryptoperiod) for v in raw)
+        purpose = purpose_of(doc)
+        versions = tuple(_version(name, spec, v, cryptoperiod, purpose) for v in raw)
         numbers = [v.number for v in versions]
         if numbers != sorted(set(numbers)):
             raise ValueError(f"version numbers are not increasing: {numbers}")
@@ -155,7 +169,7 @@ def decode(doc: Mapping[str, Any], revision: int, *, cryptoperiod: dt.timedelta)
     return Ring(
         name=name,
         spec=spec,
-        purpose=PURPOSE,
+        purpose=purpose,
         created=min(v.created for v in versions),
         versions=versions,
         next_version=numbers[-1] + 1,
@@ -165,8 +179,10 @@ def decode(doc: Mapping[str, Any], revision: int, *, cryptoperiod: dt.timedelta)
 
 
 def encode(ring: Ring, key_type: str) -> dict[str, Any]:
-    """The ``tk/NAME`` document of ``ring`` (the inverse of :func:`decode`)."""
+    """The ``tk/NAME`` document of ``ring`` (the inverse of :func:`decode`); ``purpose`` is
+    written only when it is not ``data-encryption``, so older documents stay as they were."""
     return {
+        **({} if ring.purpose == PURPOSE else {"purpose": ring.purpose}),
         "name": ring.name,
         "key": KEY_PREFIX + ring.name,
         "type": key_type,

@@ -20,7 +20,8 @@ the older ones (they still decrypt); a staged rotation is a rotation here. Trans
 floors, not sets: compromising or destroying *v* makes every older version unusable too
 (older versions not already gone are destroyed, reason "below the decryption floor").
 Compromising (or deactivating, when the planner asks) the newest version rotates first, so a
-usable version remains.
+usable version remains. Creation and rotation are held to the policy like any key
+(:mod:`keylife.vault.transit_policy`); a compromise response rotates regardless.
 """
 
 from __future__ import annotations
@@ -30,9 +31,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..audit import AuditSink
+from ..audit import AuditEntry, AuditSink
 from ..clock import Clock
-from ..errors import AlreadyExistsError, ConflictError, LifecycleError, NotFoundError
+from ..errors import (
+    AlreadyExistsError,
+    ConflictError,
+    KeylifeError,
+    LifecycleError,
+    NotFoundError,
+)
 from ..lifecycle import (
     TRANSITIONS,
     Action,
@@ -51,6 +58,7 @@ from . import transit_doc as td
 from .client import q
 from .kv import KV, KvEntry
 from .transit import Transit, TransitKeyInfo
+from .transit_policy import check_new_version, check_rotation
 
 __all__ = ["DOC_PREFIX", "TransitKeyView", "TransitRings"]
 
@@ -86,6 +94,7 @@ class TransitKeyView:
             "name": self.ring.name,
             "key": self.key,
             "key_type": self.key_type,
+            "purpose": self.ring.purpose,
             "revision": self.ring.revision,
             "latest_version": self.latest,
             "min_decryption_version": dec,
@@ -124,6 +133,26 @@ class TransitRings:
     def cryptoperiod(self) -> dt.timedelta:
         return self.policy.rules(Purpose.DATA_ENCRYPTION).cryptoperiod
 
+    def _period(self, doc: Mapping[str, Any]) -> dt.timedelta:
+        """The cryptoperiod of the purpose a ``tk/NAME`` document records."""
+        return self.policy.rules(Purpose(td.purpose_of(doc))).cryptoperiod
+
+    def _refused(self, action: str, name: str, at: dt.datetime, exc: KeylifeError) -> None:
+        """Audit a request the policy refused (the caller raises ``exc``)."""
+        outcome = f"failure: {exc}"
+        self.audit.append_audit([AuditEntry(at, self.actor, action, td.label(name), None, outcome)])
+
+    def _check_rotation(self, name: str, at: dt.datetime) -> None:
+        """Refuse (audited) a rotation the policy does not allow (:mod:`.transit_policy`)."""
+        got, _info = self._read(name)
+        try:
+            check_rotation(
+                self.policy, name, str(got.data.get("type")), td.purpose_of(got.data), at
+            )
+        except KeylifeError as exc:
+            self._refused("rotate", name, at, exc)
+            raise
+
     # ---- reading ----------------------------------------------------------------------------
 
     def names(self) -> list[str]:
@@ -146,14 +175,15 @@ class TransitRings:
     ) -> tuple[Ring, Ring]:
         """``(stored, adopted)``: the ring as its document has it, and with the versions
         Transit has beyond it."""
-        stored = td.decode(got.data, got.version, cryptoperiod=self.cryptoperiod)
+        period = self._period(got.data)
+        stored = td.decode(got.data, got.version, cryptoperiod=period)
         adopted = td.adopt(
             stored,
             info,
             now=now,
             fresh_after=fresh_after,
             actor=self.actor,
-            cryptoperiod=self.cryptoperiod,
+            cryptoperiod=period,
             reason=why,
         )
         return stored, adopted
@@ -240,6 +270,7 @@ class TransitRings:
             primary = ring.primary(now)
             if primary is not None and (number is None or primary.number > number):
                 return None  # rotated already
+            self._check_rotation(name, now)
             return self._rotate(name, now, step.reason).latest
         if number is None or kind not in (
             StepKind.ACTIVATE,
@@ -257,6 +288,7 @@ class TransitRings:
             return None  # done already (or gone)
         if action is Action.DEACTIVATE and number == ring.next_version - 1:
             # Transit always encrypts with its newest version: it stops by a successor
+            self._check_rotation(name, now)
             return self._rotate(name, now, f"v{number}: {step.reason}").latest
         if action is Action.ACTIVATE:
             self._change(name, now, lambda r: self._activate(r, number, now, step.reason))
@@ -356,12 +388,23 @@ class TransitRings:
     # ---- commands (keylife vault transit ...) -------------------------------------------------
 
     def create(
-        self, name: str, key_type: str = "aes256-gcm96", *, now: dt.datetime | None = None
+        self,
+        name: str,
+        key_type: str = "aes256-gcm96",
+        *,
+        purpose: str = td.PURPOSE,
+        now: dt.datetime | None = None,
     ) -> TransitKeyView:
-        """The Transit key ``kl-NAME`` and its record: v1 active."""
+        """The Transit key ``kl-NAME`` and its record: v1 active. The type and its strength
+        must be allowed for ``purpose`` on the day, as for ``keylife key create``."""
         check_ring_name(name)
         spec = td.spec_for(key_type)
         at = now or self.clock.now()
+        try:
+            dates = check_new_version(self.policy, key_type, purpose, at)
+        except KeylifeError as exc:
+            self._refused("create", name, at, exc)
+            raise
         key = td.KEY_PREFIX + name
         if self.transit.key(key) is not None:
             raise AlreadyExistsError(
@@ -369,14 +412,14 @@ class TransitRings:
                 f"transit show {name}` if it is keylife's)"
             )
         self.transit.create_key(key, key_type)
-        empty = Ring(name, spec, td.PURPOSE, at, attributes={td.TRANSIT_KEY: key})
+        empty = Ring(name, spec, Purpose.parse(purpose).value, at, attributes={td.TRANSIT_KEY: key})
         ring, _v1 = new_version(
             empty,
             fingerprint=f"transit:{name}:v1",
             now=at,
             actor=self.actor,
-            activation=at,
-            deactivation=at + self.cryptoperiod,
+            activation=dates.activation,
+            deactivation=dates.deactivation,
             reason=f"transit-resident {key_type} key {key}",
         )
         self.kv.cas_write(
@@ -392,8 +435,11 @@ class TransitRings:
     def rotate(
         self, name: str, *, now: dt.datetime | None = None, reason: str = "manual rotation"
     ) -> TransitKeyView:
-        """A new version, active at once; older versions stop encrypting (still decrypt)."""
-        return self._rotate(name, now or self.clock.now(), reason)
+        """A new version, active at once; older versions stop encrypting (still decrypt).
+        Refused when the policy no longer allows the key's type for its purpose."""
+        at = now or self.clock.now()
+        self._check_rotation(name, at)
+        return self._rotate(name, at, reason)
 
     def deactivate(
         self, name: str, version: int, *, now: dt.datetime | None = None, reason: str = ""

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 import keylife
 from keylife.keygen import fingerprint
 from keylife.lifecycle import ring_to_dict
+from keylife.writer import RingWriter
 
 
 @pytest.fixture
@@ -41,7 +42,7 @@ def _everything(db: Path, key_file: Path) -> tuple[list, dict, list]:
         for r in m.rings():
             for v in r.versions:
                 if v.has_material:
-                    mat = m.material(v)
+                    mat = RingWriter.material(m, v)
                     assert fingerprint(mat) == v.fingerprint
                     materials[(r.name, v.number)] = base64.b64encode(mat.reveal())
         audit = [r.to_dict() for r in m.audit_records()]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import keylife
 from keylife.keygen import fingerprint
+from keylife.writer import RingWriter
 
 WRITER = r"""
 import random, sys
@@ -54,7 +55,7 @@ def _check_store(env, reported: dict[tuple[str, int], str]) -> None:
             version = ring.get(number)
             assert version is not None, f"{name} v{number} was reported committed but is lost"
             assert version.fingerprint == fp
-            material = m.material(version)
+            material = RingWriter.material(m, version)
             assert fingerprint(material) == fp
         for ring in rings.values():
             assert sum(v.protects_at(now) for v in ring.versions) <= 1, ring.name
@@ -65,7 +66,7 @@ def _check_store(env, reported: dict[tuple[str, int], str]) -> None:
             # Every version that should hold material does, and it opens.
             for v in ring.versions:
                 if v.has_material:
-                    assert fingerprint(m.material(v)) == v.fingerprint
+                    assert fingerprint(RingWriter.material(m, v)) == v.fingerprint
         # Audit records for committed creations exist.
         created = {(r.ring, r.version) for r in m.audit_records() if r.action == "create"}
         assert set(reported) <= created

@@ -24,6 +24,7 @@ import pytest
 import keylife
 from keylife.backup import BackupSecret, read_backup, restore_snapshot, write_backup
 from keylife.errors import KeylifeError
+from keylife.writer import RingWriter
 
 RINGS = [
     ("sig-rsa", "rsa-2048", "signing"),
@@ -48,7 +49,7 @@ def _populate(m: keylife.KeyManager) -> list[keylife.LoadedKey]:
     for ring in m.rings():
         for v in ring.versions:
             if v.has_material:
-                loaded.append(keylife.LoadedKey(v, m.material(v)))
+                loaded.append(keylife.LoadedKey(v, RingWriter.material(m, v)))
     return loaded
 
 
@@ -59,7 +60,8 @@ def populated(store, forms_of, caplog):
         loaded = _populate(m)
         forms = [f for k in loaded for f in forms_of(k.material)]
         # The destroyed version's material must vanish too: capture it before destroying.
-        doomed = keylife.LoadedKey(m.load("data").get(1), m.material(m.load("data").get(1)))
+        first = m.load("data").get(1)
+        doomed = keylife.LoadedKey(first, RingWriter.material(m, first))
         forms += forms_of(doomed.material)
         m.deactivate("data-cc", 1)
         m.destroy("data", 1)

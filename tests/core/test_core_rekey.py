@@ -14,6 +14,7 @@ from keylife.errors import IntegrityError
 from keylife.keygen import fingerprint
 from keylife.sealing import MasterKey
 from keylife.store.sqlite import MasterKeyFile, SqliteStore
+from keylife.writer import RingWriter
 
 
 @pytest.fixture
@@ -34,7 +35,7 @@ def _fingerprints(env) -> dict[tuple[str, int], str]:
         for ring in m.rings():
             for v in ring.versions:
                 if v.has_material:
-                    fp = fingerprint(m.material(v))
+                    fp = fingerprint(RingWriter.material(m, v))
                     assert fp == v.fingerprint
                     out[(ring.name, v.number)] = fp
     return out

@@ -11,6 +11,7 @@ from tests.docs.runner import REPO
 
 BENCH = REPO / "benchmarks"
 SMALL = ["--rings", "3", "--runs", "1", "--keygen", "3"]
+SMALL_POLICY = ["--rings", "3", "--runs", "1", "--calls", "100"]
 
 
 def test_bench_core_prints_and_writes_nothing(tmp_path: Path) -> None:
@@ -62,3 +63,19 @@ def test_every_benchmark_writes_results_only_with_write() -> None:
         text = script.read_text()
         if '/ "RESULTS-' in text:  # a path to a tracked results file
             assert '"--write"' in text, f"{script.name} writes a RESULTS file without --write"
+
+
+def test_bench_policy_checks_prints_and_writes_nothing(tmp_path: Path) -> None:
+    before = {p.name: p.read_bytes() for p in BENCH.glob("RESULTS-*.md")}
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "bench_policy_checks.py"), *SMALL_POLICY],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "| create 3 rings" in proc.stdout and "warm `ring.primary()`" in proc.stdout
+    assert {p.name: p.read_bytes() for p in BENCH.glob("RESULTS-*.md")} == before
+    assert not list(tmp_path.iterdir())

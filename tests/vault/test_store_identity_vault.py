@@ -15,6 +15,7 @@ from keylife_cli.main import cli
 
 import keylife
 from keylife.errors import IntegrityError
+from keylife.writer import RingWriter
 from tests.vault.conftest import DevServer
 
 pytestmark = pytest.mark.vault
@@ -108,7 +109,7 @@ def test_rekey_migrates_an_old_format_store(vault_env: DevServer, mounts: tuple[
         for ring in m.rings():
             for v in ring.versions:
                 if v.has_material:
-                    m.material(v)
+                    RingWriter.material(m, v)
         assert m.verify_audit().ok
         assert [r.action for r in m.audit_records()][-1] == "rekey"
     # a foreign old-format blob: another old-format store on the same Transit key

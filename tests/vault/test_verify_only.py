@@ -175,7 +175,7 @@ def test_verify_only_transit_ring_reads_the_public_key_export_only(
     _, transit = mounts
     url = vault_env.store_url(*mounts)
     run(url, "vault", "setup")
-    run(url, "vault", "transit", "create", "tsig", "--type", "ecdsa-p256")
+    run(url, "vault", "transit", "create", "tsig", "--type", "ecdsa-p256", "--purpose", "signing")
     run(url, "vault", "transit", "create", "tenc")
     hcl = run(url, "vault", "policy", "tsig", "--verify-only").output
     assert f'path "{transit}/export/public-key/kl-tsig"' in hcl
