@@ -236,9 +236,14 @@ for _verb, _help in (
     ("deactivate", "Deactivate VERSION of ring NAME now (it still processes in the grace period)."),
     ("suspend", "Suspend VERSION of ring NAME (it neither protects nor processes)."),
     ("resume", "Resume a suspended VERSION of ring NAME."),
-    ("destroy", "Erase the material of VERSION of ring NAME; keep its metadata."),
 ):
     key.add_command(_transition(_verb, _help))
+
+# destruction with a waiting period: its own module
+from .destroy import approve, cancel_destroy, destroy  # noqa: E402
+
+for _command in (destroy, cancel_destroy, approve):
+    key.add_command(_command)
 
 
 @key.command()

@@ -12,7 +12,8 @@ material.
     │   └── SpecNotAllowedError     key spec not approved for that purpose on that date
     ├── UnknownSpecError            spec name not recognised at all
     ├── LifecycleError              state machine refusal
-    │   └── InvalidTransitionError  transition not allowed from the current state
+    │   ├── InvalidTransitionError  transition not allowed from the current state
+    │   └── DestroyScheduleError    a destruction request refused (wait, approval, nothing due)
     ├── NotFoundError               ring or version does not exist
     ├── AlreadyExistsError          ring already exists
     ├── MaterialUnavailableError    material destroyed, or version not usable at that time
@@ -94,6 +95,21 @@ class InvalidTransitionError(LifecycleError):
         self.version = version
         self.from_state = from_state
         self.action = action
+
+
+class DestroyScheduleError(LifecycleError):
+    """A request about a scheduled destruction was refused: a wait below the minimum, nothing
+    scheduled to cancel or approve, an approval by the requester, or a destruction not yet due.
+    ``ring`` and ``version`` say which; ``requester`` is who asked for the destruction (when
+    one was scheduled)."""
+
+    def __init__(
+        self, message: str, *, ring: str = "", version: int | None = None, requester: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.ring = ring
+        self.version = version
+        self.requester = requester
 
 
 class NotFoundError(KeylifeError):

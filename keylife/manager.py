@@ -19,12 +19,12 @@ from . import revocation
 from .certificates import CERTIFICATE_PEM, CERTIFICATE_REVOKED, is_certificate_ring
 from .clock import Clock, as_utc
 from .creation import KeyCreator
-from .errors import KeylifeError, LifecycleError, SpecNotAllowedError
+from .errors import DestroyScheduleError, KeylifeError, LifecycleError, SpecNotAllowedError
 from .keyring import KeyRing
-from .lifecycle import Action, KeyVersion, RevocationReason, Ring
+from .lifecycle import TRANSITIONS, Action, KeyVersion, RevocationReason, Ring
 from .loaded import LoadedKey
 from .policy import Policy, Purpose
-from .rotation.plan import rotation_due
+from .rotation.plan import destroy_due, rotation_due
 from .specs import KeySpec, parse_spec
 from .store.base import KeyStore
 
@@ -226,6 +226,8 @@ class KeyManager(KeyCreator):
         writer already did a no-op."""
 
         def operation(ring: Ring, now: dt.datetime) -> ops.Change:
+            if action is Action.DESTROY:
+                self._refuse_undue_destroy(ring, number, now)
             cryptoperiod = self.policy.rules(Purpose.parse(ring.purpose)).cryptoperiod
             return ops.transition_version(
                 ring,
@@ -239,6 +241,20 @@ class KeyManager(KeyCreator):
             )
 
         return ops.result(self.apply(name, action.value, operation, number, loaded=loaded))
+
+    def _refuse_undue_destroy(self, ring: Ring, number: int, now: dt.datetime) -> None:
+        """Material is erased only when the planner would: retention, an overtaken pre-active
+        version, or a scheduled destruction that is due (and approved when the policy says)."""
+        v = ring.get(number)
+        if v is None or (v.state, Action.DESTROY) not in TRANSITIONS:
+            return  # the transition itself says what is wrong (or that it is done)
+        if not destroy_due(ring, number, self.policy, now):
+            raise DestroyScheduleError(
+                f"{ring.name} v{number} is not due for destruction; schedule it with keylife key "
+                f"destroy {ring.name} {number} and `keylife rotate` carries it out when due",
+                ring=ring.name,
+                version=number,
+            )
 
     def activate(self, name: str, number: int, *, reason: str = "") -> KeyVersion:
         """Activate version ``number`` now; it becomes the primary and supersedes older ones."""
@@ -259,11 +275,62 @@ class KeyManager(KeyCreator):
             name, number, Action.DEACTIVATE, reason=reason or "deactivated by operator"
         )
 
-    def destroy(self, name: str, number: int, *, reason: str = "") -> KeyVersion:
-        """Erase the material of version ``number``; its metadata stays."""
-        return self.transition(
-            name, number, Action.DESTROY, reason=reason or "destroyed by operator"
-        )
+    def destroy(
+        self, name: str, number: int, *, reason: str = "", wait: dt.timedelta | None = None
+    ) -> KeyVersion:
+        """Schedule the destruction of version ``number`` ``wait`` from now (default and
+        minimum: the policy's ``destroy_wait``; a compromised version may wait less, down to
+        zero). Nothing is erased yet: the material stays readable and the version cannot be
+        activated or resumed until ``keylife rotate`` carries the destruction out when due (and,
+        under ``destroy_requires_second_actor``, approved: :meth:`approve_destroy`). A
+        destruction due at once (a compromised version, ``wait=0``) is carried out now.
+        Returns the version as it then is; its metadata always stays."""
+        from .destruction import schedule_destroy
+
+        policy = self.policy
+        why = reason or "destroyed by operator"
+
+        def operation(ring: Ring, now: dt.datetime) -> ops.Change:
+            return schedule_destroy(
+                ring,
+                number,
+                actor=self.actor,
+                identity=self.identity,
+                now=now,
+                wait=policy.destroy_wait if wait is None else wait,
+                minimum=policy.destroy_wait,
+                reason=why,
+            )
+
+        version = ops.result(self.apply(name, "schedule-destroy", operation, number))
+        ring = self.load(name)
+        if destroy_due(ring, number, policy, self.now()):
+            return self.transition(
+                name, number, Action.DESTROY, reason=why, if_needed=True, loaded=ring
+            )
+        return version
+
+    def cancel_destroy(self, name: str, number: int, *, reason: str = "") -> KeyVersion:
+        """Cancel the scheduled destruction of version ``number`` (audited); it is as before."""
+        from .destruction import cancel_destroy
+
+        def operation(ring: Ring, now: dt.datetime) -> ops.Change:
+            return cancel_destroy(ring, number, actor=self.actor, now=now, reason=reason)
+
+        return ops.result(self.apply(name, "cancel-destroy", operation, number))
+
+    def approve_destroy(self, name: str, number: int, *, reason: str = "") -> KeyVersion:
+        """Approve the scheduled destruction of version ``number`` as a second actor (the
+        two-person rule); the requester's own approval is refused. Records this manager's
+        actor and authenticated identity."""
+        from .destruction import approve_destroy
+
+        def operation(ring: Ring, now: dt.datetime) -> ops.Change:
+            return approve_destroy(
+                ring, number, actor=self.actor, identity=self.identity, now=now, reason=reason
+            )
+
+        return ops.result(self.apply(name, "approve-destroy", operation, number))
 
     def revoke(
         self,

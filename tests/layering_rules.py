@@ -58,6 +58,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "keylife.operations",
             "keylife.changes",
             "keylife.revocation",
+            "keylife.destruction",
             "keylife.limits",
             "keylife.dependents",
             "keylife.certificates",

@@ -158,7 +158,7 @@ def test_contract_manager_lifecycle(store: KeyStore) -> None:
     assert m.ring("sig").primary().number == 3
     with pytest.raises(MaterialUnavailableError):
         m.ring("sig").version(2)
-    m.destroy("sig", 2)
+    m.destroy("sig", 2, wait=dt.timedelta(0))  # compromised: destroyed without a wait
     assert not store.has_material("sig", 2)
     assert m.ring("sig").version(1).public_key() == first.key.public_key()
     states = [v.state for v in m.ring("sig").history()]
