@@ -15,7 +15,8 @@ from .context import Obj, emit, errors, pass_obj
 from .render import pending_schedule, version_dict
 
 
-def _wait(value: str | None) -> dt.timedelta | None:
+def parse_wait(value: str | None) -> dt.timedelta | None:
+    """``--wait``: a policy duration, or a usage error (exit 2)."""
     if value is None:
         return None
     from keylife.policy import parse_duration
@@ -41,7 +42,7 @@ def destroy(obj: Obj, name: str, version: int, reason: str, wait: str | None) ->
     """Schedule the destruction of VERSION of ring NAME: `keylife rotate` erases its material
     when the wait is over (keeping its metadata); until then it stays readable and
     `keylife key cancel-destroy` undoes it."""
-    delay = _wait(wait)
+    delay = parse_wait(wait)
     with errors(obj), obj.manager() as m:
         v = m.destroy(name, version, reason=reason, wait=delay)
         second = m.policy.destroy_requires_second_actor

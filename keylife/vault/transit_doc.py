@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..audit import AuditEntry
+from ..destruction import SCHEDULE
 from ..errors import IntegrityError, UnknownSpecError
 from ..lifecycle import KeyVersion, RevocationReason, Ring, State, new_version, supersede_older
 from ..names import is_ring_name
@@ -69,7 +70,7 @@ GONE = frozenset({State.COMPROMISED, State.DESTROYED, State.DESTROYED_COMPROMISE
 #: States that still protect (or may): their ``deactivation`` is a schedule, not a fact.
 LIVE = frozenset({State.PRE_ACTIVE, State.ACTIVE, State.SUSPENDED})
 _FIELDS = frozenset(
-    {"number", "state", "created", "deactivated", "compromised", "destroyed", "reason"}
+    {"number", "state", "created", "deactivated", "compromised", "destroyed", "reason", SCHEDULE}
 )
 
 
@@ -115,6 +116,9 @@ def _version(name: str, spec: KeySpec, d: Any, cryptoperiod: dt.timedelta) -> Ke
     if created is None:
         raise ValueError(f"v{number} has no creation time")
     ended = _time(d, "deactivated")
+    schedule = d.get(SCHEDULE)  # an operator's destruction, scheduled (keylife.destruction)
+    if schedule is not None and not isinstance(schedule, str):
+        raise ValueError(f"v{number}: {SCHEDULE} is not text")
     return KeyVersion(
         ring=name,
         number=number,
@@ -131,6 +135,7 @@ def _version(name: str, spec: KeySpec, d: Any, cryptoperiod: dt.timedelta) -> Ke
         if state in (State.COMPROMISED, State.DESTROYED_COMPROMISED)
         else None,
         revocation_message=reason,
+        attributes={} if schedule is None else {SCHEDULE: schedule},
     )
 
 
@@ -180,6 +185,7 @@ def encode(ring: Ring, key_type: str) -> dict[str, Any]:
                 "compromised": _ts(v.compromise_date),
                 "destroyed": _ts(v.destroy_date),
                 "reason": v.revocation_message,
+                **({SCHEDULE: v.attributes[SCHEDULE]} if SCHEDULE in v.attributes else {}),
             }
             for v in ring.versions
         ],
