@@ -89,9 +89,8 @@ class LifecycleMachine(RuleBasedStateMachine):
         verb=st.sampled_from(["activate", "suspend", "resume", "deactivate", "revoke"]),
     )
     def transition(self, data: st.DataObject, verb: str) -> None:
-        name = data.draw(st.sampled_from(self._existing()))
+        name, version = self._pick(data)
         ring = self.m.load(name)
-        version = data.draw(st.sampled_from([v.number for v in ring.versions]))
         before = ring.get(version)
         assert before is not None
         try:
@@ -129,6 +128,8 @@ class LifecycleMachine(RuleBasedStateMachine):
             assert self.m.load(name).get(version) == before  # refused: nothing changed
             return
         assert TRANSITIONS[(before.state, action)] is after.state
+        if action in (Action.ACTIVATE, Action.RESUME):
+            assert not held(before), "a version scheduled for destruction went into use"
 
     def _pick(self, data: st.DataObject) -> tuple[str, int]:
         """A version, most often one waiting to be destroyed (when there is one)."""
@@ -205,7 +206,8 @@ class LifecycleMachine(RuleBasedStateMachine):
     @precondition(lambda self: bool(self._existing()))
     @rule()
     def rotate_run(self) -> None:
-        run(self.m)
+        report = run(self.m)
+        assert report.ok, [(r.ring, r.error) for r in report.rings if r.error]
 
     @precondition(lambda self: bool(self._existing()))
     @rule(data=st.data())
