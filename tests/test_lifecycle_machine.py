@@ -162,7 +162,9 @@ class LifecycleMachine(RuleBasedStateMachine):
         assert after.state is before.state and after.has_material
         schedule = pending(after)
         assert schedule is not None and schedule.requested_by == "machine"
-        assert schedule.due == self.clock.now() + (wait or self.policy.destroy_wait)
+        assert schedule.due == self.clock.now() + (
+            self.policy.destroy_wait if wait is None else wait
+        )
 
     @precondition(lambda self: bool(self._existing()))
     @rule(data=st.data())
