@@ -365,6 +365,7 @@ __all__ = [
     "ConflictError",
     "CorruptRecordError",
     "DecryptionError",
+    "DestroyScheduleError",
     "FlightLimitError",
     "HelloParseError",
     "IntegrityError",
