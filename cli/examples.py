@@ -21,7 +21,12 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "key deactivate": ("keylife key deactivate orders 1 --reason 'moved to v2'",),
     "key suspend": ("keylife key suspend orders 2 --reason 'under investigation'",),
     "key resume": ("keylife key resume orders 2",),
-    "key destroy": ("keylife key destroy orders 1",),
+    "key destroy": (
+        "keylife key destroy orders 1 --reason 'no data left under v1'",
+        "keylife key destroy orders 2 --wait 0s  # a compromised version only",
+    ),
+    "key cancel-destroy": ("keylife key cancel-destroy orders 1",),
+    "key approve": ("keylife --actor bob key approve orders 1",),
     "key revoke": ("keylife key revoke orders 1 --reason superseded",),
     "key recover": (
         "keylife key recover orders 2 --reason 'INC-42 re-encryption' --in old.bin --out plain",

@@ -237,10 +237,15 @@ for _verb, _help in (
     ("deactivate", "Deactivate VERSION of ring NAME now (it still processes in the grace period)."),
     ("suspend", "Suspend VERSION of ring NAME (it neither protects nor processes)."),
     ("resume", "Resume a suspended VERSION of ring NAME."),
-    ("destroy", "Erase the material of VERSION of ring NAME; keep its metadata."),
 ):
     key.add_command(_transition(_verb, _help))
 key.add_command(delete_command)
+
+# destruction with a waiting period: its own module
+from .destroy import approve, cancel_destroy, destroy  # noqa: E402
+
+for _command in (destroy, cancel_destroy, approve):
+    key.add_command(_command)
 
 
 @key.command()

@@ -13,6 +13,8 @@ def _print_policy(d: dict[str, object], label: str) -> None:
     click.echo(f"profile      {d['profile']}")
     click.echo(f"min strength {d['min_strength']} bits (128 for every key from 2031-01-01)")
     click.echo(f"audit reads  {'yes' if d.get('audit_reads') else 'no'}")
+    second = " after a second actor's approval" if d["destroy_requires_second_actor"] else ""
+    click.echo(f"destroy wait {d['destroy_wait']}{second}")
     purposes = d["purposes"]
     assert isinstance(purposes, dict)
     click.echo(

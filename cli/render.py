@@ -9,12 +9,14 @@ cannot forge lines or drive the terminal. JSON output is exact: it never goes th
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from typing import TYPE_CHECKING, Any
 
 import click
 
 if TYPE_CHECKING:
+    from keylife.destruction import DestroySchedule
     from keylife.lifecycle import KeyVersion, Ring
 
 
@@ -54,7 +56,30 @@ def ring_summary(ring: Ring, now: dt.datetime) -> dict[str, Any]:
         if primary is None or primary.deactivation is None
         else primary.deactivation.isoformat(),
         "retired": ring.attributes.get("retired"),
+        "destroy_scheduled": {str(n): due.isoformat() for n, due in _scheduled(ring)},
     }
+
+
+def _scheduled(ring: Ring) -> list[tuple[int, dt.datetime]]:
+    """Versions whose destruction is scheduled and not yet carried out, with the due date."""
+    out = []
+    for v in ring.versions:
+        schedule = pending_schedule(v)
+        if schedule is not None:
+            out.append((v.number, schedule.due))
+    return out
+
+
+def pending_schedule(v: KeyVersion) -> DestroySchedule | None:
+    """The destruction scheduled for ``v`` and not yet carried out; None also when the stored
+    schedule is damaged (``keylife rotate`` then never destroys on its word)."""
+    from keylife.destruction import pending
+    from keylife.errors import CorruptRecordError
+
+    try:
+        return pending(v)
+    except CorruptRecordError:
+        return None
 
 
 def print_ring_table(rings: list[Ring], now: dt.datetime) -> None:
@@ -73,6 +98,8 @@ def print_ring_table(rings: list[Ring], now: dt.datetime) -> None:
             f"{('v' + str(p.number)) if p else '-':>7} {len(ring.versions):>4}  "
             f"{_short(p.deactivation) if p else '-'}"
         )
+        for number, due in _scheduled(ring):
+            click.echo(f"{'':<28} v{number} scheduled for destruction {_short(due)}")
 
 
 def version_dict(v: KeyVersion) -> dict[str, Any]:
@@ -80,6 +107,8 @@ def version_dict(v: KeyVersion) -> dict[str, Any]:
 
     d = version_to_dict(v)
     d["ring"] = v.ring
+    schedule = pending_schedule(v)
+    d["destroy_scheduled"] = None if schedule is None else json.loads(schedule.to_json())
     return d
 
 
@@ -99,10 +128,23 @@ def print_version(v: KeyVersion) -> None:
     if v.revocation_reason is not None:
         message = clean(v.revocation_message)
         click.echo(f"  revocation    {v.revocation_reason.value} {message}".rstrip())
+    _print_schedule(v)
     if v.replaces is not None:
         click.echo(f"  replaces      v{v.replaces}")
     if v.replaced_by is not None:
         click.echo(f"  replaced by   v{v.replaced_by}")
+
+
+def _print_schedule(v: KeyVersion) -> None:
+    schedule = pending_schedule(v)
+    if schedule is None:
+        return
+    click.echo(
+        f"  scheduled     destruction {schedule.due.isoformat()} (requested by "
+        f"{clean(schedule.requested_by)}: {clean(schedule.reason)})"
+    )
+    for a in schedule.approvals:
+        click.echo(f"  approved      by {clean(a.actor)} ({clean(a.identity)}) {a.at.isoformat()}")
 
 
 def print_history(versions: list[KeyVersion]) -> None:

@@ -13,6 +13,7 @@ import click
 from keylife.policy import Purpose
 
 from .context import Obj, emit, errors, fail, pass_obj
+from .render import pending_schedule
 
 if TYPE_CHECKING:
     from keylife.vault import TransitKeyView, TransitRings, VaultKeyStore
@@ -241,6 +242,10 @@ def _transit_doc(view: TransitKeyView) -> None:
             f"{k} {v[k]}" for k in ("created", "deactivated", "compromised", "destroyed") if v[k]
         )
         reason = f" ({v['reason']})" if v["reason"] else ""
+        held = view.ring.get(v["number"])
+        schedule = None if held is None else pending_schedule(held)
+        if schedule is not None:
+            dates += f", destruction scheduled {schedule.due.isoformat()}"
         click.echo(f"  v{v['number']}: {v['state']}{reason}; {dates}")
 
 
@@ -312,10 +317,35 @@ def transit_compromise(obj: Obj, name: str, version: int, reason: str) -> None:
 @click.argument("name")
 @click.argument("version", type=int)
 @click.option("--reason", default="")
+@click.option("--wait", metavar="DURATION", help="As for `keylife key destroy`.")
 @pass_obj
-def transit_destroy(obj: Obj, name: str, version: int, reason: str) -> None:
-    """VERSION and older versions destroyed: raises min_decryption_version and trims."""
-    _transit_cmd(obj, lambda tk: tk.destroy(name, version, reason=reason))
+def transit_destroy(obj: Obj, name: str, version: int, reason: str, wait: str | None) -> None:
+    """Schedule the destruction of VERSION (and so of older versions) the policy's
+    destroy_wait later; `keylife rotate` then raises min_decryption_version and trims."""
+    from .destroy import parse_wait
+
+    delay = parse_wait(wait)
+    _transit_cmd(obj, lambda tk: tk.destroy(name, version, reason=reason, wait=delay))
+
+
+@transit.command("cancel-destroy")
+@click.argument("name")
+@click.argument("version", type=int)
+@click.option("--reason", default="")
+@pass_obj
+def transit_cancel_destroy(obj: Obj, name: str, version: int, reason: str) -> None:
+    """Cancel the scheduled destruction of VERSION."""
+    _transit_cmd(obj, lambda tk: tk.cancel_destroy(name, version, reason=reason))
+
+
+@transit.command("approve")
+@click.argument("name")
+@click.argument("version", type=int)
+@click.option("--reason", default="")
+@pass_obj
+def transit_approve(obj: Obj, name: str, version: int, reason: str) -> None:
+    """Approve the scheduled destruction of VERSION as a second actor (two-person rule)."""
+    _transit_cmd(obj, lambda tk: tk.approve_destroy(name, version, reason=reason))
 
 
 @vault.command()

@@ -13,7 +13,8 @@ material.
     ├── UnknownSpecError            spec name not recognised at all
     ├── LifecycleError              state machine refusal
     │   ├── InvalidTransitionError  transition not allowed from the current state
-    │   └── RingNotEmptyError       delete refused: versions still hold material (``versions``)
+    │   ├── RingNotEmptyError       delete refused: versions still hold material (``versions``)
+    │   └── DestroyScheduleError    a destruction request refused (wait, approval, nothing due)
     ├── NotFoundError               ring or version does not exist
     ├── AlreadyExistsError          ring already exists
     │   └── RingDeletedError        the name belonged to a deleted ring: never reused (``ring``)
@@ -106,6 +107,21 @@ class RingNotEmptyError(LifecycleError):
         super().__init__(message)
         self.ring = ring
         self.versions = versions
+
+
+class DestroyScheduleError(LifecycleError):
+    """A request about a scheduled destruction was refused: a wait below the minimum, nothing
+    scheduled to cancel or approve, an approval by the requester, or a destruction not yet due.
+    ``ring`` and ``version`` say which; ``requester`` is who asked for the destruction (when
+    one was scheduled)."""
+
+    def __init__(
+        self, message: str, *, ring: str = "", version: int | None = None, requester: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.ring = ring
+        self.version = version
+        self.requester = requester
 
 
 class NotFoundError(KeylifeError):
@@ -381,6 +397,7 @@ __all__ = [
     "ConflictError",
     "CorruptRecordError",
     "DecryptionError",
+    "DestroyScheduleError",
     "FlightLimitError",
     "HelloParseError",
     "IntegrityError",

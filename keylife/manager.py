@@ -21,7 +21,6 @@ from . import revocation
 from .auditstate import ring_digest
 from .certificates import CERTIFICATE_PEM, CERTIFICATE_REVOKED, is_certificate_ring
 from .clock import Clock, as_utc
-from .creation import KeyCreator
 from .errors import (
     ConflictError,
     KeylifeError,
@@ -31,13 +30,14 @@ from .errors import (
     VaultPermissionError,
 )
 from .keyring import KeyRing
-from .lifecycle import Action, KeyVersion, RevocationReason, Ring
+from .lifecycle import KeyVersion, RevocationReason, Ring
 from .loaded import LoadedKey
 from .policy import Policy, Purpose
 from .rotation.plan import rotation_due
 from .signing import readable_published
 from .specs import KeySpec, parse_spec
 from .store.base import KeyStore
+from .transitions import VersionTransitions
 from .writer import CAS_RETRIES
 
 __all__ = [
@@ -128,7 +128,7 @@ def _not_empty(name: str, holding: list[KeyVersion]) -> str:
     )
 
 
-class KeyManager(KeyCreator):
+class KeyManager(VersionTransitions):
     """Creates, changes and reads rings under a policy, with an audit record of every change."""
 
     def __init__(
@@ -301,60 +301,6 @@ class KeyManager(KeyCreator):
         except (LifecycleError, ConflictError) as exc:
             self.record_failure("delete", name, None, exc)
             raise
-
-    def transition(
-        self,
-        name: str,
-        number: int,
-        action: Action,
-        *,
-        reason: str,
-        if_needed: bool = False,
-        loaded: Ring | None = None,
-    ) -> KeyVersion:
-        """Apply one lifecycle ``action`` to version ``number`` (see
-        :func:`keylife.operations.transition_version`); ``if_needed`` makes a step another
-        writer already did a no-op."""
-
-        def operation(ring: Ring, now: dt.datetime) -> ops.Change:
-            cryptoperiod = self.policy.rules(Purpose.parse(ring.purpose)).cryptoperiod
-            return ops.transition_version(
-                ring,
-                number,
-                action,
-                actor=self.actor,
-                now=now,
-                reason=reason,
-                if_needed=if_needed,
-                cryptoperiod=cryptoperiod,
-            )
-
-        return ops.result(self.apply(name, action.value, operation, number, loaded=loaded))
-
-    def activate(self, name: str, number: int, *, reason: str = "") -> KeyVersion:
-        """Activate version ``number`` now; it becomes the primary and supersedes older ones."""
-        return self.transition(
-            name, number, Action.ACTIVATE, reason=reason or "activated by operator"
-        )
-
-    def suspend(self, name: str, number: int, *, reason: str = "") -> KeyVersion:
-        return self.transition(
-            name, number, Action.SUSPEND, reason=reason or "suspended by operator"
-        )
-
-    def resume(self, name: str, number: int, *, reason: str = "") -> KeyVersion:
-        return self.transition(name, number, Action.RESUME, reason=reason or "resumed by operator")
-
-    def deactivate(self, name: str, number: int, *, reason: str = "") -> KeyVersion:
-        return self.transition(
-            name, number, Action.DEACTIVATE, reason=reason or "deactivated by operator"
-        )
-
-    def destroy(self, name: str, number: int, *, reason: str = "") -> KeyVersion:
-        """Erase the material of version ``number``; its metadata stays."""
-        return self.transition(
-            name, number, Action.DESTROY, reason=reason or "destroyed by operator"
-        )
 
     def revoke(
         self,

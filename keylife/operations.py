@@ -34,6 +34,7 @@ from .changes import (
     superseded_entries,
     with_exception,
 )
+from .destruction import held, refuse_if_scheduled
 from .errors import LifecycleError
 from .lifecycle import (
     TRANSITIONS,
@@ -197,6 +198,7 @@ def activate(
     if if_needed and v.state is not State.PRE_ACTIVE:
         return Change(ring, version=v)  # already done by another writer
     if (v.state, Action.ACTIVATE) in TRANSITIONS:
+        refuse_if_scheduled(v, Action.ACTIVATE)
         refuse_if_superseded(ring, v, Action.ACTIVATE, now)
     changes: dict[str, object] = {}
     if v.activation is None or v.activation > now:
@@ -241,7 +243,9 @@ def transition_version(
     if if_needed and (v.state, action) not in TRANSITIONS:
         return Change(ring, version=v)  # already done by another writer
     if action is Action.RESUME and (v.state, action) in TRANSITIONS:
+        refuse_if_scheduled(v, action)
         refuse_if_superseded(ring, v, action, now)
+    requested = action is Action.DESTROY and held(v)  # an operator's, carried out when due
     changes: dict[str, object] = {}
     if action is Action.DEACTIVATE and (v.deactivation is None or v.deactivation > now):
         changes["deactivation"] = now
@@ -254,7 +258,8 @@ def transition_version(
         before = new_ring
         new_ring = supersede_older(new_ring, number, now=now, actor=actor)
         audit += superseded_entries(before, new_ring, now, actor)
-    if action is Action.DESTROY and not if_needed and emptied(new_ring) and not retired(ring):
+    by_operator = not if_needed or requested
+    if action is Action.DESTROY and by_operator and emptied(new_ring) and not retired(ring):
         # an operator destroyed the last key: the ring is ended, not to be revived by cron
         why = f"v{number}, the last key, destroyed by an operator"
         new_ring = replace(new_ring, attributes=retire_attributes(new_ring, now, why))

@@ -111,6 +111,11 @@ class Policy:
     source: str = "<built-in>"
     #: Record every load of secret material in the audit log (batched: keylife.accesslog).
     audit_reads: bool = False
+    #: How long an operator's ``destroy`` waits before ``keylife rotate`` carries it out (at
+    #: least :data:`MIN_DESTROY_WAIT`; a compromised version may be destroyed sooner).
+    destroy_wait: dt.timedelta = 7 * DAY
+    #: Two-person rule: a scheduled destruction also waits for a second actor's approval.
+    destroy_requires_second_actor: bool = False
 
     def minimum_strength(self, at: dt.datetime) -> int:
         """Minimum security strength for a key generated at ``at``."""
@@ -180,6 +185,8 @@ class Policy:
             "profile": self.profile,
             "min_strength": self.min_strength,
             "audit_reads": self.audit_reads,
+            "destroy_wait": format_duration(self.destroy_wait),
+            "destroy_requires_second_actor": self.destroy_requires_second_actor,
             "purposes": {
                 p.value: {
                     "cryptoperiod": format_duration(r.cryptoperiod),
@@ -303,11 +310,11 @@ def policy_from_dict(data: Mapping[str, Any], where: str = "<policy>") -> Policy
     head = data.get("policy", {})
     if not isinstance(head, Mapping):
         raise PolicyError(f"{where}: 'policy' must be a table")
-    bad = set(head) - {"profile", "min_strength", "audit_reads"}
+    bad = set(head) - {"profile", "min_strength", "audit_reads", *_DESTROY_KEYS}
     if bad:
         raise PolicyError(
             f"{where}: unknown key policy.{_key(sorted(bad)[0])}; "
-            "allowed keys: profile, min_strength, audit_reads"
+            f"allowed keys: profile, min_strength, audit_reads, {', '.join(_DESTROY_KEYS)}"
         )
     audit_reads = head.get("audit_reads", False)
     if not isinstance(audit_reads, bool):
@@ -353,9 +360,45 @@ def policy_from_dict(data: Mapping[str, Any], where: str = "<policy>") -> Policy
         source=where,
         audit_reads=audit_reads,
     )
+    policy = replace(policy, **_destroy_settings(head, where))
     for purpose, rules in purposes.items():
         _check_default_type(policy, purpose, rules, where)
     return policy
+
+
+#: The shortest ``policy.destroy_wait`` a policy file may set.
+MIN_DESTROY_WAIT = DAY
+_DESTROY_KEYS = ("destroy_wait", "destroy_requires_second_actor")
+
+
+def _destroy_settings(head: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """``policy.destroy_wait`` (at least a day) and ``policy.destroy_requires_second_actor``."""
+    out: dict[str, Any] = {}
+    if "destroy_wait" in head:
+        value = head["destroy_wait"]
+        shown = repr(value) if len(repr(value)) <= 40 else "this value"
+        try:
+            wait = parse_duration(value)
+        except ValueError as exc:
+            raise PolicyError(
+                f"{where}: policy.destroy_wait = {shown} is not allowed; expected {exc}"
+            ) from None
+        if wait < MIN_DESTROY_WAIT:
+            raise PolicyError(
+                f"{where}: policy.destroy_wait = {shown} is below the minimum of 1d; a scheduled "
+                "destruction waits at least a day so a mistake can be cancelled (a compromised "
+                "version may still be destroyed sooner with `key destroy --wait`)"
+            )
+        out["destroy_wait"] = wait
+    if "destroy_requires_second_actor" in head:
+        flag = head["destroy_requires_second_actor"]
+        if not isinstance(flag, bool):
+            raise PolicyError(
+                f"{where}: policy.destroy_requires_second_actor must be true or false, not a "
+                f"{type(flag).__name__}"
+            )
+        out["destroy_requires_second_actor"] = flag
+    return out
 
 
 def _purpose_rules(base: PurposeRules, purpose: Purpose, body: Any, where: str) -> PurposeRules:

@@ -168,7 +168,7 @@ def test_contract_manager_lifecycle(store: KeyStore) -> None:
     assert m.ring("sig").primary().number == 3
     with pytest.raises(MaterialUnavailableError):
         m.ring("sig").version(2)
-    m.destroy("sig", 2)
+    m.destroy("sig", 2, wait=dt.timedelta(0))  # compromised: destroyed without a wait
     assert not store.has_material("sig", 2)
     assert m.ring("sig").version(1).public_key() == first.key.public_key()
     states = [v.state for v in m.ring("sig").history()]
@@ -256,7 +256,9 @@ def test_contract_manager_delete_ring(store: KeyStore) -> None:
     assert m.load("orders").revision > 0  # untouched
     m.deactivate("orders", 2)
     for n in (1, 2):
-        m.destroy("orders", n)
+        m.destroy("orders", n)  # scheduled: carried out by the planner a destroy_wait later
+    clock.advance(m.policy.destroy_wait)
+    assert keylife.rotation.run(m, rings=["orders"]).ok
     m.delete_ring("orders", reason="service gone")
     with pytest.raises(NotFoundError):
         m.load("orders")

@@ -7,6 +7,7 @@ import datetime as dt
 import pytest
 
 import keylife
+from keylife.rotation import run
 from keylife.store.sqlite import SqliteStore
 
 T0 = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
@@ -67,6 +68,8 @@ def test_revoking_a_deactivated_version_records_the_reason(sqlite_store: SqliteS
     assert v.revocation_reason is keylife.RevocationReason.SUPERSEDED
     assert m.load("db").get(1).revocation_message == "moved to KMS"  # type: ignore[union-attr]
     assert [a.action for a in m.audit_records("db")][-1] == "revoke"
+    m.destroy("db", 1)  # scheduled: still deactivated, the reason can still be recorded
+    assert m.load("db").get(1).state is keylife.State.DEACTIVATED  # type: ignore[union-attr]
+    run(m, now=T0 + m.policy.destroy_wait)  # carried out when due
     with pytest.raises(keylife.InvalidTransitionError):
-        m.destroy("db", 1)
         m.revoke("db", 1, "superseded")

@@ -348,7 +348,8 @@ def record_revocation(manager: KeyManager, ring_name: str, number: int, reason: 
 
     A compromise reason makes the version ``compromised`` (never used again); any other
     deactivates an active or suspended version (on a deactivated one it records the reason),
-    and destroys a pre-active one, whose revoked certificate must never go into use. Either way
+    and schedules the destruction of a pre-active one (held back from use until ``keylife
+    rotate`` carries it out), whose revoked certificate must never go into use. Either way
     the version is marked revoked at the CA, so ``keylife rotate`` never revokes it again.
     """
     from keylife.lifecycle import RevocationReason, State

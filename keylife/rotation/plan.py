@@ -8,7 +8,10 @@ the order they apply to each ring (docs/operations.md has them as a table):
    that a newer active version overtook never protects: it is **destroyed** instead;
 2. **deactivate** an active or suspended version whose deactivation date has come;
 3. **destroy** a deactivated version when the purpose sets ``destroy_after`` and that long has
-   passed since its deactivation;
+   passed since its deactivation (retention is policy-approved: no wait, no second actor);
+   **destroy** a version whose scheduled destruction (``keylife key destroy``) is due and, under
+   ``policy.destroy_requires_second_actor``, approved by a second actor. A version scheduled for
+   destruction is never activated;
 4. **rotate** (create a successor and promote it) when the primary is within ``lead_time`` of its
    deactivation, or when there is no primary, unless a successor is already waiting; with a
    ``stage`` window the successor is created pre-active and rule 1 promotes it later
@@ -48,6 +51,8 @@ from ..certificates import (
     retry_after,
 )
 from ..changes import retired
+from ..destruction import DestroySchedule, held, pending, ready
+from ..errors import CorruptRecordError
 from ..lifecycle import KeyVersion, Ring, State
 from ..limits import spec_violation
 from ..policy import Policy, Purpose
@@ -153,7 +158,9 @@ def _activations(sim: _Sim) -> None:
     instead."""
     versions = sim.ring.versions
     for v in versions:
-        if v.state is not State.PRE_ACTIVE or v.activation is None or not sim.at(v.activation):
+        if v.state is not State.PRE_ACTIVE or v.activation is None or held(v):
+            continue  # a version scheduled for destruction is never put into use
+        if not sim.at(v.activation):
             continue
         newer = [
             w.number for w in versions if w.number > v.number and w.state is not State.PRE_ACTIVE
@@ -191,6 +198,45 @@ def _expiries(sim: _Sim, destroy_after: dt.timedelta | None) -> None:
             sim.step(StepKind.DESTROY, v.number, "retention period ended", end + destroy_after)
 
 
+def _scheduled(sim: _Sim, second_actor: bool) -> None:
+    """Rule 3, an operator's request: a scheduled destruction whose time has come (and, with the
+    two-person rule, that a second actor approved)."""
+    stepped = {s.version for s in sim.steps if s.kind is StepKind.DESTROY}
+    for v in sim.ring.versions:
+        if v.number in stepped or not held(v):
+            continue
+        if not ready(v, sim.now, second_actor=second_actor):
+            schedule = _schedule_or_none(v)
+            if schedule is not None and schedule.due > sim.now:
+                sim.future.append(schedule.due)
+            continue
+        schedule = pending(v)
+        assert schedule is not None
+        approval = ", approved" if schedule.approved else ""
+        sim.step(
+            StepKind.DESTROY,
+            v.number,
+            f"destruction scheduled by {schedule.requested_by}{approval}, due "
+            f"{schedule.due.isoformat()}",
+            schedule.due,
+        )
+        sim.states[v.number] = State.DESTROYED
+
+
+def _schedule_or_none(v: KeyVersion) -> DestroySchedule | None:
+    try:
+        return pending(v)
+    except CorruptRecordError:
+        return None
+
+
+def destroy_due(ring: Ring, number: int, policy: Policy, now: dt.datetime) -> bool:
+    """Whether the planner destroys version ``number`` of ``ring`` at ``now`` (retention, an
+    overtaken pre-active version, or a scheduled destruction that is due)."""
+    steps, _ = plan_ring(ring, policy, now)
+    return any(s.kind is StepKind.DESTROY and s.version == number for s in steps)
+
+
 def _successor_waiting(sim: _Sim, primary: KeyVersion | None) -> bool:
     """A newer version is pre-active, or already active but not yet in its active period
     (written by a run whose clock was ahead of ours)."""
@@ -198,6 +244,8 @@ def _successor_waiting(sim: _Sim, primary: KeyVersion | None) -> bool:
         if primary is not None and v.number <= primary.number:
             continue
         state = sim.states[v.number]
+        if held(v):
+            continue
         if state is State.PRE_ACTIVE or (
             state is State.ACTIVE and v.activation is not None and v.activation > sim.now
         ):
@@ -287,6 +335,7 @@ def plan_ring(
     sim = _Sim(ring, now)
     _activations(sim)
     _expiries(sim, rules.destroy_after)
+    _scheduled(sim, policy.destroy_requires_second_actor)
     primary = max(
         (v for v in ring.versions if sim.protects(v)), key=lambda v: v.number, default=None
     )

@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from ..audit import AuditEntry
-from ..errors import IntegrityError, UnknownSpecError
+from ..destruction import SCHEDULE
+from ..errors import IntegrityError, NotFoundError, UnknownSpecError
 from ..lifecycle import KeyVersion, RevocationReason, Ring, State, new_version, supersede_older
 from ..names import is_ring_name
 from ..policy import Purpose
@@ -37,6 +39,7 @@ __all__ = [
     "KEY_TYPES",
     "LABEL_PREFIX",
     "TRANSIT_KEY",
+    "TransitKeyView",
     "adopt",
     "audit_entries",
     "decode",
@@ -70,7 +73,7 @@ GONE = frozenset({State.COMPROMISED, State.DESTROYED, State.DESTROYED_COMPROMISE
 #: States that still protect (or may): their ``deactivation`` is a schedule, not a fact.
 LIVE = frozenset({State.PRE_ACTIVE, State.ACTIVE, State.SUSPENDED})
 _FIELDS = frozenset(
-    {"number", "state", "created", "deactivated", "compromised", "destroyed", "reason"}
+    {"number", "state", "created", "deactivated", "compromised", "destroyed", "reason", SCHEDULE}
 )
 
 
@@ -127,6 +130,9 @@ def _version(
     if created is None:
         raise ValueError(f"v{number} has no creation time")
     ended = _time(d, "deactivated")
+    schedule = d.get(SCHEDULE)  # an operator's destruction, scheduled (keylife.destruction)
+    if schedule is not None and not isinstance(schedule, str):
+        raise ValueError(f"v{number}: {SCHEDULE} is not text")
     return KeyVersion(
         ring=name,
         number=number,
@@ -143,6 +149,7 @@ def _version(
         if state in (State.COMPROMISED, State.DESTROYED_COMPROMISED)
         else None,
         revocation_message=reason,
+        attributes={} if schedule is None else {SCHEDULE: schedule},
     )
 
 
@@ -195,6 +202,7 @@ def encode(ring: Ring, key_type: str) -> dict[str, Any]:
                 "compromised": _ts(v.compromise_date),
                 "destroyed": _ts(v.destroy_date),
                 "reason": v.revocation_message,
+                **({SCHEDULE: v.attributes[SCHEDULE]} if SCHEDULE in v.attributes else {}),
             }
             for v in ring.versions
         ],
@@ -268,3 +276,41 @@ def audit_entries(before: Ring, after: Ring) -> list[AuditEntry]:
                 AuditEntry(e.at, e.actor, action, label(after.name), v.number, reason=e.reason)
             )
     return entries
+
+
+@dataclass(frozen=True)
+class TransitKeyView:
+    """A transit-resident ring with what Transit says about its key (``vault transit show``)."""
+
+    ring: Ring
+    key_type: str
+    transit: Mapping[str, int]
+
+    @property
+    def key(self) -> str:
+        return KEY_PREFIX + self.ring.name
+
+    @property
+    def latest(self) -> int:
+        return max(v.number for v in self.ring.versions)
+
+    def version(self, number: int) -> KeyVersion:
+        found = self.ring.get(number)
+        if found is None:
+            raise NotFoundError(f"transit ring {self.ring.name} has no version {number}")
+        return found
+
+    def to_dict(self) -> dict[str, Any]:
+        dec, enc = floors(self.ring)
+        return {
+            "name": self.ring.name,
+            "key": self.key,
+            "key_type": self.key_type,
+            "purpose": self.ring.purpose,
+            "revision": self.ring.revision,
+            "latest_version": self.latest,
+            "min_decryption_version": dec,
+            "min_encryption_version": enc,
+            "transit": dict(self.transit),
+            "versions": encode(self.ring, self.key_type)["versions"],
+        }

@@ -28,9 +28,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
+from .. import destruction as ds
 from ..audit import AuditEntry, AuditSink
 from ..clock import Clock
 from ..errors import (
@@ -58,7 +59,9 @@ from . import transit_doc as td
 from .client import q
 from .kv import KV, KvEntry
 from .transit import Transit, TransitKeyInfo
+from .transit_doc import TransitKeyView
 from .transit_policy import check_new_version, check_rotation
+from .transit_schedule import DestroyScheduling
 
 __all__ = ["DOC_PREFIX", "TransitKeyView", "TransitRings"]
 
@@ -66,45 +69,7 @@ DOC_PREFIX = "tk/"
 _RETRIES = 8
 
 
-@dataclass(frozen=True)
-class TransitKeyView:
-    """A transit-resident ring with what Transit says about its key (``vault transit show``)."""
-
-    ring: Ring
-    key_type: str
-    transit: Mapping[str, int]
-
-    @property
-    def key(self) -> str:
-        return td.KEY_PREFIX + self.ring.name
-
-    @property
-    def latest(self) -> int:
-        return max(v.number for v in self.ring.versions)
-
-    def version(self, number: int) -> KeyVersion:
-        found = self.ring.get(number)
-        if found is None:
-            raise NotFoundError(f"transit ring {self.ring.name} has no version {number}")
-        return found
-
-    def to_dict(self) -> dict[str, Any]:
-        dec, enc = td.floors(self.ring)
-        return {
-            "name": self.ring.name,
-            "key": self.key,
-            "key_type": self.key_type,
-            "purpose": self.ring.purpose,
-            "revision": self.ring.revision,
-            "latest_version": self.latest,
-            "min_decryption_version": dec,
-            "min_encryption_version": enc,
-            "transit": dict(self.transit),
-            "versions": td.encode(self.ring, self.key_type)["versions"],
-        }
-
-
-class TransitRings:
+class TransitRings(DestroyScheduling["TransitKeyView"]):
     """The transit-resident rings of one store (``kv``: its KV mount, ``transit``: its Transit
     mount, ``audit``: its audit chain). ``policy`` gives the cryptoperiod of the
     ``data-encryption`` purpose, which dates each active version's scheduled end."""
@@ -468,9 +433,18 @@ class TransitRings:
         return self._change(name, at, lambda r: self._retire(r, version, at, reason, True))
 
     def destroy(
-        self, name: str, version: int, *, now: dt.datetime | None = None, reason: str = ""
+        self,
+        name: str,
+        version: int,
+        *,
+        now: dt.datetime | None = None,
+        reason: str = "",
+        wait: dt.timedelta | None = None,
     ) -> TransitKeyView:
-        """``version`` and every older version destroyed: trimmed from Transit."""
+        """Schedule the destruction of ``version`` (and so of every older one: Transit's floor)
+        the policy's ``destroy_wait`` later, as for any ring (:mod:`keylife.destruction`);
+        ``keylife rotate`` trims it from Transit when due. Due at once (a compromised version,
+        ``wait`` 0, no second actor required): done now."""
         at = now or self.clock.now()
         ring = self.load(name)
         v = self._allowed(ring, version, None, at)
@@ -478,7 +452,19 @@ class TransitRings:
             raise LifecycleError(f"v{version} is the newest version of {name}: rotate first")
         if v.state in (State.DESTROYED, State.DESTROYED_COMPROMISED):
             self._allowed(ring, version, Action.DESTROY, at)  # says why not
-        return self._change(name, at, lambda r: self._retire(r, version, at, reason, False))
+        p, why = self.policy, reason or "destroyed by an operator"
+        view = self._scheduling(
+            name,
+            at,
+            lambda r, who: ds.schedule_destroy(
+                r, version, **who, wait=p.destroy_wait if wait is None else wait,
+                minimum=p.destroy_wait, reason=why,
+            ),
+        )  # fmt: skip
+        scheduled = view.ring.get(version)
+        if scheduled and ds.ready(scheduled, at, second_actor=p.destroy_requires_second_actor):
+            return self._change(name, at, lambda r: self._retire(r, version, at, why, False))
+        return view
 
     def _allowed(
         self, ring: Ring, number: int, action: Action | None, at: dt.datetime

@@ -8,6 +8,7 @@ import contextlib
 import datetime as dt
 import json
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -78,6 +79,9 @@ def test_record_revocation_of_a_version_not_yet_in_use(tmp_path):
     import keylife
     from keylife.acme.rings import record_revocation
     from keylife.certificates import CERTIFICATE_REVOKED
+    from keylife.destruction import held
+    from keylife.errors import DestroyScheduleError
+    from keylife.rotation import run
 
     with keylife.init(
         str(tmp_path / "k.db"), master_key_file=str(tmp_path / "master.key")
@@ -87,7 +91,14 @@ def test_record_revocation_of_a_version_not_yet_in_use(tmp_path):
             manager.create_ring(name, "ec-p256", "tls-server", activate_at=later)
             assert manager.load(name).get(1).state.value == "pre-active"
         v = record_revocation(manager, "soon", 1, "superseded")
-        assert v.state.value == "destroyed" and CERTIFICATE_REVOKED in v.attributes
+        # its destruction is scheduled: held back from use until `keylife rotate` carries it out
+        assert v.state.value == "pre-active" and CERTIFICATE_REVOKED in v.attributes
+        assert held(v)
+        with pytest.raises(DestroyScheduleError, match="scheduled for destruction"):
+            manager.activate("soon", 1)
+        run(manager, now=manager.now() + manager.policy.destroy_wait, rings=["soon"])
+        assert manager.load("soon").get(1).state.value == "destroyed"
+        assert "retired" in manager.load("soon").attributes  # that was its only key
         v = record_revocation(manager, "soon-compromised", 1, "key-compromise")
         assert v.state.value == "compromised" and CERTIFICATE_REVOKED in v.attributes
 

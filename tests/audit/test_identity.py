@@ -18,6 +18,7 @@ from keylife_cli.main import cli
 import keylife
 from keylife.audit import GENESIS, AuditEntry, AuditRecord, chain, verify_chain
 from keylife.identity import os_identity
+from keylife.rotation import run as rotate_run
 
 ME = f"os:{pwd.getpwuid(os.geteuid()).pw_name} uid={os.geteuid()}"
 AT = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
@@ -74,6 +75,8 @@ def test_library_records_carry_the_identity(tmp_path: Path) -> None:
         m.create_ring("r")
         m.rotate("r")
         m.destroy("r", 1)
+        rotate_run(m, now=m.now() + m.policy.destroy_wait, rings=["r"])
+        assert m.load("r").get(1).state is keylife.State.DESTROYED
         assert {(r.actor, r.identity) for r in m.audit_records()} == {("a@b", ME)}
         assert m.verify_audit().ok
 

@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.hmac import HMAC
 
 import keylife
 from keylife import errors
+from keylife.rotation import run as rotate_run
 
 DAY = dt.timedelta(days=1)
 
@@ -77,12 +78,15 @@ def test_data_encryption_ring_decrypts_old_data_until_destroyed(store, t0) -> No
         m.rotate("orders")
         assert ring.version(1).aead().decrypt(b"n" * 12, box, b"order-1") == b"card 4111"
         clock.advance(10 * DAY)
-        m.destroy("orders", 1)
+        m.destroy("orders", 1)  # scheduled: the policy's destroy_wait (7 days) later
+        assert ring.version(1).aead().decrypt(b"n" * 12, box, b"order-1") == b"card 4111"
+        clock.advance(7 * DAY)
+        assert rotate_run(m).ok  # carries the destruction out
         with pytest.raises(errors.MaterialUnavailableError, match="destroyed"):
             ring.version(1)
         # Destroy keeps the metadata and never frees the number.
         assert [v.number for v in ring.history()] == [1, 2]
-        assert ring.history()[0].destroy_date == t0 + 10 * DAY
+        assert ring.history()[0].destroy_date == t0 + 17 * DAY
         assert not m.store.has_material("orders", 1)
         assert m.rotate("orders").number == 3
 
@@ -163,10 +167,12 @@ def test_compromise_in_one_step(store, t0) -> None:
         assert result.dependents and "MACs made with v1" in result.dependents[0]
         with pytest.raises(errors.MaterialUnavailableError):
             m.ring("api").version(1)
-        m.destroy("api", 1)
+        m.destroy("api", 1, wait=dt.timedelta(0))  # compromised: no need to wait
         assert m.load("api").get(1).state is keylife.State.DESTROYED_COMPROMISED
         actions = [r.action for r in m.audit_records("api")]
-        assert actions == ["create", "activate", "compromise", "create", "activate", "destroy"]
+        assert actions == [
+            "create", "activate", "compromise", "create", "activate", "schedule-destroy", "destroy",
+        ]  # fmt: skip
         with pytest.raises(errors.LifecycleError, match="in the future"):
             m.compromise("api", occurred_at=t0 + 30 * DAY)
 

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 import keylife
 from keylife.keygen import fingerprint
 from keylife.lifecycle import ring_to_dict
+from keylife.rotation import run as rotate_run
 from keylife.writer import RingWriter
 
 
@@ -29,7 +30,8 @@ def source(store):
         m.create_ring("later", "chacha20", "data-encryption", activate_at=m.now() + dt.timedelta(7))
         m.compromise("data", occurred_at=m.now() - dt.timedelta(days=1))
         m.deactivate("mac", 1)
-        m.destroy("mac", 1)
+        m.destroy("mac", 1)  # scheduled; the planner carries it out a destroy_wait later
+        rotate_run(m, now=m.now() + m.policy.destroy_wait, rings=["mac"])
         with pytest.raises(keylife.InvalidTransitionError):
             m.resume("sig", 2)  # a failure is in the audit log too
     return store

@@ -44,7 +44,11 @@ def test_every_subcommand_once(env, tmp_path: Path) -> None:
     assert js("key", "suspend", "pay", "2", "--reason", "audit")["state"] == "suspended"
     assert js("key", "resume", "pay", "2")["state"] == "active"
     assert js("key", "deactivate", "pre", "1")["state"] == "deactivated"
-    assert js("key", "destroy", "pre", "1")["state"] == "destroyed"
+    scheduled = js("key", "destroy", "pre", "1", "--reason", "no data left")
+    assert scheduled["state"] == "deactivated" and scheduled["destroy_scheduled"]["due"]
+    assert js("key", "cancel-destroy", "pre", "1")["destroy_scheduled"] is None
+    js("key", "revoke", "pre", "1", "--reason", "key-compromise")
+    assert js("key", "destroy", "pre", "1", "--wait", "0s")["state"] == "destroyed-compromised"
     assert js("key", "create", "old", "--purpose", "authentication")["state"] == "active"
     revoked = js("key", "revoke", "old", "1", "--reason", "superseded", "--message", "replaced")
     assert revoked["revocation_reason"] == "superseded" and revoked["state"] == "deactivated"
@@ -67,7 +71,10 @@ def test_every_subcommand_once(env, tmp_path: Path) -> None:
     only_pre = js("audit", "show", "--ring", "pre")["records"]
     assert {r["ring"] for r in only_pre} == {"pre"}
     actions = [r["action"] for r in only_pre]
-    assert actions == ["create", "activate", "deactivate", "destroy", "retire"]
+    assert actions == [
+        "create", "activate", "deactivate", "schedule-destroy", "cancel-destroy", "revoke",
+        "schedule-destroy", "destroy", "retire",
+    ]  # fmt: skip
     assert js("audit", "verify") == {
         "ok": True, "records": len(records), "first_bad_seq": None, "problem": "",
     }  # fmt: skip

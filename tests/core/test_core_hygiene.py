@@ -24,6 +24,7 @@ import pytest
 import keylife
 from keylife.backup import BackupSecret, read_backup, restore_snapshot, write_backup
 from keylife.errors import KeylifeError
+from keylife.rotation import run as rotate_run
 from keylife.writer import RingWriter
 
 RINGS = [
@@ -64,7 +65,8 @@ def populated(store, forms_of, caplog):
         doomed = keylife.LoadedKey(first, RingWriter.material(m, first))
         forms += forms_of(doomed.material)
         m.deactivate("data-cc", 1)
-        m.destroy("data", 1)
+        m.destroy("data", 1)  # scheduled; carried out by the planner a destroy_wait later
+        rotate_run(m, now=m.now() + m.policy.destroy_wait, rings=["data"])
     master = store.key_file.read_bytes().strip()
     forms += [master, base64.b64decode(master), base64.b64decode(master).hex().encode()]
     return store, loaded, forms

@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 import keylife
 from keylife.backup import MAGIC, BackupSecret, check_archive, read_backup, restore_snapshot
 from keylife.errors import BackupError
+from keylife.rotation import run as rotate_run
 
 from .files_support import mutate
 
@@ -47,7 +48,8 @@ def archive(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, dict[str, 
         m.create_ring("data", "aes-128", "data-encryption")
         m.create_ring("mac", "hmac-sha256", "authentication")
         m.deactivate("mac", 1)
-        m.destroy("mac", 1)
+        m.destroy("mac", 1)  # scheduled; the planner carries it out a destroy_wait later
+        rotate_run(m, now=m.now() + m.policy.destroy_wait, rings=["mac"])
         write_backup(m.store, root / "a.klb", BackupSecret(key=KEY))
     blob = (root / "a.klb").read_bytes()
     return blob, read_backup(root / "a.klb", BackupSecret(key=KEY))

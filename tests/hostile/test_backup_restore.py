@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from keylife.backup import MAGIC, SCRYPT_PARAMS, BackupSecret, read_backup, restore_snapshot
 from keylife.errors import BackupError
+from keylife.rotation import run as rotate_run
 
 from .files_support import Sandbox, one_line_error, sandbox
 
@@ -37,7 +38,8 @@ def kl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
         m.create_ring("data", "aes-256", "data-encryption")
         m.create_ring("mac", "hmac-sha256", "authentication")
         m.deactivate("mac", 1)
-        m.destroy("mac", 1)
+        m.destroy("mac", 1)  # scheduled; the planner carries it out a destroy_wait later
+        rotate_run(m, now=m.now() + m.policy.destroy_wait, rings=["mac"])
     return box
 
 

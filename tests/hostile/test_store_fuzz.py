@@ -23,6 +23,7 @@ from keylife.errors import CorruptRecordError, LifecycleError
 from keylife.lifecycle import decode_ring, ring_from_dict, ring_to_dict
 from keylife.names import check_ring_name, is_ring_name
 from keylife.policy import default_policy
+from keylife.rotation import run as rotate_run
 from keylife.rotation.plan import plan_ring
 
 from .files_support import mutate
@@ -49,7 +50,8 @@ def samples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         m.compromise("data", occurred_at=m.now() - dt.timedelta(days=1), message="leak")
         m.create_ring("mac", "hmac-sha256:128", "authentication")
         m.deactivate("mac", 1)
-        m.destroy("mac", 1)
+        m.destroy("mac", 1)  # scheduled; the planner carries it out a destroy_wait later
+        rotate_run(m, now=m.now() + m.policy.destroy_wait, rings=["mac"])
         rings = [ring_to_dict(r) for r in m.rings()]
         audit = [r.to_dict() for r in m.audit_records()]
     return {"rings": rings, "audit": audit}

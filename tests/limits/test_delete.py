@@ -4,6 +4,7 @@ a ring that disappeared unrecorded."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sqlite3
 from contextlib import closing
@@ -29,13 +30,23 @@ def store(tmp_path: Path) -> Path:
     return tmp_path
 
 
+def _carry_out(store: Path) -> None:
+    """Run the planner a destroy_wait from now: scheduled destructions are carried out."""
+    with keylife.open(str(store / "k.db"), master_key_file=store / "mk") as m:
+        later = keylife.FixedClock(m.now() + m.policy.destroy_wait + dt.timedelta(minutes=1))
+        assert keylife.rotation.run(m.at(later), rings=["old"]).ok
+
+
 def test_cli_delete_refused_until_every_version_is_destroyed(store: Path) -> None:
     refused = run(store, "key", "delete", "old")
     assert refused.exit_code == 1
     assert "v1 (active) still holds key material" in refused.output
     assert "keylife key destroy old N" in refused.output
     assert run(store, "key", "deactivate", "old", "1").exit_code == 0
-    assert run(store, "key", "destroy", "old", "1").exit_code == 0
+    assert run(store, "key", "destroy", "old", "1").exit_code == 0  # scheduled
+    refused_still = run(store, "key", "delete", "old")
+    assert refused_still.exit_code == 1 and "v1" in refused_still.output
+    _carry_out(store)
     done = run(store, "--json", "key", "delete", "old", "--reason", "decommissioned")
     assert done.exit_code == 0, done.output
     assert json.loads(done.stdout) == {"ring": "old", "deleted": True}
@@ -57,6 +68,8 @@ def test_an_unrecorded_disappearance_is_still_reported(store: Path) -> None:
     with keylife.open(str(store / "k.db"), master_key_file=store / "mk") as m:
         m.deactivate("old", 1)
         m.destroy("old", 1)
+    _carry_out(store)
+    with keylife.open(str(store / "k.db"), master_key_file=store / "mk") as m:
         m.delete_ring("old")
     with closing(sqlite3.connect(store / "k.db")) as con, con:
         con.execute("DELETE FROM rings WHERE name='spare'")
@@ -70,6 +83,7 @@ def test_a_deleted_ring_put_back_is_reported(store: Path) -> None:
     with keylife.open(str(store / "k.db"), master_key_file=store / "mk") as m:
         m.deactivate("old", 1)
         m.destroy("old", 1)
+    _carry_out(store)
     with closing(sqlite3.connect(store / "k.db")) as con, con:
         saved = con.execute("SELECT name, revision, doc FROM rings WHERE name='old'").fetchone()
     with keylife.open(str(store / "k.db"), master_key_file=store / "mk") as m:

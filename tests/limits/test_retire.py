@@ -34,8 +34,11 @@ def test_cessation_of_operation_retires_the_ring(m: keylife.KeyManager) -> None:
 def test_a_ring_whose_only_key_was_destroyed_stays_empty(m: keylife.KeyManager) -> None:
     m.create_ring("gone", purpose="data-encryption")
     m.deactivate("gone", 1)
-    m.destroy("gone", 1)
-    run(m)
+    m.destroy("gone", 1)  # scheduled; carried out by the run a destroy_wait later
+    run(m, now=T0 + m.policy.destroy_wait)
+    assert m.load("gone").get(1).state is keylife.State.DESTROYED  # type: ignore[union-attr]
+    assert "retired" in m.load("gone").attributes
+    run(m, now=T0 + 2 * m.policy.destroy_wait)
     assert [v.number for v in m.load("gone").versions] == [1]
 
 

@@ -14,6 +14,7 @@ import keylife
 from keylife import errors
 from keylife.loaded import DecryptOnly
 from keylife.material import KeyMaterial
+from keylife.rotation import run as rotate_run
 
 from .conftest import DAY
 
@@ -79,6 +80,8 @@ def test_suspended_compromised_destroyed_and_unknown_versions(rings) -> None:
         orders.decrypt(v2)
     assert orders.version_of(orders.encrypt(b"three")) == 3
     rings.destroy("orders", 1)
+    assert orders.decrypt(v1) == b"one"  # scheduled: still readable
+    rotate_run(rings, now=rings.now() + rings.policy.destroy_wait)
     with pytest.raises(keylife.KeylifeError):
         orders.decrypt(v1)
     unknown = bytes([1]) + (99).to_bytes(4, "big") + v1[5:]

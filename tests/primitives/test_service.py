@@ -17,6 +17,7 @@ import pytest
 
 import keylife
 from keylife.ringcache import CachedStore
+from keylife.rotation import run as rotate_run
 
 REFRESH = 1.0
 #: Scheduling slack on a shared 2-core machine, on top of the refresh interval.
@@ -188,6 +189,8 @@ def test_a_change_through_the_same_manager_is_seen_at_once(sandbox) -> None:
         m.rotate("svc")  # the commit drops the ring from the cache and from ring's fast path
         assert ring.version_of(ring.encrypt(b"two")) == 2
         m.destroy("svc", 1)
+        assert ring.decrypt(first) == b"one"  # scheduled: still readable
+        rotate_run(m, now=m.now() + m.policy.destroy_wait)
         with pytest.raises(keylife.KeylifeError):
             ring.decrypt(first)
 

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 import keylife
 from keylife.clock import FixedClock
 from keylife.errors import KeylifeError
+from keylife.lifecycle import Action
 from keylife.manager import KeyManager
 
 T0 = dt.datetime(2026, 1, 5, 9, 0, tzinfo=dt.UTC)
@@ -104,6 +105,8 @@ def build(db: Path, key_file: Path) -> KeyManager:
     while made < RINGS:
         ring(f"misc-{made:02d}", "x25519", "key-agreement")
     clock.advance(NOW - clock.now())
+    for i in range(4):  # their scheduled destructions are due: carried out as `keylife rotate` does
+        m.transition(f"retired-{i}", 1, Action.DESTROY, reason="no data left", if_needed=True)
     # a failed rotation run, as the runner records one
     m.record_failure("rotate", "orders-03", None, KeylifeError("store unavailable <b>x</b>"))
     return m

@@ -19,14 +19,17 @@ T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
 def test_delete_keeps_history_and_high_water_mark(vault_store: Any) -> None:
-    m = keylife.KeyManager(vault_store, actor="t", clock=keylife.FixedClock(T0))
+    clock = keylife.FixedClock(T0)
+    m = keylife.KeyManager(vault_store, actor="t", clock=clock)
     m.create_ring("old", "aes-256", "data-encryption")
     m.create_ring("keep", "aes-256", "data-encryption")
     m.rotate("old")
     for n in (1, 2):
         if n == 2:
             m.deactivate("old", 2)
-        m.destroy("old", n)
+        m.destroy("old", n)  # scheduled: carried out by the planner a destroy_wait later
+    clock.advance(m.policy.destroy_wait)
+    assert keylife.rotation.run(m, rings=["old"]).ok
     revision = m.load("old").revision
     m.delete_ring("old", reason="gone")
     meta = vault_store.kv.metadata("rings/old", what="t")

@@ -14,6 +14,7 @@ from keylife_cli.main import cli
 import keylife
 from keylife.errors import BackupError, IntegrityError
 from keylife.lifecycle import State
+from keylife.rotation import run as rotate_run
 from keylife.store.migrate import verify_copy
 from keylife.vault import VaultKeyStore, open_store
 from tests.vault.conftest import DevServer
@@ -47,6 +48,8 @@ def test_migrate_sqlite_to_vault_and_back(
         m.rotate("sig")
         m.rotate("sig")
         m.destroy("sig", 1)
+        clock.advance(m.policy.destroy_wait)
+        rotate_run(m, rings=["sig"])
         sig2 = m.ring("sig").version(2).material.reveal()
         enc1 = m.ring("enc").primary().material.reveal()
         n_records = len(m.audit_records())

@@ -16,6 +16,7 @@ import pytest
 from click.testing import CliRunner
 from keylife_cli.main import cli
 
+import keylife
 from keylife.errors import VaultPermissionError
 from keylife.vault import VaultKeyStore
 from keylife.vault.gc import collect
@@ -108,9 +109,18 @@ def test_operator_token_still_does_its_jobs(operator: tuple[DevServer, str]) -> 
         assert [o.path for o in report.orphans] == [blob] and report.removed == 1
         assert store.kv.metadata(blob, what="read back") is None
         token = store.client.token or ""
-    # the soft delete `keylife key delete` uses: the data path of a ring document
-    status, _ = server.api("DELETE", f"{kv}/data/rings/sig", token=token)
-    assert status == 204
+    # `keylife key delete` (a soft delete of the ring document's data path) with this token
+    with VaultKeyStore.from_url(url) as store:
+        clock = keylife.FixedClock(dt.datetime.now(dt.UTC))
+        m = keylife.KeyManager(store, actor="cron", clock=clock)
+        m.create_ring("gone", "aes-256", "data-encryption")
+        m.deactivate("gone", 1)
+        m.destroy("gone", 1)
+        clock.advance(m.policy.destroy_wait)
+        assert keylife.rotation.run(m, rings=["gone"]).ok
+        m.delete_ring("gone", reason="decommissioned")
+    assert "gone" not in run(url, "key", "list").output
+    assert server.api("GET", f"{kv}/metadata/rings/gone", token=token)[0] == 200  # history kept
 
 
 def test_init_without_admin_rights_on_a_store_not_set_up_says_what_to_do(

@@ -4,6 +4,7 @@ raised and trimmed, `keylife vault rewrap` in resumable batches, and its dry run
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 import os
 import subprocess
@@ -17,6 +18,8 @@ from keylife_cli.main import cli
 
 from keylife.clock import SystemClock
 from keylife.errors import InvalidTransitionError, KeylifeError
+from keylife.manager import KeyManager
+from keylife.rotation import run
 from keylife.vault import TransitKeyView, TransitRings, VaultKeyStore
 from keylife.vault.rewrap import plan_rewrap
 from tests.vault.conftest import DevServer
@@ -129,7 +132,12 @@ def test_destroy_marks_older_versions_and_trims(
         tk.rotate("logs")
     with pytest.raises(KeylifeError):
         tk.destroy("logs", 4)
-    ring = tk.destroy("logs", 2)
+    scheduled = tk.destroy("logs", 2)  # a destroy_wait later; nothing is trimmed yet
+    assert states(scheduled) == ["deactivated", "deactivated", "deactivated", "active"]
+    assert sorted(key_info(vault_env, mounts[1], "kl-logs")["keys"]) == ["1", "2", "3", "4"]
+    week = SystemClock().now() + dt.timedelta(days=7)
+    assert run(KeyManager(vault_store, actor="ops"), now=week, rings=["transit:logs"]).ok
+    ring = tk.show("logs")
     assert states(ring) == ["destroyed", "destroyed", "deactivated", "active"]
     assert "below the decryption floor" in ring.ring.versions[0].revocation_message
     info = key_info(vault_env, mounts[1], "kl-logs")
@@ -161,6 +169,8 @@ def test_rewrap_in_batches_killed_and_resumed(
     script = f"""
 import os, signal
 from keylife.clock import SystemClock
+from keylife.manager import KeyManager
+from keylife.rotation import run
 from keylife.vault import VaultKeyStore
 from keylife.vault.rewrap import rewrap_file
 store = VaultKeyStore.from_url({vault_store.url!r})
