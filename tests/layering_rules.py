@@ -80,7 +80,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "keylife.publickeys",
         ),
     ),
-    ("store contract", ("keylife.store.base", "keylife.store")),
+    ("store contract", ("keylife.store.base", "keylife.store.schedule", "keylife.store")),
     (
         "services",
         (
@@ -98,6 +98,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "keylife.rotation.health",
             "keylife.rotation.holders",
             "keylife.rotation.results",
+            "keylife.rotation.schedule",
             "keylife.rotation",
             "keylife.backup",
             "keylife.recovery",

@@ -50,7 +50,7 @@ from ..certificates import (
 from ..changes import retired
 from ..lifecycle import KeyVersion, Ring, State
 from ..limits import spec_violation
-from ..policy import Policy, Purpose
+from ..policy import TRANSITION_DATE, Policy, Purpose
 
 
 class StepKind(enum.Enum):
@@ -261,6 +261,8 @@ def _rotation_step(sim: _Sim, policy: Policy, primary: KeyVersion | None, idle: 
         # the policy moved on: replace the key with the purpose's default type now
         sim.step(StepKind.ROTATE, primary.number, f"policy: {outdated}")
         return
+    if sim.now < TRANSITION_DATE and spec_violation(sim.ring, primary, policy, TRANSITION_DATE):
+        sim.future.append(TRANSITION_DATE)  # the one date the policy's verdict changes on
     ends = [e for e in (sim.deactivation[primary.number], primary.protect_stop) if e is not None]
     if not ends:
         return
@@ -290,6 +292,8 @@ def plan_ring(
     primary = max(
         (v for v in ring.versions if sim.protects(v)), key=lambda v: v.number, default=None
     )
+    for v in ring.versions:  # the dates protects() and _successor_waiting() compare with now
+        sim.future += [w for w in (v.activation, sim.deactivation[v.number], v.protect_stop) if w]
     suspended = any(state is State.SUSPENDED for state in sim.states.values())
     idle = not suspended and not _successor_waiting(sim, primary) and not retired(ring)
     if is_certificate_ring(ring):  # a retired certificate ring only gets revocations

@@ -31,7 +31,9 @@ from ..lifecycle import Ring, decode_ring, ring_from_stored, ring_to_dict
 from ..material import KeyMaterial
 from ..sealing import MasterKey, MasterKeyFile, associated_data
 from ..specs import KeySpec
+from . import sqlite_schedule
 from .base import Lease
+from .schedule import QuietRing, RingsToPlan
 
 __all__ = ["MasterKeyFile", "SqliteStore"]
 
@@ -329,6 +331,19 @@ class SqliteStore:
             self._append_locked(db, audit)
             if check is not None:
                 check()
+
+    # ---- large stores: quiet records and paging (keylife.store.sqlite_schedule) -------------
+
+    def rings_to_plan(self, digest: str, now: dt.datetime) -> RingsToPlan:
+        with self._reading() as db:
+            return sqlite_schedule.rings_to_plan(db, digest, now)
+
+    def remember_quiet(self, quiet: Sequence[QuietRing]) -> int:
+        with self._write() as db:
+            return sqlite_schedule.remember_quiet(db, quiet)
+
+    def iter_rings(self, *, prefix: str = "", limit: int | None = None) -> Iterator[Ring]:
+        return sqlite_schedule.iter_rings(self._reading, prefix=prefix, limit=limit)
 
     # ---- material ---------------------------------------------------------------------------
 
