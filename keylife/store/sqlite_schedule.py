@@ -129,12 +129,13 @@ def remember_quiet(db: sqlite3.Connection, quiet: Sequence[QuietRing]) -> int:
 
 
 def iter_rings(
-    reading: Reading, *, prefix: str = "", limit: int | None = None, page: int = PAGE
+    reading: Reading, *, prefix: str = "", limit: int | None = None, page: int | None = None
 ) -> Iterator[Ring]:
     """Rings whose name starts with ``prefix`` in name order, at most ``limit``, ``page`` at a
     time; ``reading()`` gives the connection under the store's lock for one page."""
     left = limit
     last: str | None = None
+    page = page or PAGE
     while left is None or left > 0:
         size = page if left is None else min(page, left)
         with reading() as db:
