@@ -59,8 +59,15 @@ def micros(when: dt.datetime) -> int:
     return (when - _EPOCH) // _MICRO
 
 
-def _time(value: int) -> dt.datetime:
-    return _EPOCH + value * _MICRO
+def _time(value: object) -> dt.datetime | None:
+    """A stored time; None for anything else (a tampered row: the run then reports no next
+    event for the ring, and still plans it when its record ends)."""
+    if not isinstance(value, int):
+        return None
+    try:
+        return _EPOCH + value * _MICRO
+    except OverflowError:
+        return None
 
 
 def _revision(value: object) -> int:
@@ -77,6 +84,7 @@ def has_schedule(db: sqlite3.Connection) -> bool:
 _CHECK = (
     "SELECT r.name, s.name IS NOT NULL, s.next_due FROM rings r "
     "LEFT JOIN schedule s ON s.name = r.name AND s.revision = r.revision AND s.digest = ? "
+    "AND typeof(s.checked) = 'integer' AND typeof(s.until) = 'integer' "
     "AND s.checked <= ? AND s.until > ? ORDER BY r.name"
 )
 
@@ -91,9 +99,9 @@ def rings_to_plan(db: sqlite3.Connection, digest: str, now: dt.datetime) -> Ring
     load: list[str] = []
     for name, valid, next_due in db.execute(_CHECK, (digest, at, at)):
         if valid:
-            quiet[name] = None if next_due is None else _time(next_due)
+            quiet[str(name)] = _time(next_due)
         else:
-            load.append(name)
+            load.append(str(name))
     if len(load) > len(quiet):  # most rings are to be planned: one pass reads them faster
         wanted = set(load)
         every = db.execute("SELECT name, doc, revision FROM rings ORDER BY name")

@@ -427,3 +427,38 @@ def test_iter_rings_pages_in_name_order(
         assert [r.name for r in iter_rings(store, prefix=prefix, limit=limit)] == expected
         cached = CachedStore(store, 30)  # no paging: the fallback
         assert [r.name for r in iter_rings(cached, prefix=prefix, limit=limit)] == expected
+
+
+SQL_VALUES = st.one_of(
+    st.none(),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.floats(allow_nan=False),
+    st.text(max_size=12),
+    st.binary(max_size=8),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    column=st.sampled_from(["revision", "digest", "checked", "until", "next_due"]), value=SQL_VALUES
+)
+def test_fuzz_a_tampered_record_plans_the_ring_or_is_a_sound_record(
+    column: str, value: Any
+) -> None:
+    """Whatever a record's column holds, reading records gives the ring to plan or a valid
+    record's next event (a datetime or None), never another exception."""
+    with fresh_store() as store:
+        quiet_store(store, 1)
+        _record(store, Policy(), T0)
+        try:
+            raw(store).execute(f"UPDATE schedule SET {column} = ?", (value,))
+        except sqlite3.IntegrityError:  # NOT NULL
+            return
+        found = rings_to_plan(store, Policy(), T0 + dt.timedelta(hours=1))
+        assert found is not None
+        assert [r.name for r in found.rings] + list(found.quiet) == ["q0"]
+        for due in found.quiet.values():
+            assert due is None or isinstance(due, dt.datetime)
+        if found.quiet:  # only a record of integer times, as written, counts
+            kinds = raw(store).execute("SELECT typeof(checked), typeof(until) FROM schedule")
+            assert kinds.fetchone() == ("integer", "integer")
