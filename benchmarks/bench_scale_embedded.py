@@ -121,6 +121,16 @@ def library_pass(env: dict[str, str]) -> float:
     return took
 
 
+def library_first_ring(env: dict[str, str]) -> float:
+    """Seconds from opening the store to the first ring read (no interpreter start-up)."""
+    from keylife.store.schedule import iter_rings
+
+    start = time.perf_counter()
+    with keylife.open(env["KEYLIFE_STORE"], master_key_file=env["KEYLIFE_MASTER_KEY_FILE"]) as m:
+        next(iter(iter_rings(m.store)))
+        return time.perf_counter() - start
+
+
 def measure(count: int) -> dict[str, object]:
     root = Path(tempfile.mkdtemp(prefix="kl-bench-scale-"))
     try:
@@ -133,6 +143,7 @@ def measure(count: int) -> dict[str, object]:
         out["idle_cli"] = [command(env, "rotate") for _ in range(3)]
         out["idle_lib"] = [library_pass(env) for _ in range(3)]
         out["list"] = [command(env, "key", "list") for _ in range(3)]
+        out["first_lib"] = [library_first_ring(env) for _ in range(3)]
         out["list_json"] = command(env, "--json", "key", "list")
         out["list_limit"] = command(env, "key", "list", "--limit", "10")
         out["list_prefix"] = command(env, "key", "list", "--prefix", f"ring-{count // 2:06d}")
@@ -168,6 +179,8 @@ def table(count: int, r: dict[str, object], load: tuple[float, float]) -> str:
          "< 2 s"),
         ("`keylife key list`: first ring line (median of 3)", f"{med('list', 'first'):.3f} s",
          "< 0.3 s"),
+        ("first ring read, library: open the store, first of `iter_rings` (median of 3)",
+         f"{med('first_lib', ''):.4f} s", "-"),
         (f"`keylife key list`: all {count:,} rings (median of 3)",
          f"{med('list', 'total'):.2f} s (CPU {med('list', 'cpu'):.2f} s), "
          f"peak RSS {list_rss:.0f} MiB", "-"),
