@@ -281,7 +281,10 @@ def _rotation_step(sim: _Sim, policy: Policy, primary: KeyVersion | None, idle: 
 def plan_ring(
     ring: Ring, policy: Policy, now: dt.datetime
 ) -> tuple[list[Step], dt.datetime | None]:
-    """Steps due for one ring at ``now``, and the next moment something falls due after it."""
+    """Steps due for one ring at ``now``, and the first moment after ``now`` at which its plan
+    may change (None: never). When nothing is due at ``now``, nothing is due before that moment:
+    :mod:`keylife.rotation.schedule` skips the ring until then, so a rule that compares a date
+    with ``now`` must put that date in ``sim.future`` (``sim.at``) when it lies ahead."""
     try:
         rules = policy.rules(Purpose(ring.purpose))
     except ValueError:
