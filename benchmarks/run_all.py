@@ -1,6 +1,7 @@
 """Run every benchmark in this folder and print their results.
 
 Usage: `.venv/bin/python benchmarks/run_all.py [--write] [core rotate vault acme tls ...]`
+(each name is a `bench_NAME.py` here: `scale_embedded` is the 100,000-ring embedded store).
 
 Without `--write` nothing in the checkout changes: each benchmark prints its report. With
 `--write`, the benchmarks that keep a results file (`benchmarks/RESULTS-*.md`) replace it with

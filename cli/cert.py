@@ -285,7 +285,7 @@ def list_(obj: Obj) -> None:
         if not docs:
             click.echo("no certificate rings (`keylife cert issue` makes one)")
         for doc in docs:
-            _print_status(doc)
+            print_certificate_status(doc)
 
     emit(obj, {"certificates": docs}, text)
 
@@ -302,7 +302,7 @@ def show(obj: Obj, ring: str) -> None:
 
     with errors(obj), obj.manager() as manager:
         doc = certificate_status(manager.load(ring), manager.now()).to_dict()
-    emit(obj, doc, lambda: _print_status(doc))
+    emit(obj, doc, lambda: print_certificate_status(doc))
 
 
 @cert.command()
@@ -354,7 +354,7 @@ def renew(obj: Obj, ring: str, force: bool) -> None:
     )
 
 
-def _print_status(doc: dict[str, Any]) -> None:
+def print_certificate_status(doc: dict[str, Any]) -> None:
     click.echo(f"Certificate ring: {doc['ring']}")
     rows: list[tuple[str, Any]] = [("Domains", " ".join(doc["domains"]))]
     if doc["retired"]:

@@ -14,7 +14,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "keylife key import legacy-signing --file key.pem --type rsa-3072 --purpose signing",
         "keylife key import archive --file aes.key --type aes-256 --purpose data-encryption",
     ),
-    "key list": ("keylife key list", "keylife key list --json"),
+    "key list": ("keylife key list", "keylife key list --prefix payments- --limit 20 --jsonl"),
     "key show": ("keylife key show orders", "keylife key show orders 2 --json"),
     "key history": ("keylife key history orders",),
     "key activate": ("keylife key activate orders 2",),

@@ -10,9 +10,10 @@ from keylife.lifecycle import RevocationReason
 from keylife.policy import Purpose
 from keylife.specs import SPECS
 
+from . import key_list
 from .context import Obj, emit, errors, parse_when, pass_obj
 from .key_delete import delete as delete_command
-from .render import print_history, print_ring_table, print_version, ring_summary, version_dict
+from .render import print_history, print_version, ring_summary, version_dict
 
 # Choices come from the library's own tables, never from copies.
 TYPES = ", ".join(SPECS)
@@ -24,6 +25,10 @@ COMPROMISE_REASONS = tuple(r.value for r in RevocationReason if r.compromise)
 @click.group()
 def key() -> None:
     """Create, inspect and change keys."""
+
+
+key.add_command(key_list.list_)  # keylife key list / show: cli/key_list.py
+key.add_command(key_list.show)
 
 
 @key.command()
@@ -162,46 +167,6 @@ def recover(
             atomic_write(dst, plaintext, mode=0o600)
         else:
             sys.stdout.buffer.write(plaintext)
-
-
-@key.command("list")
-@pass_obj
-def list_(obj: Obj) -> None:
-    """Every ring, its type, purpose and primary version."""
-    with errors(obj), obj.manager() as m:
-        now = m.now()
-        rings = m.rings()
-    emit(
-        obj, {"rings": [ring_summary(r, now) for r in rings]}, lambda: print_ring_table(rings, now)
-    )
-
-
-@key.command()
-@click.argument("name")
-@click.option("--version", "number", type=int, help="One version (default: all).")
-@pass_obj
-def show(obj: Obj, name: str, number: int | None) -> None:
-    """Metadata of ring NAME's versions (never material)."""
-    with errors(obj), obj.manager() as m:
-        ring = m.load(name)
-        now = m.now()
-    versions = [v for v in ring.versions if number is None or v.number == number]
-    if number is not None and not versions:
-        with errors(obj):
-            from keylife.errors import NotFoundError
-
-            raise NotFoundError(f"ring {name} has no version {number}")
-
-    def text() -> None:
-        p = ring.primary(now)
-        click.echo(
-            f"ring {ring.name}: {ring.spec.name} for {ring.purpose}, primary "
-            f"{'v' + str(p.number) if p else 'none'}"
-        )
-        for v in versions:
-            print_version(v)
-
-    emit(obj, {**ring_summary(ring, now), "details": [version_dict(v) for v in versions]}, text)
 
 
 @key.command()

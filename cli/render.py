@@ -37,10 +37,6 @@ def clean(value: object) -> str:
     return _UNSAFE.sub(_escape, str(value))
 
 
-def _short(value: dt.datetime | None) -> str:
-    return "-" if value is None else value.strftime("%Y-%m-%d %H:%M")
-
-
 def ring_summary(ring: Ring, now: dt.datetime) -> dict[str, Any]:
     if ring.damage:
         return {"name": ring.name, "damaged": ring.damage}
@@ -80,26 +76,6 @@ def pending_schedule(v: KeyVersion) -> DestroySchedule | None:
         return pending(v)
     except CorruptRecordError:
         return None
-
-
-def print_ring_table(rings: list[Ring], now: dt.datetime) -> None:
-    if not rings:
-        click.echo("no rings")
-        return
-    header = f"{'RING':<28} {'TYPE':<12} {'PURPOSE':<16} {'PRIMARY':>7} {'VERS':>4}  DEACTIVATES"
-    click.echo(header)
-    for ring in rings:
-        if ring.damage:
-            click.echo(f"{clean(ring.name):<28} DAMAGED: {clean(ring.damage)}")
-            continue
-        p = ring.primary(now)
-        click.echo(
-            f"{clean(ring.name):<28} {ring.spec.name:<12} {clean(ring.purpose):<16} "
-            f"{('v' + str(p.number)) if p else '-':>7} {len(ring.versions):>4}  "
-            f"{_short(p.deactivation) if p else '-'}"
-        )
-        for number, due in _scheduled(ring):
-            click.echo(f"{'':<28} v{number} scheduled for destruction {_short(due)}")
 
 
 def version_dict(v: KeyVersion) -> dict[str, Any]:

@@ -84,7 +84,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "keylife.published",
         ),
     ),
-    ("store contract", ("keylife.store.base", "keylife.store")),
+    ("store contract", ("keylife.store.base", "keylife.store.schedule", "keylife.store")),
     (
         "services",
         (
@@ -104,6 +104,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "keylife.rotation.health",
             "keylife.rotation.holders",
             "keylife.rotation.results",
+            "keylife.rotation.schedule",
             "keylife.rotation",
             "keylife.backup",
             "keylife.recovery",

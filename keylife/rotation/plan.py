@@ -55,7 +55,7 @@ from ..destruction import DestroySchedule, held, pending, ready
 from ..errors import CorruptRecordError
 from ..lifecycle import KeyVersion, Ring, State
 from ..limits import spec_violation
-from ..policy import Policy, Purpose
+from ..policy import TRANSITION_DATE, Policy, Purpose
 
 
 class StepKind(enum.Enum):
@@ -309,6 +309,8 @@ def _rotation_step(sim: _Sim, policy: Policy, primary: KeyVersion | None, idle: 
         # the policy moved on: replace the key with the purpose's default type now
         sim.step(StepKind.ROTATE, primary.number, f"policy: {outdated}")
         return
+    if sim.now < TRANSITION_DATE and spec_violation(sim.ring, primary, policy, TRANSITION_DATE):
+        sim.future.append(TRANSITION_DATE)  # the one date the policy's verdict changes on
     ends = [e for e in (sim.deactivation[primary.number], primary.protect_stop) if e is not None]
     if not ends:
         return
@@ -327,7 +329,10 @@ def _rotation_step(sim: _Sim, policy: Policy, primary: KeyVersion | None, idle: 
 def plan_ring(
     ring: Ring, policy: Policy, now: dt.datetime
 ) -> tuple[list[Step], dt.datetime | None]:
-    """Steps due for one ring at ``now``, and the next moment something falls due after it."""
+    """Steps due for one ring at ``now``, and the first moment after ``now`` at which its plan
+    may change (None: never). When nothing is due at ``now``, nothing is due before that moment:
+    :mod:`keylife.rotation.schedule` skips the ring until then, so a rule that compares a date
+    with ``now`` must put that date in ``sim.future`` (``sim.at``) when it lies ahead."""
     try:
         rules = policy.rules(Purpose(ring.purpose))
     except ValueError:
@@ -339,6 +344,8 @@ def plan_ring(
     primary = max(
         (v for v in ring.versions if sim.protects(v)), key=lambda v: v.number, default=None
     )
+    for v in ring.versions:  # the dates protects() and _successor_waiting() compare with now
+        sim.future += [w for w in (v.activation, sim.deactivation[v.number], v.protect_stop) if w]
     suspended = any(state is State.SUSPENDED for state in sim.states.values())
     idle = not suspended and not _successor_waiting(sim, primary) and not retired(ring)
     if is_certificate_ring(ring):  # a retired certificate ring only gets revocations

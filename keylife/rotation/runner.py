@@ -26,6 +26,7 @@ from ..lifecycle import Action, Ring
 from ..manager import KeyManager
 from ..policy import Purpose
 from ..writer import RingWriter
+from . import schedule
 from .health import check_ring
 from .holders import holder_is_dead, new_holder
 from .plan import Plan, Step, StepKind, plan_ring, plan_rotation
@@ -73,6 +74,7 @@ class Runner:
         #: Rings whose primary or staged successor does not open or match its fingerprint.
         self.unhealthy: dict[str, str] = {}
         self._loaded: list[Ring] = []
+        self._planned = Plan(dt.datetime.min.replace(tzinfo=dt.UTC), ())
         self._lease_taken = 0.0
 
     # ---- planning ---------------------------------------------------------------------------
@@ -92,16 +94,23 @@ class Runner:
         return rings
 
     def plan(self, now: dt.datetime, only: Sequence[str] | None = None) -> tuple[Plan, int]:
-        rings = self._rings(only)
+        # On a large store only the rings that may be due are loaded (keylife.rotation.schedule)
+        found = (
+            None if only else schedule.rings_to_plan(self.manager.store, self.manager.policy, now)
+        )
+        rings = self._rings(only) if found is None else found.rings
         self._loaded = rings
         self.damaged = {r.name: r.damage for r in rings if r.damage}
-        plan = plan_rotation(rings, self.manager.policy, now)
+        plan = self._planned = plan_rotation(rings, self.manager.policy, now)
+        quiet = {} if found is None else found.quiet
+        if quiet:
+            plan = Plan(now, plan.steps, {**quiet, **plan.next_due})
         transit_steps, transit_due = self._plan_transit(now, only)
         if not transit_due:
-            return plan, len(rings)
+            return plan, len(rings) + len(quiet)
         return (
             Plan(now, (*plan.steps, *transit_steps), {**plan.next_due, **transit_due}),
-            len(rings) + len(transit_due),
+            len(rings) + len(quiet) + len(transit_due),
         )
 
     # ---- transit-resident rings (keys that never leave Vault) --------------------------------
@@ -305,6 +314,9 @@ class Runner:
                 self.unhealthy[ring.name] = problem
                 if record:
                     self.manager.record_failure("rotate", ring.name, None, KeylifeError(problem))
+        if record:  # what was planned quiet and is healthy need not be loaded next run
+            m = self.manager
+            schedule.remember(m.store, m.policy, now, self._loaded, self._planned, self.unhealthy)
         return ""
 
     def _broken(self) -> tuple[RingResult, ...]:

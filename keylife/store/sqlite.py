@@ -31,7 +31,9 @@ from ..lifecycle import Ring, decode_ring, ring_from_stored, ring_to_dict
 from ..material import KeyMaterial
 from ..sealing import MasterKey, MasterKeyFile, Sealer, associated_data, new_store_id
 from ..specs import KeySpec
+from . import sqlite_leases, sqlite_schedule
 from .base import Lease
+from .schedule import QuietRing, RingsToPlan
 from .sqlite_deletion import delete_ring, refuse_deleted
 from .sqlite_identity import INIT_STORE_ID, reseal_all
 
@@ -350,6 +352,19 @@ class SqliteStore:
             if check is not None:
                 check()
 
+    # ---- large stores: quiet records and paging (keylife.store.sqlite_schedule) -------------
+
+    def rings_to_plan(self, digest: str, now: dt.datetime) -> RingsToPlan:
+        with self._reading() as db:
+            return sqlite_schedule.rings_to_plan(db, digest, now)
+
+    def remember_quiet(self, quiet: Sequence[QuietRing]) -> int:
+        with self._write() as db:
+            return sqlite_schedule.remember_quiet(db, quiet)
+
+    def iter_rings(self, *, prefix: str = "", limit: int | None = None) -> Iterator[Ring]:
+        return sqlite_schedule.iter_rings(self._reading, prefix=prefix, limit=limit)
+
     # ---- material ---------------------------------------------------------------------------
 
     def get_material(self, ring: str, version: int, spec: KeySpec) -> KeyMaterial:
@@ -430,31 +445,16 @@ class SqliteStore:
         *,
         takeover_from: str | None = None,
     ) -> Lease | None:
-        expires = now + ttl
         with self._write() as db:
-            row = db.execute("SELECT holder, expires FROM leases WHERE name=?", (name,)).fetchone()
-            if (
-                row is not None
-                and row[0] not in (holder, takeover_from)
-                and dt.datetime.fromisoformat(row[1]) > now
-            ):
-                return None
-            db.execute(
-                "INSERT OR REPLACE INTO leases VALUES (?, ?, ?)",
-                (name, holder, expires.isoformat()),
-            )
-        return Lease(name, holder, expires)
+            return sqlite_leases.acquire(db, name, holder, now + ttl, now, takeover_from)
 
     def read_lease(self, name: str) -> Lease | None:
         with self._reading():
-            row = self._db.execute(
-                "SELECT holder, expires FROM leases WHERE name=?", (name,)
-            ).fetchone()
-        return None if row is None else Lease(name, row[0], dt.datetime.fromisoformat(row[1]))
+            return sqlite_leases.read(self._db, name)
 
     def release_lease(self, name: str, holder: str) -> None:
         with self._write() as db:
-            db.execute("DELETE FROM leases WHERE name=? AND holder=?", (name, holder))
+            sqlite_leases.release(db, name, holder)
 
     # ---- master key rotation ----------------------------------------------------------------
 

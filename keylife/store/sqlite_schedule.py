@@ -1,0 +1,168 @@
+"""The embedded store's large-store capabilities (:mod:`keylife.store.schedule`).
+
+**Quiet records.** Table ``schedule`` holds one row per ring the planner found nothing due for:
+the ring's revision, the planner digest, when (``checked``) and until when (``until``) it is
+quiet, and its next event. Times are integer microseconds since the Unix epoch (UTC). A row is
+trusted only while the ring is still at that revision, for the same digest, and
+``checked <= now < until``. On top of the revision check, triggers delete a ring's row whenever
+its ``rings`` row is updated or deleted or any of its ``material`` rows changes; triggers live
+in the database, so writers that do not know this table (an older keylife, ``sqlite3``) void
+the rows too. The table, its index and triggers are created by the first run that records rows;
+a store without them is planned in full, as before.
+
+**Paging.** :func:`iter_rings` reads rings a page at a time in name order (keyset pagination,
+the lock held per page only), so listing 100,000 rings never holds them all.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
+
+from ..lifecycle import Ring, decode_ring
+from .schedule import QuietRing, RingsToPlan
+
+__all__ = ["SCHEDULE_SCHEMA", "iter_rings", "remember_quiet", "rings_to_plan"]
+
+SCHEDULE_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS schedule (name TEXT PRIMARY KEY, revision INTEGER NOT NULL, "
+    "digest TEXT NOT NULL, checked INTEGER NOT NULL, until INTEGER NOT NULL, next_due INTEGER)"
+    " WITHOUT ROWID",
+    "CREATE INDEX IF NOT EXISTS schedule_until ON schedule(until)",
+    # a covering index: the quiet check reads names and revisions, never the documents
+    "CREATE INDEX IF NOT EXISTS rings_name_revision ON rings(name, revision)",
+    "CREATE TRIGGER IF NOT EXISTS schedule_ring_update AFTER UPDATE ON rings BEGIN "
+    "DELETE FROM schedule WHERE name IN (old.name, new.name); END",
+    "CREATE TRIGGER IF NOT EXISTS schedule_ring_delete AFTER DELETE ON rings BEGIN "
+    "DELETE FROM schedule WHERE name = old.name; END",
+    "CREATE TRIGGER IF NOT EXISTS schedule_ring_insert AFTER INSERT ON rings BEGIN "
+    "DELETE FROM schedule WHERE name = new.name; END",
+    "CREATE TRIGGER IF NOT EXISTS schedule_material_insert AFTER INSERT ON material BEGIN "
+    "DELETE FROM schedule WHERE name = new.ring; END",
+    "CREATE TRIGGER IF NOT EXISTS schedule_material_update AFTER UPDATE ON material BEGIN "
+    "DELETE FROM schedule WHERE name IN (old.ring, new.ring); END",
+    "CREATE TRIGGER IF NOT EXISTS schedule_material_delete AFTER DELETE ON material BEGIN "
+    "DELETE FROM schedule WHERE name = old.ring; END",
+)
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MICRO = dt.timedelta(microseconds=1)
+#: Rings read per page by :func:`iter_rings` (and per lookup batch by :func:`rings_to_plan`).
+PAGE = 256
+
+Reading = Callable[[], AbstractContextManager[sqlite3.Connection]]
+
+
+def micros(when: dt.datetime) -> int:
+    return (when - _EPOCH) // _MICRO
+
+
+def _time(value: object) -> dt.datetime | None:
+    """A stored time; None for anything else (a tampered row: the run then reports no next
+    event for the ring, and still plans it when its record ends)."""
+    if not isinstance(value, int):
+        return None
+    try:
+        return _EPOCH + value * _MICRO
+    except OverflowError:
+        return None
+
+
+def _revision(value: object) -> int:
+    return value if isinstance(value, int) else -1
+
+
+def has_schedule(db: sqlite3.Connection) -> bool:
+    row = db.execute(
+        "SELECT 1 FROM sqlite_master WHERE type='table' AND name='schedule'"
+    ).fetchone()
+    return row is not None
+
+
+_CHECK = (
+    "SELECT r.name, s.name IS NOT NULL, s.next_due FROM rings r "
+    "LEFT JOIN schedule s ON s.name = r.name AND s.revision = r.revision AND s.digest = ? "
+    "AND typeof(s.checked) = 'integer' AND typeof(s.until) = 'integer' "
+    "AND s.checked <= ? AND s.until > ? ORDER BY r.name"
+)
+
+
+def rings_to_plan(db: sqlite3.Connection, digest: str, now: dt.datetime) -> RingsToPlan:
+    """See :meth:`keylife.store.schedule.SchedulingStore.rings_to_plan`."""
+    if not has_schedule(db):
+        rows = db.execute("SELECT name, doc, revision FROM rings ORDER BY name").fetchall()
+        return RingsToPlan([decode_ring(doc, _revision(rev), str(n)) for n, doc, rev in rows])
+    at = micros(now)
+    quiet: dict[str, dt.datetime | None] = {}
+    load: list[str] = []
+    for name, valid, next_due in db.execute(_CHECK, (digest, at, at)):
+        if valid:
+            quiet[str(name)] = _time(next_due)
+        else:
+            load.append(str(name))
+    if len(load) > len(quiet):  # most rings are to be planned: one pass reads them faster
+        wanted = set(load)
+        every = db.execute("SELECT name, doc, revision FROM rings ORDER BY name")
+        found = [(n, doc, rev) for n, doc, rev in every if n in wanted]
+    else:
+        one = "SELECT name, doc, revision FROM rings WHERE name = ?"
+        found = [row for n in load for row in db.execute(one, (n,)).fetchall()]
+    rings = [decode_ring(doc, _revision(rev), str(n)) for n, doc, rev in found]
+    return RingsToPlan(rings, quiet)
+
+
+def remember_quiet(db: sqlite3.Connection, quiet: Sequence[QuietRing]) -> int:
+    """See :meth:`keylife.store.schedule.SchedulingStore.remember_quiet` (inside a write
+    transaction: the row is written only if the ring is still at the entry's revision)."""
+    for statement in SCHEDULE_SCHEMA:
+        db.execute(statement)
+    written = 0
+    for q in quiet:
+        cursor = db.execute(
+            "INSERT OR REPLACE INTO schedule SELECT name, revision, ?, ?, ?, ? FROM rings "
+            "WHERE name = ? AND revision = ?",
+            (
+                q.digest,
+                micros(q.checked),
+                micros(q.until),
+                None if q.next_due is None else micros(q.next_due),
+                q.name,
+                q.revision,
+            ),
+        )
+        written += max(cursor.rowcount, 0)
+    return written
+
+
+def iter_rings(
+    reading: Reading, *, prefix: str = "", limit: int | None = None, page: int | None = None
+) -> Iterator[Ring]:
+    """Rings whose name starts with ``prefix`` in name order, at most ``limit``, ``page`` at a
+    time; ``reading()`` gives the connection under the store's lock for one page."""
+    left = limit
+    last: str | None = None
+    page = page or PAGE
+    while left is None or left > 0:
+        size = page if left is None else min(page, left)
+        with reading() as db:
+            if last is None:
+                rows = db.execute(
+                    "SELECT name, doc, revision FROM rings WHERE name >= ? ORDER BY name LIMIT ?",
+                    (prefix, size),
+                ).fetchall()
+            else:
+                rows = db.execute(
+                    "SELECT name, doc, revision FROM rings WHERE name > ? ORDER BY name LIMIT ?",
+                    (last, size),
+                ).fetchall()
+        for name, doc, rev in rows:
+            if not str(name).startswith(prefix):
+                return
+            yield decode_ring(doc, _revision(rev), str(name))
+        if len(rows) < size:
+            return
+        last = str(rows[-1][0])
+        if left is not None:
+            left -= len(rows)
