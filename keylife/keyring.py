@@ -18,7 +18,7 @@ from typing import Any, BinaryIO
 
 from cryptography.exceptions import InvalidTag
 
-from . import envelope, primitives, streaming
+from . import counters, envelope, primitives, streaming
 from .clock import SystemClock, as_utc
 from .errors import DecryptionError, KeyUsageError, NotFoundError, UnknownSpecError
 from .keyset import Keyset, require
@@ -65,6 +65,7 @@ class KeyRing(Signatures):
         # Fast paths behind a cache: key -> (from, until, cache generation, *values); the
         # cache empties it when it drops this ring (a commit through this process).
         self._fast: dict[Any, tuple[Any, ...]] = {}
+        self._tally = counters.tally(store)
         if self._cache is not None:
             self._cache.listen(self)
 
@@ -129,6 +130,7 @@ class KeyRing(Signatures):
 
     def _protecting(self, fmt: int, t: float, build: Builder) -> tuple[Any, ...]:
         """The fast-path entry of the primary for ``fmt``: (from, until, generation, *build)."""
+        self._tally.maybe_flush()
         ks = self._keys()
         key, until = ks.primary_until(t)
         cache = self._cache
@@ -220,7 +222,8 @@ class KeyRing(Signatures):
             require(ks.ring, "encrypt", (Purpose.DATA_ENCRYPTION,), _AEAD_KINDS)
             head = envelope.header(_MSG, key.number)
             ad = envelope.associated_data(_MSG, self.name, key.number)
-            memo = (key.cipher.encrypt, key.cipher.decrypt, head, ad)
+            count = self._tally.counter(self.name, key.number) if key.protects else None
+            memo = (key.cipher.encrypt, key.cipher.decrypt, head, ad, count)
             ks.memo[(_MSG, key.number)] = memo
         return memo
 
@@ -230,7 +233,9 @@ class KeyRing(Signatures):
         f = self._fast.get(1)  # 1: the message format's fast path
         if f is None or not f[0] <= t < f[1]:
             f = self._protecting(_MSG, t, self._message)
-        _, _, _, seal, _, head, ad = f
+        _, _, _, seal, _, head, ad, count = f
+        if count.tick() >= count.check_at:  # a flush is due, or the message limit is near
+            self._tally.reached(count)
         nonce = primitives.random_bytes(12)
         if associated_data:
             ad += associated_data
@@ -249,7 +254,7 @@ class KeyRing(Signatures):
             f = self._fast.get(head)
         if f is None or not f[0] <= t < f[1]:
             f = self._processing_fast(bytes(head), _MSG, t, self._message)
-        _, _, _, _, unseal, _, ad = f
+        _, _, _, _, unseal, _, ad, _ = f
         if associated_data:
             ad += associated_data
         try:
@@ -264,6 +269,7 @@ class KeyRing(Signatures):
         constant memory; the number of bytes written."""
         self._require("encrypt_stream", (Purpose.DATA_ENCRYPTION,), _AEAD_KINDS)
         key = self.primary()
+        self._tally.count(self.name, key.number)
         return streaming.encrypt_stream(
             key.material, self.name, key.number, src, dst, associated_data
         )
@@ -292,6 +298,7 @@ class KeyRing(Signatures):
         if ring.spec.kind is KeyKind.RSA:
             public = primary.private_key.public_key()
             return primitives.wrap_rsa(public, self.name, primary.number, raw)  # type: ignore[arg-type]
+        self._tally.count(self.name, primary.number)
         return primitives.seal(primary.cipher, envelope.WRAP_AEAD, self.name, primary.number, raw)
 
     def _unwrap_raw(self, blob: bytes) -> bytes:

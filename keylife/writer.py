@@ -64,6 +64,9 @@ class RingWriter:
         self.close()
 
     def close(self) -> None:
+        from . import counters
+
+        counters.close(self.store)  # what this process counted, before the store closes
         self.store.close()
 
     def now(self) -> dt.datetime:

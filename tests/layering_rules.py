@@ -87,6 +87,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "keylife.writer",
             "keylife.creation",
             "keylife.keyring",
+            "keylife.counters",
             "keylife.keyset",
             "keylife.signing",
             "keylife.ringcache",

@@ -21,6 +21,7 @@ from typing import Any
 
 from ..auditstate import policy_digest
 from ..clock import FixedClock, as_utc
+from ..counters import counts_for
 from ..errors import KeylifeError, LockHeldError, NotFoundError, StoreUnavailableError
 from ..lifecycle import Action, Ring
 from ..manager import KeyManager
@@ -94,7 +95,8 @@ class Runner:
         rings = self._rings(only)
         self._loaded = rings
         self.damaged = {r.name: r.damage for r in rings if r.damage}
-        plan = plan_rotation(rings, self.manager.policy, now)
+        counts = {r.name: self._counts(r) for r in rings}
+        plan = plan_rotation(rings, self.manager.policy, now, counts)
         transit_steps, transit_due = self._plan_transit(now, only)
         if not transit_due:
             return plan, len(rings)
@@ -322,7 +324,7 @@ class Runner:
 
         def plan() -> tuple[list[Step], dt.datetime | None]:
             current[:] = [view.load(name)]
-            return plan_ring(current[0], view.policy, now)
+            return plan_ring(current[0], view.policy, now, self._counts(current[0]))
 
         def apply(step: Step) -> int | None:
             return self._apply(view, current[0], step, now)
@@ -333,6 +335,10 @@ class Runner:
         # The CA's answer (dates, clock skew) may make a renewal look due again at once; one
         # conversation with the CA per ring and run is enough, the next run looks again.
         return _settle(name, plan, apply, once=_ONCE_PER_RUN, on_failure=record)
+
+    def _counts(self, ring: Ring) -> dict[int, int]:
+        """Messages per version of ``ring``, read only where ``max_messages`` applies."""
+        return counts_for(self.manager.store, self.manager.policy, ring)
 
     def _apply(self, view: KeyManager, ring: Ring, step: Step, now: dt.datetime) -> int | None:
         """Apply one planned step through the same manager operations an operator uses."""
@@ -357,6 +363,7 @@ class Runner:
                 stage=stage if kind is StepKind.STAGE else None,
                 loaded=ring,
                 only_if_due=True,
+                counts=self._counts(ring),
             )
             return version.number
         if kind is StepKind.RENEW_CERTIFICATE:

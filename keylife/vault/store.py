@@ -63,7 +63,7 @@ from ..material import KeyMaterial
 from ..policy import Policy
 from ..specs import KeySpec
 from ..store.base import Lease
-from . import catalog
+from . import catalog, counts
 from . import index as ix
 from .audit_log import VaultAuditLog, entry_from_dict, entry_to_dict
 from .client import VaultClient, q
@@ -91,7 +91,7 @@ def _ring_or_damaged(name: str, doc: Mapping[str, Any], revision: int) -> Ring:
     return decode_ring(doc.get("ring") if isinstance(doc, Mapping) else None, revision, name)
 
 
-class VaultKeyStore:
+class VaultKeyStore(counts.VaultCounts):
     """:class:`~keylife.store.base.KeyStore` on Vault / OpenBao (KV v2 + Transit).
 
     Its parts are public: :attr:`kv` (the KV v2 mount), :attr:`transit` (the Transit mount),
