@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -39,6 +40,8 @@ require_venv()
 import keylife
 
 KIB = 1024
+#: Runs of the encrypt + decrypt comparison (each the best of 5 interleaved rounds).
+MESSAGE_RUNS = 9
 MIB = 1024 * 1024
 
 
@@ -69,15 +72,27 @@ def bench_messages(m: keylife.KeyManager) -> dict[str, float]:
         nonce = urandom(12)
         raw.decrypt(nonce, raw.encrypt(nonce, data, ad), ad)
 
+    head = b"\x01\x00\x00\x00\x01"
+
     def raw_framed() -> None:
         nonce = urandom(12)
-        blob = nonce + raw.encrypt(nonce, data, ad)
-        raw.decrypt(blob[:12], blob[12:], ad)
+        blob = head + nonce + raw.encrypt(nonce, data, ad)
+        raw.decrypt(blob[5:17], blob[17:], ad)
 
     def ring_aead() -> None:
         ring.decrypt(ring.encrypt(data))
 
-    out = best_of({"raw": raw_aead, "framed": raw_framed, "ring": ring_aead}, 20000, 15)
+    # Several runs of interleaved rounds: on a shared machine one run's best can be lucky or
+    # unlucky, so the report gives the median ratio and the spread over the runs.
+    fns = {"raw": raw_aead, "framed": raw_framed, "ring": ring_aead}
+    runs = [best_of(fns, 20000, 5) for _ in range(MESSAGE_RUNS)]
+    out = {k: min(r[k] for r in runs) for k in fns}
+    ratios = sorted(r["ring"] / r["raw"] for r in runs)
+    framed = sorted(r["framed"] / r["raw"] for r in runs)
+    out["ratio_median"] = statistics.median(ratios)
+    out["ratio_min"], out["ratio_max"] = ratios[0], ratios[-1]
+    out["framed_median"] = statistics.median(framed)
+    out["runs"] = len(runs)
     signing = m.ring("signing")
     key = ec.generate_private_key(ec.SECP256R1())
     algorithm = ec.ECDSA(hashes.SHA256())
@@ -242,8 +257,10 @@ def write(
         return "meets target" if good else "MISSES target"
 
     us = 1e6
-    aead_ratio = msg["ring"] / msg["raw"]
+    aead_ratio = msg["ratio_median"]
     framed_ratio = msg["ring"] / msg["framed"]
+    aead_cell = f"**{aead_ratio:.2f}x** ({verdict(aead_ratio <= 1.15)})"
+    spread = f"{msg['ratio_min']:.2f}x - {msg['ratio_max']:.2f}x"
     sign_ratio = msg["ring_sign"] / msg["raw_sign"]
     share = stream["ring_mib_s"] / stream["raw_mib_s"]
     load_end = os.getloadavg()
@@ -273,10 +290,12 @@ and OpenBao dev server):
 | | per encrypt + decrypt |
 |---|---|
 | raw `AESGCM.encrypt` + `decrypt`, `os.urandom(12)` nonce, held object | {msg["raw"] * us:.2f} us |
-| raw, plus storing the nonce in front and slicing it off again | {msg["framed"] * us:.2f} us |
-| `ring.encrypt` + `ring.decrypt` | {msg["ring"] * us:.2f} us |
-| ratio to raw (target <= 1.15x) | **{aead_ratio:.2f}x** ({verdict(aead_ratio <= 1.15)}) |
-| ratio to raw with framing | {framed_ratio:.2f}x |
+| raw, plus the 5-byte header and nonce in front, sliced off again | {msg["framed"] * us:.2f} us |
+| `ring.encrypt` + `ring.decrypt` (message counters included) | {msg["ring"] * us:.2f} us |
+| ratio to raw, median of {msg["runs"]:.0f} runs (target <= 1.15x) | {aead_cell} |
+| spread of that ratio over the runs (min - max) | {spread} |
+| the wire format alone: framed raw to raw, median | {msg["framed_median"]:.2f}x |
+| ring to framed raw (best times) | {framed_ratio:.2f}x |
 
 Where the difference goes: part of it is the framing any caller of raw AES-GCM needs (the
 nonce stored with the ciphertext); the rest is per call a clock read (`time.time()`), a dict

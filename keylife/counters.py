@@ -9,9 +9,9 @@ planner rotates a ring when its primary reaches the purpose's ``max_messages``
 (:mod:`keylife.rotation.plan`); past :data:`HARD_LIMIT` the version refuses to encrypt
 (:class:`~keylife.errors.MessageLimitError`).
 
-**Counting** costs one C call per message: a version's :class:`Counter` is an
-``itertools.count`` whose ``__next__`` the GIL runs atomically, so threads never lose a count
-and take no lock. **Flushing** adds what a process counted to the store
+**Counting** costs one C call per message: a version's :class:`Counter` holds an
+``itertools.count`` (``next(counter.messages)``), which the GIL advances atomically, so threads
+never lose a count and take no lock. **Flushing** adds what a process counted to the store
 (``KeyStore.add_encryptions``: ``count = count + n``, so processes add up) when a version's
 count since the last flush reaches :data:`FLUSH_EVERY`, when a ring is used again after
 :data:`FLUSH_INTERVAL` seconds, and when the manager is closed (or the interpreter exits).
@@ -63,16 +63,16 @@ HARD_LIMIT = MESSAGE_LIMIT
 class Counter:
     """One version's messages in this process.
 
-    ``tick()`` counts one message and returns the process's count so far; when it reaches
-    ``check_at`` the caller asks :meth:`Tally.reached` (which flushes and checks the limit).
+    ``next(counter.messages)`` counts one message and returns the process's count so far; when
+    it reaches ``check_at`` the caller asks :meth:`Tally.reached` (which flushes and checks the
+    limit).
     """
 
-    __slots__ = ("_count", "check_at", "flushed", "key", "refused", "stored", "tick")
+    __slots__ = ("check_at", "flushed", "key", "messages", "refused", "stored")
 
     def __init__(self, key: tuple[str, int]) -> None:
         self.key = key
-        self._count = itertools.count(1)
-        self.tick: Callable[[], int] = self._count.__next__
+        self.messages = itertools.count(1)
         #: this process's count already added to the store
         self.flushed = 0
         #: the store's total (every process) as of this process's last flush
@@ -83,7 +83,7 @@ class Counter:
     def value(self) -> int:
         """This process's count so far (reads the counter without counting)."""
         # itertools.count has no reader; its repr is "count(N)", N the next value it returns
-        return int(repr(self._count)[6:-1]) - 1
+        return int(repr(self.messages)[6:-1]) - 1
 
     def total(self) -> int:
         """The best known total: the store's as of the last flush plus what was not flushed."""
@@ -128,7 +128,7 @@ class Tally:
     def count(self, ring: str, version: int) -> None:
         """Count one message of ``ring`` v``version`` (off the fast path: wraps, streams)."""
         c = self.counter(ring, version)
-        if c.tick() >= c.check_at:
+        if next(c.messages) >= c.check_at:
             self.reached(c)
         self.maybe_flush()
 

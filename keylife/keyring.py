@@ -65,6 +65,7 @@ class KeyRing(Signatures):
         # Fast paths behind a cache: key -> (from, until, cache generation, *values); the
         # cache empties it when it drops this ring (a commit through this process).
         self._fast: dict[Any, tuple[Any, ...]] = {}
+        self._enc: tuple[Any, ...] | None = None  # encrypt's entry, kept out of the dict
         self._tally = counters.tally(store)
         if self._cache is not None:
             self._cache.listen(self)
@@ -73,6 +74,7 @@ class KeyRing(Signatures):
         """Drop what this object keeps of ring ``name`` (every ring when None)."""
         if name is None or name == self.name:
             self._fast = {}
+            self._enc = None
             self._ks = None
 
     def __repr__(self) -> str:
@@ -223,18 +225,21 @@ class KeyRing(Signatures):
             head = envelope.header(_MSG, key.number)
             ad = envelope.associated_data(_MSG, self.name, key.number)
             count = self._tally.counter(self.name, key.number) if key.protects else None
-            memo = (key.cipher.encrypt, key.cipher.decrypt, head, ad, count)
+            messages = None if count is None else count.messages
+            memo = (key.cipher.encrypt, key.cipher.decrypt, head, ad, messages, count)
             ks.memo[(_MSG, key.number)] = memo
         return memo
 
     def encrypt(self, plaintext: bytes, associated_data: bytes = b"") -> bytes:
         """Encrypt under the primary with a random nonce (format ``0x01``)."""
         t = self._clock()
-        f = self._fast.get(1)  # 1: the message format's fast path
+        f = self._enc
         if f is None or not f[0] <= t < f[1]:
             f = self._protecting(_MSG, t, self._message)
-        _, _, _, seal, _, head, ad, count = f
-        if count.tick() >= count.check_at:  # a flush is due, or the message limit is near
+            if self._cache is not None:
+                self._enc = f
+        _, _, _, seal, _, head, ad, messages, count = f
+        if next(messages) >= count.check_at:  # a flush is due, or the message limit is near
             self._tally.reached(count)
         nonce = primitives.random_bytes(12)
         if associated_data:
@@ -243,8 +248,6 @@ class KeyRing(Signatures):
 
     def decrypt(self, ciphertext: bytes, associated_data: bytes = b"") -> bytes:
         """The plaintext of an ``encrypt`` result, if the version it names may process now."""
-        if len(ciphertext) < _MIN_MESSAGE:
-            raise envelope.refusal(_MSG, self.name)
         t = self._clock()
         head = ciphertext[:5]
         try:
@@ -253,13 +256,16 @@ class KeyRing(Signatures):
             head = bytes(head)
             f = self._fast.get(head)
         if f is None or not f[0] <= t < f[1]:
+            if len(ciphertext) < _MIN_MESSAGE:
+                raise envelope.refusal(_MSG, self.name)
             f = self._processing_fast(bytes(head), _MSG, t, self._message)
-        _, _, _, _, unseal, _, ad, _ = f
+        unseal = f[4]
+        ad = f[6]
         if associated_data:
             ad += associated_data
         try:
             return unseal(ciphertext[5:17], ciphertext[17:], ad)  # type: ignore[no-any-return]
-        except InvalidTag:
+        except (InvalidTag, ValueError):  # a short blob: nonce or tag missing
             raise envelope.refusal(_MSG, self.name) from None
 
     # ---- streams ----------------------------------------------------------------------------
