@@ -11,6 +11,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -20,6 +21,7 @@ import keylife
 from keylife import counters
 from keylife.errors import IntegrityError, MessageLimitError, PolicyError
 from keylife.policy import MESSAGE_LIMIT, Purpose, default_policy, policy_from_dict
+from keylife.rotation import run as rotation_run
 from keylife.rotation.plan import StepKind, plan_ring, plan_rotation
 from keylife.store.sqlite import MasterKeyFile, SqliteStore
 from keylife.vault.counts import parse_counts
@@ -302,3 +304,44 @@ def test_short_blobs_on_the_fast_path_are_refused(wall: keylife.KeyManager, sand
                 ring.decrypt(blob[:n])
             with pytest.raises(DecryptionError):
                 ring.decrypt(bytearray(blob[:n]))
+
+
+@pytest.mark.vault
+def test_counts_on_openbao_with_a_service_token(
+    vault_env: Any, mounts: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A service holding only `keylife vault policy RING` counts its encryptions into
+    `cnt/RING`; two services' counts add up, and `keylife rotate` rotates at max_messages."""
+    from click.testing import CliRunner
+    from keylife_cli.main import cli
+
+    from keylife.vault import VaultKeyStore
+
+    kv, _ = mounts
+    url = vault_env.store_url(*mounts)
+    assert CliRunner().invoke(cli, ["--store", url, "vault", "setup"]).exit_code == 0
+    with keylife.open(VaultKeyStore.from_url(url), actor="op") as m:
+        m.create_ring("web", "aes-256", "data-encryption")
+    hcl = CliRunner().invoke(cli, ["--store", url, "vault", "policy", "web"]).output
+    assert vault_env.api("POST", "sys/policies/acl/svc-web", {"policy": hcl})[0] == 204
+    status, tok = vault_env.api("POST", "auth/token/create", {"policies": ["svc-web"], "ttl": "1h"})
+    assert status == 200
+    monkeypatch.setenv("VAULT_TOKEN", tok["auth"]["client_token"])
+    services = [keylife.open(VaultKeyStore.from_url(url), refresh=30) for _ in range(2)]
+    try:
+        for n, svc in zip((3, 4), services, strict=True):
+            ring = svc.ring("web")
+            for _ in range(n):
+                ring.decrypt(ring.encrypt(b"x"))
+    finally:
+        for svc in services:
+            svc.close()
+    monkeypatch.setenv("VAULT_TOKEN", vault_env.token)
+    status, body = vault_env.api("GET", f"{kv}/data/cnt/web")
+    assert status == 200 and body["data"]["data"]["counts"] == {"1": 7}
+    policy = policy_from_dict({"purposes": {"data-encryption": {"max_messages": 7}}})
+    with keylife.open(VaultKeyStore.from_url(url), actor="op", policy=policy) as m:
+        assert m.store.encryption_counts("web") == {1: 7}
+        report = rotation_run(m)
+        assert [s.message for r in report.rings for s in r.steps if "max_messages" in s.message]
+        assert m.ring("web").primary().number == 2
