@@ -372,6 +372,7 @@ __all__ = [
     "LifecycleError",
     "LockHeldError",
     "MaterialUnavailableError",
+    "MessageLimitError",
     "NotFoundError",
     "PolicyError",
     "ProbeError",
