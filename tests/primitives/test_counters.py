@@ -345,3 +345,19 @@ def test_counts_on_openbao_with_a_service_token(
         report = rotation_run(m)
         assert [s.message for r in report.rings for s in r.steps if "max_messages" in s.message]
         assert m.ring("web").primary().number == 2
+
+
+def test_a_flush_follows_the_interval(tmp_path: Path) -> None:
+    """Counts reach the store within FLUSH_INTERVAL of use, not only every FLUSH_EVERY."""
+    now = [100.0]
+    store = SqliteStore.init(tmp_path / "k.db", MasterKeyFile(tmp_path / "mk"))
+    try:
+        tally = counters.Tally(store, monotonic=lambda: now[0])
+        for _ in range(3):
+            tally.count("r", 1)
+        assert store.encryption_counts("r") == {}
+        now[0] += counters.FLUSH_INTERVAL
+        tally.count("r", 1)
+        assert store.encryption_counts("r") == {1: 4}
+    finally:
+        store.close()
