@@ -5,7 +5,9 @@ encrypted per version of the ring (:mod:`keylife.counters`). Adding is a read an
 check-and-set write of that document, retried (random back-off) when another process added at
 the same time, so no addition is lost and a flush costs two requests per ring it touches.
 ``tx`` makes every write's content unique, so a write whose answer was lost is recognised as
-ours (or not) when read back.
+ours (or not) when read back. Where that cannot be told (another write came after it), or a
+flush fails after some of its rings were written, the next flush adds those again: on Vault a
+count may run high by a batch, which only makes the rotation come earlier, never low.
 """
 
 from __future__ import annotations
