@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -39,6 +40,8 @@ require_venv()
 import keylife
 
 KIB = 1024
+#: Pairs of blocks (raw, ring) for the encrypt + decrypt ratio, and calls per block.
+PAIRS, BLOCK = 301, 500
 MIB = 1024 * 1024
 
 
@@ -52,6 +55,22 @@ def best_of(fns: dict[str, Callable[[], object]], number: int, rounds: int) -> d
                 fn()
             best[name] = min(best[name], (time.perf_counter() - start) / number)
     return best
+
+
+def paired_ratios(base: Callable[[], object], other: Callable[[], object]) -> list[float]:
+    """``other``'s time over ``base``'s, per pair of adjacent blocks of :data:`BLOCK` calls."""
+    ratios = []
+    for i in range(PAIRS):
+        times = {}
+        for name, fn in (
+            (("base", base), ("other", other)) if i % 2 else (("other", other), ("base", base))
+        ):
+            start = time.perf_counter()
+            for _ in range(BLOCK):
+                fn()
+            times[name] = time.perf_counter() - start
+        ratios.append(times["other"] / times["base"])
+    return ratios
 
 
 def bench_messages(m: keylife.KeyManager) -> dict[str, float]:
@@ -69,15 +88,27 @@ def bench_messages(m: keylife.KeyManager) -> dict[str, float]:
         nonce = urandom(12)
         raw.decrypt(nonce, raw.encrypt(nonce, data, ad), ad)
 
+    head = b"\x01\x00\x00\x00\x01"
+
     def raw_framed() -> None:
         nonce = urandom(12)
-        blob = nonce + raw.encrypt(nonce, data, ad)
-        raw.decrypt(blob[:12], blob[12:], ad)
+        blob = head + nonce + raw.encrypt(nonce, data, ad)
+        raw.decrypt(blob[5:17], blob[17:], ad)
 
     def ring_aead() -> None:
         ring.decrypt(ring.encrypt(data))
 
-    out = best_of({"raw": raw_aead, "framed": raw_framed, "ring": ring_aead}, 20000, 15)
+    # On a shared machine a run's best time can be lucky or unlucky, so the ratio is measured
+    # in pairs: a short block of raw calls next to a block of ring calls (order alternating),
+    # one ratio per pair; the report gives the median and the quartiles of those ratios.
+    fns = {"raw": raw_aead, "framed": raw_framed, "ring": ring_aead}
+    out = best_of(fns, 2000, 15)
+    ratios = paired_ratios(raw_aead, ring_aead)
+    framed = paired_ratios(raw_aead, raw_framed)
+    out["ratio_median"] = statistics.median(ratios)
+    out["ratio_q1"], _, out["ratio_q3"] = statistics.quantiles(ratios, n=4)
+    out["framed_median"] = statistics.median(framed)
+    out["pairs"] = len(ratios)
     signing = m.ring("signing")
     key = ec.generate_private_key(ec.SECP256R1())
     algorithm = ec.ECDSA(hashes.SHA256())
@@ -242,8 +273,11 @@ def write(
         return "meets target" if good else "MISSES target"
 
     us = 1e6
-    aead_ratio = msg["ring"] / msg["raw"]
+    aead_ratio = msg["ratio_median"]
     framed_ratio = msg["ring"] / msg["framed"]
+    best_cell = f"{msg['ring'] / msg['raw']:.2f}x / {framed_ratio:.2f}x"
+    aead_cell = f"**{aead_ratio:.2f}x** ({verdict(aead_ratio <= 1.15)})"
+    spread = f"{msg['ratio_q1']:.2f}x - {msg['ratio_q3']:.2f}x"
     sign_ratio = msg["ring_sign"] / msg["raw_sign"]
     share = stream["ring_mib_s"] / stream["raw_mib_s"]
     load_end = os.getloadavg()
@@ -266,23 +300,36 @@ and OpenBao dev server):
 - Load average at start / end: {", ".join(f"{x:.1f}" for x in load_start)} /
   {", ".join(f"{x:.1f}" for x in load_end)} (a shared machine: other jobs were running)
 - Manager: `keylife.open(..., refresh=300)`, i.e. the warm cache a service uses; best of
-  interleaved rounds, so the raw and the keylife side see the same load.
+  interleaved rounds, so the raw and the keylife side see the same load; the encrypt + decrypt
+  ratio is also taken per pair of adjacent blocks ({PAIRS} pairs of {BLOCK} calls), median and
+  quartiles.
 
 ## encrypt + decrypt of 1 KiB (AES-256-GCM)
 
 | | per encrypt + decrypt |
 |---|---|
 | raw `AESGCM.encrypt` + `decrypt`, `os.urandom(12)` nonce, held object | {msg["raw"] * us:.2f} us |
-| raw, plus storing the nonce in front and slicing it off again | {msg["framed"] * us:.2f} us |
-| `ring.encrypt` + `ring.decrypt` | {msg["ring"] * us:.2f} us |
-| ratio to raw (target <= 1.15x) | **{aead_ratio:.2f}x** ({verdict(aead_ratio <= 1.15)}) |
-| ratio to raw with framing | {framed_ratio:.2f}x |
+| raw, plus the 5-byte header and nonce in front, sliced off again | {msg["framed"] * us:.2f} us |
+| `ring.encrypt` + `ring.decrypt` (message counters included) | {msg["ring"] * us:.2f} us |
+| ratio to raw, median of {msg["pairs"]:.0f} paired blocks (target <= 1.15x) | {aead_cell} |
+| spread of that ratio: first - third quartile | {spread} |
+| the wire format alone: framed raw to raw, median | {msg["framed_median"]:.2f}x |
+| ratio of the best times: ring to raw / ring to framed raw | {best_cell} |
 
-Where the difference goes: part of it is the framing any caller of raw AES-GCM needs (the
-nonce stored with the ciphertext); the rest is per call a clock read (`time.time()`), a dict
-lookup and a window comparison (the check that the version may still protect or process),
-the 5-byte header, and the Python method calls themselves: a fixed ~0.3 us per call that a
-1 KiB AES-GCM operation (about 1 us) does not hide. It shrinks relative to larger messages.
+Where the difference goes (the hot path profiled): the header, associated data and AESGCM
+objects are built once per version and kept, so per message the ring does only what cannot be
+skipped. The wire format itself (5-byte header and nonce written in front of the
+ciphertext, sliced off again) costs the "framed" row: {msg["framed_median"]:.2f}x raw on its
+own. The rest is two Python method calls, two clock reads and window comparisons (may this
+version still protect / process now, and how long a cached entry is trusted, which bounds how late a
+rotation or compromise made elsewhere is seen), one dict lookup on the blob's header, and the
+message counter (one `next()` on an `itertools.count`, some 20 ns). None of that can go without
+weakening a check, and the nonce stays one `os.urandom(12)` per message: a user-space pool of
+random bytes would make the ring cheaper than the raw baseline, but replays nonces when a
+process image is cloned (VM or Firecracker snapshots), which keylife does not risk. So at 1 KiB
+the target sits below what this format allows in Python: the framing plus a fixed ~0.3 us of
+call overhead, which a 1 KiB AES-GCM operation (about 1 us) does not hide; it shrinks relative
+to larger messages.
 
 ## sign 1 KiB (ECDSA P-256, SHA-256)
 

@@ -19,7 +19,7 @@ def parse_wait(value: str | None) -> dt.timedelta | None:
     """``--wait``: a policy duration, or a usage error (exit 2)."""
     if value is None:
         return None
-    from keylife.policy import parse_duration
+    from keylife.durations import parse_duration
 
     try:
         return parse_duration(value)

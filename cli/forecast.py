@@ -20,7 +20,7 @@ MAX_WINDOW = dt.timedelta(days=1830)
 
 def parse_window(value: str, option: str = "--window") -> dt.timedelta:
     """A ``90d``-style duration of at most :data:`MAX_WINDOW`; a usage error otherwise."""
-    from keylife.policy import parse_duration
+    from keylife.durations import parse_duration
 
     try:
         window = parse_duration(value)

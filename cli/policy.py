@@ -19,14 +19,22 @@ def _print_policy(d: dict[str, object], label: str) -> None:
     assert isinstance(purposes, dict)
     click.echo(
         f"{'PURPOSE':<16} {'DEFAULT':<12} {'PERIOD':>7} {'LEAD':>6} {'GRACE':>6} {'STAGE':>6} "
-        f"{'DESTROY':>8}  {label}"
+        f"{'DESTROY':>8} {'MAX MSGS':>10}  {label}"
     )
     for name, p in purposes.items():
         click.echo(
             f"{name:<16} {p['default_type']:<12} {p['cryptoperiod']:>7} {p['lead_time']:>6} "
             f"{p['grace_period']:>6} {p.get('stage') or '-':>6} "
-            f"{p.get('destroy_after') or '-':>8}  {', '.join(p['allowed_now'])}"
+            f"{p.get('destroy_after') or '-':>8} {_messages(p.get('max_messages')):>10}  "
+            f"{', '.join(p['allowed_now'])}"
         )
+
+
+def _messages(n: object) -> str:
+    """``max_messages`` in a column: ``-`` when unset, ``2^31`` for a power of two."""
+    if not isinstance(n, int):
+        return "-"
+    return f"2^{n.bit_length() - 1}" if n > 1 and n & (n - 1) == 0 else str(n)
 
 
 def _view(policy: object, at: object) -> dict[str, object]:

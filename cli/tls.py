@@ -168,8 +168,8 @@ class _Run:
 
 def _prepare(ctx: click.Context, opts: dict[str, Any]) -> _Run:
     """Check every argument before the first connection: bad ones are usage errors (exit 2)."""
+    from keylife.durations import parse_duration
     from keylife.errors import TlsError
-    from keylife.policy import parse_duration
     from keylife.tls import load_policy
     from keylife.tls.targets import check_server_name
 

@@ -114,6 +114,7 @@ __all__ = [
     "LoadedKey",
     "LockHeldError",
     "MaterialUnavailableError",
+    "MessageLimitError",
     "NotFoundError",
     "Policy",
     "PolicyError",

@@ -23,9 +23,9 @@ from dataclasses import dataclass, replace
 
 from .changes import Change, entry, get_version
 from .documents import Document
+from .durations import MAX_DURATION, format_duration
 from .errors import CorruptRecordError, DestroyScheduleError
 from .lifecycle import Action, KeyVersion, Ring, State, transition
-from .policy import MAX_DURATION, format_duration
 
 __all__ = [
     "SCHEDULE",

@@ -19,6 +19,7 @@ material.
     ├── AlreadyExistsError          ring already exists
     │   └── RingDeletedError        the name belonged to a deleted ring: never reused (``ring``)
     ├── MaterialUnavailableError    material destroyed, or version not usable at that time
+    │   └── MessageLimitError       a version encrypted as many messages as random nonces allow
     ├── KeyUsageError               the ring's purpose or type does not do that operation
     ├── DecryptionError             ciphertext, stream or wrapped key does not open (opaque)
     ├── InvalidSignatureError       signature or MAC does not verify (opaque)
@@ -143,6 +144,17 @@ class RingDeletedError(AlreadyExistsError):
 
 class MaterialUnavailableError(KeylifeError):
     """Key material is destroyed or the version may not be used for that operation now."""
+
+
+class MessageLimitError(MaterialUnavailableError):
+    """A version has encrypted as many messages under random nonces as is safe (NIST SP
+    800-38D: 2**32 per AES-GCM key); ``ring``, ``version`` and ``count`` say which."""
+
+    def __init__(self, message: str, *, ring: str, version: int, count: int) -> None:
+        super().__init__(message)
+        self.ring = ring
+        self.version = version
+        self.count = count
 
 
 class KeyUsageError(KeylifeError):
@@ -409,6 +421,7 @@ __all__ = [
     "LifecycleError",
     "LockHeldError",
     "MaterialUnavailableError",
+    "MessageLimitError",
     "NotFoundError",
     "PolicyError",
     "ProbeError",

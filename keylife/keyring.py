@@ -19,7 +19,7 @@ from typing import Any, BinaryIO
 
 from cryptography.exceptions import InvalidTag
 
-from . import envelope, primitives, streaming
+from . import counters, envelope, primitives, streaming
 from .accesslog import export_entry
 from .clock import SystemClock, as_utc
 from .errors import DecryptionError, KeyUsageError, NotFoundError, UnknownSpecError
@@ -77,6 +77,8 @@ class KeyRing(Signatures):
         # Fast paths behind a cache: key -> (from, until, cache generation, *values); the
         # cache empties it when it drops this ring (a commit through this process).
         self._fast: dict[Any, tuple[Any, ...]] = {}
+        self._enc: tuple[Any, ...] | None = None  # encrypt's entry, kept out of the dict
+        self._tally = counters.tally(store)
         if self._cache is not None:
             self._cache.listen(self)
 
@@ -84,6 +86,7 @@ class KeyRing(Signatures):
         """Drop what this object keeps of ring ``name`` (every ring when None)."""
         if name is None or name == self.name:
             self._fast = {}
+            self._enc = None
             self._ks = None
 
     def __repr__(self) -> str:
@@ -141,6 +144,7 @@ class KeyRing(Signatures):
 
     def _protecting(self, fmt: int, t: float, build: Builder) -> tuple[Any, ...]:
         """The fast-path entry of the primary for ``fmt``: (from, until, generation, *build)."""
+        self._tally.maybe_flush()
         ks = self._keys()
         key, until = ks.primary_until(t)
         cache = self._cache
@@ -232,17 +236,23 @@ class KeyRing(Signatures):
             require(ks.ring, "encrypt", (Purpose.DATA_ENCRYPTION,), _AEAD_KINDS)
             head = envelope.header(_MSG, key.number)
             ad = envelope.associated_data(_MSG, self.name, key.number)
-            memo = (key.cipher.encrypt, key.cipher.decrypt, head, ad)
+            count = self._tally.counter(self.name, key.number) if key.protects else None
+            messages = None if count is None else count.messages
+            memo = (key.cipher.encrypt, key.cipher.decrypt, head, ad, messages, count)
             ks.memo[(_MSG, key.number)] = memo
         return memo
 
     def encrypt(self, plaintext: bytes, associated_data: bytes = b"") -> bytes:
         """Encrypt under the primary with a random nonce (format ``0x01``)."""
         t = self._clock()
-        f = self._fast.get(1)  # 1: the message format's fast path
+        f = self._enc
         if f is None or not f[0] <= t < f[1]:
             f = self._protecting(_MSG, t, self._message)
-        _, _, _, seal, _, head, ad = f
+            if self._cache is not None:
+                self._enc = f
+        _, _, _, seal, _, head, ad, messages, count = f
+        if next(messages) >= count.check_at:  # a flush is due, or the message limit is near
+            self._tally.reached(count)
         nonce = primitives.random_bytes(12)
         if associated_data:
             ad += associated_data
@@ -250,8 +260,6 @@ class KeyRing(Signatures):
 
     def decrypt(self, ciphertext: bytes, associated_data: bytes = b"") -> bytes:
         """The plaintext of an ``encrypt`` result, if the version it names may process now."""
-        if len(ciphertext) < _MIN_MESSAGE:
-            raise envelope.refusal(_MSG, self.name)
         t = self._clock()
         head = ciphertext[:5]
         try:
@@ -260,13 +268,16 @@ class KeyRing(Signatures):
             head = bytes(head)
             f = self._fast.get(head)
         if f is None or not f[0] <= t < f[1]:
+            if len(ciphertext) < _MIN_MESSAGE:
+                raise envelope.refusal(_MSG, self.name)
             f = self._processing_fast(bytes(head), _MSG, t, self._message)
-        _, _, _, _, unseal, _, ad = f
+        unseal = f[4]
+        ad = f[6]
         if associated_data:
             ad += associated_data
         try:
             return unseal(ciphertext[5:17], ciphertext[17:], ad)  # type: ignore[no-any-return]
-        except InvalidTag:
+        except (InvalidTag, ValueError):  # a short blob: nonce or tag missing
             raise envelope.refusal(_MSG, self.name) from None
 
     # ---- streams ----------------------------------------------------------------------------
@@ -276,6 +287,7 @@ class KeyRing(Signatures):
         constant memory; the number of bytes written."""
         self._require("encrypt_stream", (Purpose.DATA_ENCRYPTION,), _AEAD_KINDS)
         key = self.primary()
+        self._tally.count(self.name, key.number)
         return streaming.encrypt_stream(
             key.material, self.name, key.number, src, dst, associated_data
         )
@@ -304,6 +316,7 @@ class KeyRing(Signatures):
         if ring.spec.kind is KeyKind.RSA:
             public = primary.private_key.public_key()
             return primitives.wrap_rsa(public, self.name, primary.number, raw)  # type: ignore[arg-type]
+        self._tally.count(self.name, primary.number)
         return primitives.seal(primary.cipher, envelope.WRAP_AEAD, self.name, primary.number, raw)
 
     def _unwrap_raw(self, blob: bytes) -> bytes:

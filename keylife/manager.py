@@ -204,11 +204,13 @@ class KeyManager(VersionTransitions):
         stage: dt.timedelta | None = None,
         loaded: Ring | None = None,
         only_if_due: bool = False,
+        counts: Mapping[int, int] | None = None,
     ) -> KeyVersion:
         """Create a new version now, make it the primary and deactivate the old primary (with
         ``stage``: a pre-active successor that activates that much later). With
         ``only_if_due`` (the runner) the ring is planned again on every attempt, so a retry after
-        a lost check-and-set never rotates twice. On a certificate
+        a lost check-and-set never rotates twice (``counts``: the messages per version the plan
+        saw, for a rotation at ``max_messages``). On a certificate
         ring the new key comes with a new certificate from the CA (:meth:`renew_certificate`)."""
         from .keygen import fingerprint, generate
 
@@ -226,7 +228,7 @@ class KeyManager(VersionTransitions):
         cryptoperiod = self.policy.rules(purpose).cryptoperiod
 
         def operation(r: Ring, now: dt.datetime) -> ops.Change:
-            if only_if_due and not rotation_due(r, self.policy, now):
+            if only_if_due and not rotation_due(r, self.policy, now, counts):
                 # re-planned after a lost check-and-set: another writer (or our own write
                 # whose answer was lost) already rotated
                 return ops.Change(r, version=r.primary(now) or r.versions[-1])

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .durations import format_duration, parse_duration
 from .errors import KeylifeError, PolicyError, SpecNotAllowedError
 from .specs import SPECS, KeyKind, KeySpec
 
@@ -70,7 +71,9 @@ class PurposeRules:
     (decrypts, verifies). ``destroy_after``: when set, a deactivated version is destroyed this
     long after its deactivation (never sooner than the grace period). ``stage``: when set,
     rotation is staged: the successor is created pre-active and activated ``stage`` later, so
-    services can load it before it is used.
+    services can load it before it is used. ``max_messages``: when set, ``keylife rotate``
+    rotates once the primary has encrypted that many messages under random nonces (counted per
+    version, :mod:`keylife.counters`); the default for AES-GCM purposes is half the NIST limit.
     """
 
     cryptoperiod: dt.timedelta
@@ -80,13 +83,18 @@ class PurposeRules:
     destroy_after: dt.timedelta | None = None
     stage: dt.timedelta | None = None
     allowed: tuple[str, ...] | None = None
+    max_messages: int | None = None
 
 
 # Defaults in the order of SP 800-57 Part 1 Rev. 5, Table 1 (originator-usage periods).
 DEFAULT_RULES: dict[Purpose, PurposeRules] = {
     Purpose.SIGNING: PurposeRules(730 * DAY, 30 * DAY, 365 * DAY, "ec-p256"),
-    Purpose.DATA_ENCRYPTION: PurposeRules(365 * DAY, 14 * DAY, 1095 * DAY, "aes-256"),
-    Purpose.KEY_WRAPPING: PurposeRules(365 * DAY, 14 * DAY, 730 * DAY, "aes-256"),
+    Purpose.DATA_ENCRYPTION: PurposeRules(
+        365 * DAY, 14 * DAY, 1095 * DAY, "aes-256", max_messages=1 << 31
+    ),
+    Purpose.KEY_WRAPPING: PurposeRules(
+        365 * DAY, 14 * DAY, 730 * DAY, "aes-256", max_messages=1 << 31
+    ),
     Purpose.KEY_AGREEMENT: PurposeRules(365 * DAY, 14 * DAY, 30 * DAY, "x25519"),
     Purpose.TLS_SERVER: PurposeRules(
         90 * DAY, 30 * DAY, 0 * DAY, "ec-p256", destroy_after=30 * DAY
@@ -99,6 +107,10 @@ DEFAULT_RULES: dict[Purpose, PurposeRules] = {
 
 PROFILES = ("default", "128-bit")
 TRANSITION_DATE = dt.datetime(2031, 1, 1, tzinfo=UTC)
+#: The most messages one key may encrypt under random 96-bit nonces (NIST SP 800-38D §8.3);
+#: ``max_messages`` may not exceed it. Purposes whose keys take a nonce may set it.
+MESSAGE_LIMIT = 1 << 32
+NONCE_PURPOSES = frozenset({Purpose.DATA_ENCRYPTION, Purpose.KEY_WRAPPING})
 
 
 @dataclass(frozen=True)
@@ -198,6 +210,7 @@ class Policy:
                     "stage": None if r.stage is None else format_duration(r.stage),
                     "default_type": r.default_type,
                     "allowed": list(r.allowed) if r.allowed is not None else None,
+                    "max_messages": r.max_messages,
                 }
                 for p, r in self.purposes.items()
             },
@@ -211,38 +224,6 @@ def default_policy(profile: str = "default") -> Policy:
     return Policy(profile=profile, min_strength=128 if profile == "128-bit" else 112)
 
 
-_DURATION = re.compile(r"\s*([0-9]{1,12})\s*([wdhms])\s*", re.ASCII)
-_UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
-#: The longest duration a policy may give (cryptoperiod, lead_time, grace_period, stage,
-#: destroy_after): 100 years. Dates stay in range however they are added up.
-MAX_DURATION = dt.timedelta(days=36500)
-DURATION_RULE = (
-    "a duration like 90d, 2w, 12h, 30m or 45s (ASCII digits), at most 36500d (100 years)"
-)
-
-
-def parse_duration(value: str) -> dt.timedelta:
-    """Parse ``"90d"``, ``"12h"``, ``"2w"``, ``"30m"`` or ``"45s"``, up to :data:`MAX_DURATION`.
-
-    Anything else raises ValueError whose message is :data:`DURATION_RULE`.
-    """
-    m = _DURATION.fullmatch(value) if isinstance(value, str) else None
-    if not m:
-        raise ValueError(DURATION_RULE)
-    seconds = int(m.group(1)) * _UNITS[m.group(2)]
-    if seconds > MAX_DURATION.total_seconds():
-        raise ValueError(DURATION_RULE)
-    return dt.timedelta(seconds=seconds)
-
-
-def format_duration(value: dt.timedelta) -> str:
-    seconds = int(value.total_seconds())
-    for unit in ("d", "h", "m"):
-        if seconds and seconds % _UNITS[unit] == 0:
-            return f"{seconds // _UNITS[unit]}{unit}"
-    return f"{seconds}s"
-
-
 _PURPOSE_KEYS = {
     "cryptoperiod",
     "lead_time",
@@ -251,6 +232,7 @@ _PURPOSE_KEYS = {
     "stage",
     "default_type",
     "allowed",
+    "max_messages",
 }
 
 
@@ -436,6 +418,8 @@ def _purpose_rules(base: PurposeRules, purpose: Purpose, body: Any, where: str) 
         changes["allowed"] = tuple(allowed)
     if "default_type" in body:
         changes["default_type"] = str(body["default_type"])
+    if "max_messages" in body:
+        changes["max_messages"] = _max_messages(body["max_messages"], purpose, prefix, where)
     rules = replace(base, **changes)
     if rules.cryptoperiod <= dt.timedelta(0):
         raise PolicyError(f"{where}: {prefix}.cryptoperiod must be longer than zero")
@@ -455,6 +439,22 @@ def _purpose_rules(base: PurposeRules, purpose: Purpose, body: Any, where: str) 
             f"({format_duration(rules.grace_period)})"
         )
     return rules
+
+
+def _max_messages(value: Any, purpose: Purpose, prefix: str, where: str) -> int:
+    if purpose not in NONCE_PURPOSES:
+        counted = ", ".join(sorted(p.value for p in NONCE_PURPOSES))
+        raise PolicyError(
+            f"{where}: {prefix}.max_messages is not allowed: only purposes whose keys encrypt "
+            f"with random nonces count messages ({counted})"
+        )
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= MESSAGE_LIMIT:
+        shown = repr(value) if len(repr(value)) <= 40 else "this value"
+        raise PolicyError(
+            f"{where}: {prefix}.max_messages = {shown} is not allowed; expected a whole number "
+            f"from 1 to {MESSAGE_LIMIT} (2**32, the NIST limit for random 96-bit nonces)"
+        )
+    return value
 
 
 def _check_default_type(policy: Policy, purpose: Purpose, rules: PurposeRules, where: str) -> None:

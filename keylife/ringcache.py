@@ -182,6 +182,12 @@ class CachedStore:
     def read_audit(self) -> list[AuditRecord]:
         return self.inner.read_audit()
 
+    def add_encryptions(self, counts: Mapping[tuple[str, int], int]) -> dict[tuple[str, int], int]:
+        return self.inner.add_encryptions(counts)
+
+    def encryption_counts(self, ring: str) -> dict[int, int]:
+        return self.inner.encryption_counts(ring)
+
     def acquire_lease(
         self,
         name: str,

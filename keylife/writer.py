@@ -71,9 +71,12 @@ class RingWriter:
         self.close()
 
     def close(self) -> None:
+        from . import counters
+
         try:
             if self._read_log is not None:
                 self._read_log.flush()
+            counters.close(self.store)  # what this process counted, before the store closes
         finally:
             self.store.close()
 

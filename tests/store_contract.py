@@ -36,6 +36,8 @@ __all__ = [
     "test_contract_delete_ring",
     "test_contract_delete_ring_refusals",
     "test_contract_destroy_erases_material",
+    "test_contract_encryption_counts_add_up",
+    "test_contract_encryption_counts_concurrent_adds",
     "test_contract_lease",
     "test_contract_lease_takeover",
     "test_contract_load_rings_lists_all",
@@ -272,3 +274,32 @@ def test_contract_manager_delete_ring(store: KeyStore) -> None:
         m.create_ring("orders", "aes-256", "data-encryption")
     assert keylife.rotation.run(m.at(keylife.FixedClock(T0 + dt.timedelta(days=800)))).ok
     assert store.load_ring("orders") is None  # rotation never brings it back
+
+
+def test_contract_encryption_counts_add_up(store: KeyStore) -> None:
+    assert store.encryption_counts("a") == {}
+    totals = store.add_encryptions({("a", 1): 3, ("a", 2): 4, ("b", 1): 1})
+    assert totals == {("a", 1): 3, ("a", 2): 4, ("b", 1): 1}
+    assert store.add_encryptions({("a", 1): 5}) == {("a", 1): 8}
+    assert store.encryption_counts("a") == {1: 8, 2: 4}
+    assert store.encryption_counts("b") == {1: 1}
+    assert store.encryption_counts("c") == {}
+    big = 1 << 40  # past 2**32: counts are not 32-bit
+    assert store.add_encryptions({("b", 1): big}) == {("b", 1): big + 1}
+
+
+def test_contract_encryption_counts_concurrent_adds(store: KeyStore) -> None:
+    """Two writers adding at once lose nothing (a transaction on SQLite, check-and-set
+    retries on Vault)."""
+    import threading
+
+    def add(n: int) -> None:
+        for _ in range(6):
+            store.add_encryptions({("r", 1): n, ("r", 2): 1})
+
+    threads = [threading.Thread(target=add, args=(n,)) for n in (1, 100)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert store.encryption_counts("r") == {1: 606, 2: 12}

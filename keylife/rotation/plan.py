@@ -29,6 +29,9 @@ the order they apply to each ring (docs/operations.md has them as a table):
 
 8. **rotate** at once, to the purpose's default type, when the policy in force no longer allows
    the primary's type for a new key (reason ``policy: ...``).
+9. **rotate** (or **stage**) at once when the primary has encrypted the purpose's
+   ``max_messages`` (``counts``: messages per version, as the store counted them; reason
+   ``... max_messages ...``).
 
 A ring with a suspended version and no primary is left alone: suspension is an operator's hold.
 A retired ring (``keylife key retire``, a revocation for cessation of operation, or an operator
@@ -39,7 +42,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from ..certificates import (
@@ -293,9 +296,12 @@ def _certificate_steps(sim: _Sim, primary: KeyVersion | None, idle: bool) -> Non
         )
 
 
-def _rotation_step(sim: _Sim, policy: Policy, primary: KeyVersion | None, idle: bool) -> None:
+def _rotation_step(
+    sim: _Sim, policy: Policy, primary: KeyVersion | None, idle: bool, counts: Mapping[int, int]
+) -> None:
     """Rules 4 and 7: a successor before the primary stops protecting, or when there is none,
-    or at once when the policy no longer allows the primary's type (rule 8)."""
+    or at once when the policy no longer allows the primary's type (rule 8) or the primary
+    encrypted ``max_messages`` (rule 9)."""
     rules = policy.rules(Purpose(sim.ring.purpose))
     account = is_account_ring(sim.ring)
     if primary is None:
@@ -308,6 +314,14 @@ def _rotation_step(sim: _Sim, policy: Policy, primary: KeyVersion | None, idle: 
     if outdated and not account:
         # the policy moved on: replace the key with the purpose's default type now
         sim.step(StepKind.ROTATE, primary.number, f"policy: {outdated}")
+        return
+    used = counts.get(primary.number, 0)
+    if rules.max_messages is not None and used >= rules.max_messages and not account:
+        sim.step(
+            StepKind.STAGE if rules.stage is not None else StepKind.ROTATE,
+            primary.number,
+            f"v{primary.number} encrypted {used} messages, max_messages is {rules.max_messages}",
+        )
         return
     if sim.now < TRANSITION_DATE and spec_violation(sim.ring, primary, policy, TRANSITION_DATE):
         sim.future.append(TRANSITION_DATE)  # the one date the policy's verdict changes on
@@ -327,12 +341,15 @@ def _rotation_step(sim: _Sim, policy: Policy, primary: KeyVersion | None, idle: 
 
 
 def plan_ring(
-    ring: Ring, policy: Policy, now: dt.datetime
+    ring: Ring, policy: Policy, now: dt.datetime, counts: Mapping[int, int] | None = None
 ) -> tuple[list[Step], dt.datetime | None]:
     """Steps due for one ring at ``now``, and the first moment after ``now`` at which its plan
     may change (None: never). When nothing is due at ``now``, nothing is due before that moment:
     :mod:`keylife.rotation.schedule` skips the ring until then, so a rule that compares a date
-    with ``now`` must put that date in ``sim.future`` (``sim.at``) when it lies ahead."""
+    with ``now`` must put that date in ``sim.future`` (``sim.at``) when it lies ahead.
+    ``counts``: messages encrypted per version (``KeyStore.encryption_counts``), for rule 9; a
+    count that grows does not change the ring, so the embedded store voids a quiet ring's record
+    whenever its count is written (:mod:`keylife.store.sqlite_schedule`)."""
     try:
         rules = policy.rules(Purpose(ring.purpose))
     except ValueError:
@@ -351,23 +368,31 @@ def plan_ring(
     if is_certificate_ring(ring):  # a retired certificate ring only gets revocations
         _certificate_steps(sim, None if retired(ring) else primary, idle)
     elif not retired(ring):
-        _rotation_step(sim, policy, primary, idle)
+        _rotation_step(sim, policy, primary, idle, counts or {})
     next_due = min((f for f in sim.future if f > now), default=None)
     return sim.steps, next_due
 
 
-def plan_rotation(rings: Iterable[Ring], policy: Policy, now: dt.datetime) -> Plan:
-    """Every step due at ``now`` across ``rings``, ring by ring in name order."""
+def plan_rotation(
+    rings: Iterable[Ring],
+    policy: Policy,
+    now: dt.datetime,
+    counts: Mapping[str, Mapping[int, int]] | None = None,
+) -> Plan:
+    """Every step due at ``now`` across ``rings``, ring by ring in name order (``counts``:
+    messages encrypted per ring and version)."""
     steps: list[Step] = []
     next_due: dict[str, dt.datetime | None] = {}
     for ring in sorted(rings, key=lambda r: r.name):
-        ring_steps, nxt = plan_ring(ring, policy, now)
+        ring_steps, nxt = plan_ring(ring, policy, now, (counts or {}).get(ring.name))
         steps.extend(ring_steps)
         next_due[ring.name] = nxt
     return Plan(now, tuple(steps), next_due)
 
 
-def rotation_due(ring: Ring, policy: Policy, now: dt.datetime) -> bool:
+def rotation_due(
+    ring: Ring, policy: Policy, now: dt.datetime, counts: Mapping[int, int] | None = None
+) -> bool:
     """Whether the planner would make a successor for ``ring`` at ``now`` (rotate or stage)."""
-    steps, _ = plan_ring(ring, policy, now)
+    steps, _ = plan_ring(ring, policy, now, counts)
     return any(s.kind in (StepKind.ROTATE, StepKind.STAGE) for s in steps)

@@ -21,6 +21,7 @@ from typing import Any
 
 from ..auditstate import policy_digest
 from ..clock import FixedClock, as_utc
+from ..counters import counts_for
 from ..errors import KeylifeError, LockHeldError, NotFoundError, StoreUnavailableError
 from ..lifecycle import Action, Ring
 from ..manager import KeyManager
@@ -101,7 +102,8 @@ class Runner:
         rings = self._rings(only) if found is None else found.rings
         self._loaded = rings
         self.damaged = {r.name: r.damage for r in rings if r.damage}
-        plan = self._planned = plan_rotation(rings, self.manager.policy, now)
+        counts = {r.name: self._counts(r) for r in rings}
+        plan = self._planned = plan_rotation(rings, self.manager.policy, now, counts)
         quiet = {} if found is None else found.quiet
         if quiet:
             plan = Plan(now, plan.steps, {**quiet, **plan.next_due})
@@ -335,7 +337,7 @@ class Runner:
 
         def plan() -> tuple[list[Step], dt.datetime | None]:
             current[:] = [view.load(name)]
-            return plan_ring(current[0], view.policy, now)
+            return plan_ring(current[0], view.policy, now, self._counts(current[0]))
 
         def apply(step: Step) -> int | None:
             return self._apply(view, current[0], step, now)
@@ -346,6 +348,10 @@ class Runner:
         # The CA's answer (dates, clock skew) may make a renewal look due again at once; one
         # conversation with the CA per ring and run is enough, the next run looks again.
         return _settle(name, plan, apply, once=_ONCE_PER_RUN, on_failure=record)
+
+    def _counts(self, ring: Ring) -> dict[int, int]:
+        """Messages per version of ``ring``, read only where ``max_messages`` applies."""
+        return counts_for(self.manager.store, self.manager.policy, ring)
 
     def _apply(self, view: KeyManager, ring: Ring, step: Step, now: dt.datetime) -> int | None:
         """Apply one planned step through the same manager operations an operator uses."""
@@ -370,6 +376,7 @@ class Runner:
                 stage=stage if kind is StepKind.STAGE else None,
                 loaded=ring,
                 only_if_due=True,
+                counts=self._counts(ring),
             )
             return version.number
         if kind is StepKind.RENEW_CERTIFICATE:

@@ -101,6 +101,16 @@ class KeyStore(Protocol):
 
     def release_lease(self, name: str, holder: str) -> None: ...
 
+    def add_encryptions(self, counts: Mapping[tuple[str, int], int]) -> dict[tuple[str, int], int]:
+        """Add ``counts`` (messages encrypted per ``(ring, version)``, each > 0) to the stored
+        totals, which only ever grow; returns the new totals of those versions. Several
+        processes may add at once: no addition is lost (:mod:`keylife.counters`)."""
+        ...
+
+    def encryption_counts(self, ring: str) -> dict[int, int]:
+        """Messages counted per version of ``ring`` (a version never counted is absent)."""
+        ...
+
     def close(self) -> None: ...
 
 

@@ -31,7 +31,7 @@ from ..lifecycle import Ring, decode_ring, ring_from_stored, ring_to_dict
 from ..material import KeyMaterial
 from ..sealing import MasterKey, MasterKeyFile, Sealer, associated_data, new_store_id
 from ..specs import KeySpec
-from . import sqlite_leases, sqlite_schedule
+from . import sqlite_counts, sqlite_leases, sqlite_schedule
 from .base import Lease
 from .schedule import QuietRing, RingsToPlan
 from .sqlite_deletion import delete_ring, refuse_deleted
@@ -433,6 +433,16 @@ class SqliteStore:
     def audit_head(self) -> tuple[int, str]:
         with self._reading():
             return int(self._meta("audit_count") or 0), self._meta("audit_head") or GENESIS
+
+    # ---- encryption counts (keylife.store.sqlite_counts) --------------------------------------
+
+    def add_encryptions(self, counts: Mapping[tuple[str, int], int]) -> dict[tuple[str, int], int]:
+        with self._write() as db:
+            return sqlite_counts.add(db, counts)
+
+    def encryption_counts(self, ring: str) -> dict[int, int]:
+        with self._reading() as db:
+            return sqlite_counts.read(db, ring)
 
     # ---- leases -----------------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from contextlib import AbstractContextManager
 
 from ..lifecycle import Ring, decode_ring
 from .schedule import QuietRing, RingsToPlan
+from .sqlite_counts import TABLE as COUNTS_TABLE
 
 __all__ = ["SCHEDULE_SCHEMA", "iter_rings", "remember_quiet", "rings_to_plan"]
 
@@ -45,6 +46,12 @@ SCHEDULE_SCHEMA = (
     "DELETE FROM schedule WHERE name IN (old.ring, new.ring); END",
     "CREATE TRIGGER IF NOT EXISTS schedule_material_delete AFTER DELETE ON material BEGIN "
     "DELETE FROM schedule WHERE name = old.ring; END",
+    # a ring's encryption count can make it due (max_messages) without writing the ring
+    COUNTS_TABLE,
+    "CREATE TRIGGER IF NOT EXISTS schedule_count_insert AFTER INSERT ON encryptions BEGIN "
+    "DELETE FROM schedule WHERE name = new.ring; END",
+    "CREATE TRIGGER IF NOT EXISTS schedule_count_update AFTER UPDATE ON encryptions BEGIN "
+    "DELETE FROM schedule WHERE name IN (old.ring, new.ring); END",
 )
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)

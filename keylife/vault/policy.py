@@ -100,6 +100,10 @@ path "{m}/data/rings/{ring}" {{
 path "{m}/data/m/{ring}/*" {{
   capabilities = ["read"]
 }}
+# add to this ring's encryption counts (keylife.counters; keylife.vault.counts)
+path "{m}/data/cnt/{ring}" {{
+  capabilities = ["create", "read", "update"]
+}}
 path "{t}/decrypt/{k}" {{
   capabilities = ["update"]
   # the Transit context binds ciphertext to ring and version: only this ring's contexts

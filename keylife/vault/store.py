@@ -64,7 +64,7 @@ from ..material import KeyMaterial
 from ..policy import Policy
 from ..specs import KeySpec
 from ..store.base import Lease
-from . import catalog, deletion, public
+from . import catalog, counts, deletion, public
 from . import index as ix
 from .audit_log import VaultAuditLog, entry_from_dict, entry_to_dict
 from .client import VaultClient, q
@@ -93,7 +93,7 @@ def _ring_or_damaged(name: str, doc: Mapping[str, Any], revision: int) -> Ring:
     return decode_ring(doc.get("ring") if isinstance(doc, Mapping) else None, revision, name)
 
 
-class VaultKeyStore(deletion.RingDeletion, public.PublicHalves):
+class VaultKeyStore(deletion.RingDeletion, public.PublicHalves, counts.VaultCounts):
     """:class:`~keylife.store.base.KeyStore` on Vault / OpenBao (KV v2 + Transit).
 
     Its parts are public: :attr:`kv` (the KV v2 mount), :attr:`transit` (the Transit mount),

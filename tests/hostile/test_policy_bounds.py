@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from keylife.durations import MAX_DURATION, parse_duration
 from keylife.errors import KeylifeError, PolicyError
-from keylife.policy import MAX_DURATION, load_policy, parse_duration
+from keylife.policy import load_policy
 
 from .files_support import Sandbox, one_line_error, sandbox
 

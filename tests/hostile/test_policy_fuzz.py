@@ -18,8 +18,9 @@ from hypothesis import strategies as st
 
 from keylife.clock import MAX_YEAR, MIN_YEAR, parse_time
 from keylife.config import file_settings
+from keylife.durations import MAX_DURATION, parse_duration
 from keylife.errors import KeylifeError, PolicyError
-from keylife.policy import MAX_DURATION, load_policy, parse_duration, policy_from_dict
+from keylife.policy import load_policy, policy_from_dict
 
 from .files_support import mutate
 
