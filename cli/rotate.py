@@ -56,9 +56,11 @@ def _print_report(report: RunReport) -> None:
     if report.failed:
         click.echo(f"failed rings: {', '.join(report.failed)}", err=True)
     if report.aborted:
+        skipped = [clean(r.ring) for r in report.rings if r.status == "skipped"]
         click.echo(
             f"run stopped: {report.aborted}; "
-            f"{report.count('skipped')} rings not attempted (the next run catches up)",
+            f"{len(skipped)} rings not attempted (the next run catches up)"
+            + (f": {', '.join(skipped)}" if skipped else ""),
             err=True,
         )
 
@@ -98,6 +100,13 @@ def _print_report(report: RunReport) -> None:
     show_default=True,
     help="Seconds the whole run may take; rings not reached by then are reported as skipped.",
 )
+@click.option(
+    "--concurrency",
+    type=int,
+    default=None,
+    help="Rings applied at once, on that many threads (default: 16 on Vault, 1 on the "
+    "embedded store).",
+)
 @pass_obj
 def rotate(
     obj: Obj,
@@ -109,6 +118,7 @@ def rotate(
     lease_ttl: int,
     metrics_file: str | None,
     deadline: float,
+    concurrency: int | None,
 ) -> None:
     """Activate, rotate, renew, deactivate and destroy whatever is due under the policy.
 
@@ -120,7 +130,16 @@ def rotate(
     import datetime as dt
 
     from keylife.rotation import Runner
+    from keylife.rotation.pool import MAX_CONCURRENCY
 
+    if concurrency is not None and not 1 <= concurrency <= MAX_CONCURRENCY:
+        fail(
+            obj,
+            f"--concurrency must be from 1 to {MAX_CONCURRENCY} (rings applied at once; "
+            f"default 16 on Vault, 1 on the embedded store), not {concurrency}",
+            EXIT_USAGE,
+            "UsageError",
+        )
     when = parse_when(as_of, "--as-of")
     if when is not None and not dry_run:
         fail(obj, "--as-of plans for another moment and needs --dry-run", EXIT_USAGE, "UsageError")
@@ -134,7 +153,13 @@ def rotate(
 
             metrics.check_writable(metrics_file)  # before anything is applied
     with errors(obj), obj.manager() as m:
-        runner = Runner(m, lease_ttl=dt.timedelta(seconds=lease_ttl), wait=wait, deadline=deadline)
+        runner = Runner(
+            m,
+            lease_ttl=dt.timedelta(seconds=lease_ttl),
+            wait=wait,
+            deadline=deadline,
+            concurrency=concurrency,
+        )
         show_bar = sys.stderr.isatty() and not obj.as_json
         if show_bar and not dry_run:
             plan, _ = runner.plan(m.now(), rings or None)

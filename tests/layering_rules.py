@@ -98,6 +98,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "keylife.rotation.health",
             "keylife.rotation.holders",
             "keylife.rotation.results",
+            "keylife.rotation.pool",
             "keylife.rotation",
             "keylife.backup",
             "keylife.recovery",

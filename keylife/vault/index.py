@@ -18,7 +18,9 @@ string. Decoded, it holds::
 The rules (the argument is written out in docs/vault.md, "The ring index"):
 
 - a writer adds a *pending token* ``{tx, base=expected_revision}`` to the ring's shard
-  **before** its ring check-and-set, and puts the new ``{rev, doc}`` entry **after** it;
+  **before** its ring check-and-set, and puts the new ``{rev, doc}`` entry **after** it (a
+  rotation run puts all of a shard's entries in one write when it releases its lease,
+  :meth:`IndexShards.put_later`: until then the tokens keep readers on the ring documents);
 - an entry is only ever replaced by one with a higher ``rev`` (merges are monotonic);
 - a reader trusts an entry only when no token has ``base >= entry.rev`` (a token with a lower
   base belongs to a write whose check-and-set can no longer succeed, or already did and is
@@ -201,6 +203,37 @@ class IndexShards:
         self._lock = threading.Lock()
         self._shards: dict[str, tuple[dict[str, Any], int]] = {}
         self._locks: dict[str, threading.Lock] = {}
+        #: entries to write later, per shard: name -> (rev, doc, created)
+        self._later: dict[str, dict[str, tuple[int, dict[str, Any], str]]] = {}
+
+    def put_later(self, shard_id: str, name: str, rev: int, doc: dict[str, Any], t: str) -> None:
+        """Remember the entry of a commit, to write with the others of its shard by
+        :meth:`flush_later` (a rotation run writes each shard once at its end, not once per
+        ring; until then the commit's pending token keeps readers on the ring document)."""
+        with self._lock:
+            self._later.setdefault(shard_id, {})[name] = (rev, doc, t)
+
+    def flush_later(self, mapper: Callable[[Callable[[Any], Any], list[Any]], Any]) -> None:
+        """Write the remembered entries, one check-and-set per shard (``mapper``: in
+        parallel). A shard that cannot be written is left to the readers, who correct it."""
+        with self._lock:
+            later, self._later = self._later, {}
+
+        def one(item: tuple[str, dict[str, tuple[int, dict[str, Any], str]]]) -> None:
+            shard_id, entries = item
+
+            def change(shard: dict[str, Any]) -> bool:
+                changed = False
+                for name, (rev, doc, t) in entries.items():
+                    changed = put_entry(shard, name, rev, doc, t) or changed
+                return changed
+
+            try:
+                self.update(shard_id, change)
+            except StoreError as exc:
+                log.warning("index shard %s not updated: %s", shard_id, exc)
+
+        mapper(one, sorted(later.items()))
 
     def read(self, shard_id: str) -> tuple[dict[str, Any], int]:
         """``(shard, KV version)``; an absent or unreadable shard is empty (version 0 if absent)."""
