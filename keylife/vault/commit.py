@@ -2,12 +2,13 @@
 
 Each step is retried until the client's deadline and is safe to repeat:
 
-0. check the ring's high-water mark: a document that issued fewer versions than the mark was
-   rolled back, and the commit is refused (:class:`IntegrityError`);
+0. add a pending token ``{tx, base=expected_revision}`` to the ring's index shard (CAS), and
+   check the ring's high-water mark (the copy the shard holds for ``expected_revision``, else
+   ``hw/<ring>``): a document that issued fewer versions than the mark was rolled back, and
+   the commit is refused (:class:`IntegrityError`);
 1. finish the previous write of this ring if it was cut short (erase its ``purge`` blobs,
    append its audit batch unless the log already has it);
-2. add a pending token ``{tx, base=expected_revision}`` to the ring's index shard (CAS);
-   encrypt each new material with Transit and write it at a new path (``cas=0``);
+2. encrypt each new material with Transit and write it at a new path (``cas=0``);
 3. write the ring document with ``cas=expected_revision``: this is the commit point, taken only
    while this process still holds its rotation lease (:meth:`VaultLeases.fence`). A lost
    check-and-set raises :class:`ConflictError` (and removes the blobs of step 2). A write whose
@@ -108,19 +109,26 @@ class Committer:
     ) -> Ring:
         store, name = self.store, ring.name
         prev = self.prev_doc(name, expected_revision)
+        txid = secrets.token_hex(12)
+        # 2a. announce the write in the index before the commit point: until the entry of
+        # this revision is in the shard, readers read rings/<name> itself. The shard may hold
+        # the ring's high-water mark as the write of ``expected_revision`` left it.
+        known: list[tuple[int, int] | None] = [None]
+
+        def token(shard: dict[str, Any]) -> bool:
+            known[0] = ix.mark_for(shard, name, expected_revision)
+            return ix.add_token(shard, name, txid, expected_revision)
+
+        store.index.update(ix.shard_of(name), token)
         # 0. a document that went backwards never issues a version number again
-        mark = store.highwater.check(name, prev, expected_revision, lambda: self.current_rev(name))
+        mark = store.highwater.check(
+            name, prev, expected_revision, lambda: self.current_rev(name), known[0]
+        )
         # 1. finish the previous write of this ring if it was cut short
         if prev is not None:
             self.finish(name, prev)
         mat: dict[str, str] = dict((prev or {}).get("mat") or {})
         purge: dict[str, str] = {}
-        txid = secrets.token_hex(12)
-        # 2a. announce the write in the index before the commit point: until the entry of
-        # this revision is in the shard, readers read rings/<name> itself
-        store.index.update(
-            ix.shard_of(name), lambda s: ix.add_token(s, name, txid, expected_revision)
-        )
         # 2. new material, each at a fresh path
         written = self.write_materials(name, materials or {}, mat, purge)
         for number in destroy:
@@ -156,21 +164,28 @@ class Committer:
         store.remember(name, revision, doc)
         if expected_revision == 0:
             store.mark_has_rings()
-        store.highwater.raise_to(name, issued_by(doc), mark)
+        raised = store.highwater.raise_to(name, issued_by(doc), mark)
         # 3b. the index entry; if it cannot be written the pending token keeps readers on
         # the ring document, and the next commit or load_rings() repairs the shard
-        self.index_entry(name, revision, doc, created)
+        self.index_entry(name, revision, doc, created, raised)
         # 4. erase destroyed material, 5. audit
         self.finish(name, doc, own=True)
         return replace(ring, revision=revision)
 
-    def index_entry(self, name: str, revision: int, doc: dict[str, Any], created: str) -> None:
+    def index_entry(
+        self,
+        name: str,
+        revision: int,
+        doc: dict[str, Any],
+        created: str,
+        mark: tuple[int, int] | None,
+    ) -> None:
         shards, shard_id = self.store.index, ix.shard_of(name)
         if self.store.leases.holding():  # a rotation run: the shard is written once at the end
-            shards.put_later(shard_id, name, revision, doc, created)
+            shards.put_later(shard_id, name, revision, doc, created, mark)
             return
         try:
-            shards.update(shard_id, lambda s: ix.put_entry(s, name, revision, doc, created))
+            shards.update(shard_id, lambda s: ix.put_entry(s, name, revision, doc, created, mark))
         except ConflictError as exc:
             log.warning("index shard %s not updated for %s: %s", shard_id, name, exc)
 

@@ -45,6 +45,7 @@ class VaultLeases:
         self._held: dict[str, tuple[str, float]] = {}
         #: lease name -> monotonic time a read last showed it ours
         self._confirmed: dict[str, float] = {}
+        self._reading = threading.Lock()
 
     def holding(self) -> bool:
         """Whether this object holds a lease (a rotation run is in progress)."""
@@ -65,25 +66,30 @@ class VaultLeases:
                     lease=name,
                     ring=ring,
                 )
+            with self._reading:  # one thread re-reads; the others then use its answer
+                self._confirm(name, holder, ring)
+
+    def _confirm(self, name: str, holder: str, ring: str) -> None:
+        """Re-read lease ``name`` unless a read less than :data:`FENCE_REFRESH` ago showed it
+        held by ``holder``; :class:`LeaseLostError` when another holder has it."""
+        with self._lock:
+            if time.monotonic() - self._confirmed.get(name, -1e9) < FENCE_REFRESH:
+                return
+        read_at = time.monotonic()
+        got = self.kv.read(f"leases/{q(name)}", what=f"check lease {name}")
+        other = None if got is None else got.data.get("holder")
+        if other != holder:
             with self._lock:
-                fresh = time.monotonic() - self._confirmed.get(name, -1e9) < FENCE_REFRESH
-            if fresh:
-                continue
-            read_at = time.monotonic()
-            got = self.kv.read(f"leases/{q(name)}", what=f"check lease {name}")
-            other = None if got is None else got.data.get("holder")
-            if other != holder:
-                with self._lock:
-                    self._held.pop(name, None)
-                    self._confirmed.pop(name, None)
-                raise LeaseLostError(
-                    f"the lease {name} was taken over by {other or 'nobody (released)'}: not "
-                    f"writing ring {ring}; the run stops",
-                    lease=name,
-                    ring=ring,
-                )
-            with self._lock:
-                self._confirmed[name] = max(self._confirmed.get(name, read_at), read_at)
+                self._held.pop(name, None)
+                self._confirmed.pop(name, None)
+            raise LeaseLostError(
+                f"the lease {name} was taken over by {other or 'nobody (released)'}: not "
+                f"writing ring {ring}; the run stops",
+                lease=name,
+                ring=ring,
+            )
+        with self._lock:
+            self._confirmed[name] = max(self._confirmed.get(name, read_at), read_at)
 
     def acquire(
         self,
