@@ -57,10 +57,11 @@ def _print_report(report: RunReport) -> None:
         click.echo(f"failed rings: {', '.join(report.failed)}", err=True)
     if report.aborted:
         skipped = [clean(r.ring) for r in report.rings if r.status == "skipped"]
+        shown = ", ".join(skipped[:20]) + (f" and {len(skipped) - 20} more" * (len(skipped) > 20))
         click.echo(
             f"run stopped: {report.aborted}; "
             f"{len(skipped)} rings not attempted (the next run catches up)"
-            + (f": {', '.join(skipped)}" if skipped else ""),
+            + (f": {shown}" if skipped else ""),
             err=True,
         )
 
