@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import random
 import sys
@@ -57,11 +58,40 @@ def _print_report(report: RunReport) -> None:
     if report.failed:
         click.echo(f"failed rings: {', '.join(report.failed)}", err=True)
     if report.aborted:
+        skipped = [clean(r.ring) for r in report.rings if r.status == "skipped"]
+        shown = ", ".join(skipped[:20]) + (f" and {len(skipped) - 20} more" * (len(skipped) > 20))
         click.echo(
             f"run stopped: {report.aborted}; "
-            f"{report.count('skipped')} rings not attempted (the next run catches up)",
+            f"{len(skipped)} rings not attempted (the next run catches up)"
+            + (f": {shown}" if skipped else ""),
             err=True,
         )
+
+
+def _check_options(
+    obj: Obj,
+    dry_run: bool,
+    as_of: str | None,
+    concurrency: int | None,
+    checkpoint_file: str | None,
+) -> dt.datetime | None:
+    """Usage errors among rotate's options (exit 2); the ``--as-of`` moment."""
+    from keylife.rotation.pool import MAX_CONCURRENCY
+
+    if concurrency is not None and not 1 <= concurrency <= MAX_CONCURRENCY:
+        fail(
+            obj,
+            f"--concurrency must be from 1 to {MAX_CONCURRENCY} (rings applied at once; "
+            f"default 16 on Vault, 1 on the embedded store), not {concurrency}",
+            EXIT_USAGE,
+            "UsageError",
+        )
+    when: dt.datetime | None = parse_when(as_of, "--as-of")
+    if when is not None and not dry_run:
+        fail(obj, "--as-of plans for another moment and needs --dry-run", EXIT_USAGE, "UsageError")
+    if checkpoint_file and dry_run:
+        fail(obj, "--checkpoint anchors a real run; drop --dry-run", EXIT_USAGE, "UsageError")
+    return when
 
 
 @click.command()
@@ -109,6 +139,13 @@ def _print_report(report: RunReport) -> None:
     type=click.Path(dir_okay=False),
     help="After the run, append a signed checkpoint of the audit log's head to FILE.",
 )
+@click.option(
+    "--concurrency",
+    type=int,
+    default=None,
+    help="Rings applied at once, on that many threads (default: 16 on Vault, 1 on the "
+    "embedded store).",
+)
 @pass_obj
 def rotate(
     obj: Obj,
@@ -121,6 +158,7 @@ def rotate(
     lease_ttl: int,
     metrics_file: str | None,
     deadline: float,
+    concurrency: int | None,
     checkpoint_file: str | None = None,
 ) -> None:
     """Activate, rotate, renew, deactivate and destroy whatever is due under the policy.
@@ -130,13 +168,9 @@ def rotate(
     it (the current ring is finished, the report says which rings were not attempted);
     4 another run holds the lock.
     """
-    import datetime as dt
-
     from keylife.rotation import Runner
 
-    when = parse_when(as_of, "--as-of")
-    if when is not None and not dry_run:
-        fail(obj, "--as-of plans for another moment and needs --dry-run", EXIT_USAGE, "UsageError")
+    when = _check_options(obj, dry_run, as_of, concurrency, checkpoint_file)
     if window is not None:
         from .forecast import parse_window, show_forecast
 
@@ -146,8 +180,6 @@ def rotate(
         with errors(obj), obj.manager() as m:
             show_forecast(obj, m, span, when, rings)
         sys.exit(EXIT_OK)
-    if checkpoint_file and dry_run:
-        fail(obj, "--checkpoint anchors a real run; drop --dry-run", EXIT_USAGE, "UsageError")
     if jitter:
         delay = random.uniform(0, jitter)
         log.info("jitter: sleeping %.1f s before starting", delay)
@@ -158,7 +190,13 @@ def rotate(
 
             metrics.check_writable(metrics_file)  # before anything is applied
     with errors(obj), obj.manager() as m:
-        runner = Runner(m, lease_ttl=dt.timedelta(seconds=lease_ttl), wait=wait, deadline=deadline)
+        runner = Runner(
+            m,
+            lease_ttl=dt.timedelta(seconds=lease_ttl),
+            wait=wait,
+            deadline=deadline,
+            concurrency=concurrency,
+        )
         show_bar = sys.stderr.isatty() and not obj.as_json
         if show_bar and not dry_run:
             plan, _ = runner.plan(m.now(), rings or None)

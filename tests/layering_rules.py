@@ -107,6 +107,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "keylife.rotation.holders",
             "keylife.rotation.results",
             "keylife.rotation.schedule",
+            "keylife.rotation.pool",
             "keylife.rotation",
             "keylife.backup",
             "keylife.recovery",

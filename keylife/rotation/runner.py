@@ -5,6 +5,9 @@ steps it re-plans that ring from the stored state and applies the first step wit
 check-and-set write, until the ring has nothing due. Every step is therefore idempotent: a run
 killed at any point leaves a state that the next run completes, and a step another run already
 did is simply no longer in the plan. A failure on one ring does not stop the others.
+
+Independent rings are applied on ``concurrency`` threads (:mod:`keylife.rotation.pool`;
+default: the store's ``rotate_concurrency``, 16 on Vault, else 1), each ring by one thread.
 """
 
 from __future__ import annotations
@@ -26,11 +29,13 @@ from ..errors import KeylifeError, LockHeldError, NotFoundError, StoreUnavailabl
 from ..lifecycle import Action, Ring
 from ..manager import KeyManager
 from ..policy import Purpose
+from ..residence import is_transit_resident
 from ..writer import RingWriter
 from . import schedule
-from .health import check_ring
+from .health import check_ring, versions_to_check
 from .holders import holder_is_dead, new_holder
 from .plan import Plan, Step, StepKind, plan_ring, plan_rotation
+from .pool import apply_rings, check_concurrency, map_rings
 from .results import RingResult, RunReport, StepResult
 
 log = logging.getLogger("keylife.rotate")
@@ -63,8 +68,13 @@ class Runner:
         wait: float = 0.0,
         holder: str | None = None,
         deadline: float | None = DEFAULT_RUN_DEADLINE,
+        concurrency: int | None = None,
     ) -> None:
         self.manager = manager
+        #: rings applied at once (threads); None: the store's ``rotate_concurrency``, else 1
+        self.concurrency = check_concurrency(
+            getattr(manager.store, "rotate_concurrency", 1) if concurrency is None else concurrency
+        )
         self.lease_ttl = lease_ttl
         self.wait = wait
         self.deadline = deadline  # seconds the whole run may take (None: unbounded)
@@ -76,7 +86,12 @@ class Runner:
         self.unhealthy: dict[str, str] = {}
         self._loaded: list[Ring] = []
         self._planned = Plan(dt.datetime.min.replace(tzinfo=dt.UTC), ())
+        self._snapshot: dict[str, Ring] = {}
+        #: messages per version of each planned ring (read once per run, for max_messages)
+        self._ring_counts: dict[str, dict[int, int]] = {}
         self._lease_taken = 0.0
+        #: (ring, version) whose material this run's health check opened and matched
+        self._opened: set[tuple[str, int]] = set()
 
     # ---- planning ---------------------------------------------------------------------------
 
@@ -101,8 +116,9 @@ class Runner:
         )
         rings = self._rings(only) if found is None else found.rings
         self._loaded = rings
+        self._snapshot = {r.name: r for r in rings}
         self.damaged = {r.name: r.damage for r in rings if r.damage}
-        counts = {r.name: self._counts(r) for r in rings}
+        counts = self._ring_counts = {r.name: self._counts(r) for r in rings}
         plan = self._planned = plan_rotation(rings, self.manager.policy, now, counts)
         quiet = {} if found is None else found.quiet
         if quiet:
@@ -256,25 +272,17 @@ class Runner:
             if now is None:
                 as_of = max(as_of, self.manager.now())
             plan, checked = self.plan(as_of, rings)
-            applied: list[RingResult] = []
             aborted = self._check_health(as_of, record=True)
-            for name in plan.rings:
-                if name in self.unhealthy:
-                    continue  # reported as failed below; nothing is built on a bad key
-                aborted = aborted or self._stop_check(started)
-                if aborted:
-                    applied.append(RingResult(name, "skipped", error="not attempted: " + aborted))
-                    continue
-                try:
-                    self._renew_if_needed()
-                    applied.append(self._run_ring(name, as_of))
-                except StoreUnavailableError as exc:
-                    # Not this ring's fault: stop here rather than fail every remaining ring.
-                    log.error("store unavailable, stopping the run: %s", exc)
-                    aborted = str(exc)
-                    applied.append(RingResult(name, "failed", error=aborted))
-                if progress is not None:
-                    progress(name)
+            todo = [n for n in plan.rings if n not in self.unhealthy]  # unhealthy: failed below
+            applied, stopped = apply_rings(
+                todo,
+                lambda name: self._run_ring(name, as_of),
+                concurrency=self.concurrency,
+                stop=lambda: aborted or self._stop_check(started),
+                renew=self._renew_if_needed,
+                progress=progress,
+            )
+            aborted = aborted or stopped
         finally:
             try:
                 self.manager.store.release_lease(LEASE_NAME, self.holder)
@@ -305,17 +313,27 @@ class Runner:
         """Check the keys in use of every ring the plan read, due or not; the reason to stop
         when the store went away meanwhile."""
         self.unhealthy = {}
-        for ring in self._loaded:
+        self._opened = set()
+
+        def check(ring: Ring) -> str | StoreUnavailableError:
             try:
-                problem = check_ring(self.manager, ring, now)
+                return check_ring(self.manager, ring, now)
             except StoreUnavailableError as exc:
-                log.error("store unavailable, stopping the run: %s", exc)
-                return str(exc)
+                return exc
+
+        for ring, problem in zip(
+            self._loaded, map_rings(check, self._loaded, self.concurrency), strict=True
+        ):
+            if isinstance(problem, StoreUnavailableError):
+                log.error("store unavailable, stopping the run: %s", problem)
+                return str(problem)
             if problem:
                 log.error("%s: %s", ring.name, problem)
                 self.unhealthy[ring.name] = problem
                 if record:
                     self.manager.record_failure("rotate", ring.name, None, KeylifeError(problem))
+            elif not ring.damage and not is_transit_resident(ring):
+                self._opened |= {(ring.name, v.number) for v in versions_to_check(ring, now)}
         if record:  # what was planned quiet and is healthy need not be loaded next run
             m = self.manager
             schedule.remember(m.store, m.policy, now, self._loaded, self._planned, self.unhealthy)
@@ -333,11 +351,22 @@ class Runner:
         if name.startswith(TRANSIT_PREFIX):
             return self._run_transit(name, now)
         view = self.manager.at(FixedClock(now))
+        first = self._snapshot.get(name)
+        cached = getattr(view.store, "cached_ring", None)
         current: list[Ring] = []
 
         def plan() -> tuple[list[Step], dt.datetime | None]:
-            current[:] = [view.load(name)]
-            return plan_ring(current[0], view.policy, now, self._counts(current[0]))
+            # The ring as planned under the lease, then as this run's own commit left it (a
+            # store that remembers it, Vault: no read); otherwise read again. A copy that is
+            # stale only costs a lost check-and-set, after which the ring is read again.
+            ring = first if not current else None
+            if current and callable(cached):
+                ring = cached(name)
+            current[:] = [ring if ring is not None else view.load(name)]
+            counts = self._ring_counts.get(name)
+            if counts is None:
+                counts = self._counts(current[0])
+            return plan_ring(current[0], view.policy, now, counts)
 
         def apply(step: Step) -> int | None:
             return self._apply(view, current[0], step, now)
@@ -368,7 +397,7 @@ class Runner:
             )
             return None
         if kind in (StepKind.ROTATE, StepKind.STAGE):
-            self._check_readable(view, ring, now)
+            self._check_readable(view, ring, now, self._opened)
             stage = view.policy.rules(Purpose(ring.purpose)).stage
             version = view.rotate(
                 ring.name,
@@ -398,11 +427,14 @@ class Runner:
         raise KeylifeError(f"unknown step {kind}")  # pragma: no cover
 
     @staticmethod
-    def _check_readable(view: KeyManager, ring: Ring, now: dt.datetime) -> None:
-        """Every version that still processes must open; otherwise data would be unreadable."""
+    def _check_readable(
+        view: KeyManager, ring: Ring, now: dt.datetime, opened: set[tuple[str, int]]
+    ) -> None:
+        """Every version that still processes must open; otherwise data would be unreadable
+        (``opened``: versions this run's health check already opened)."""
         grace = view.policy.rules(Purpose(ring.purpose)).grace_period
         for v in ring.versions:
-            if v.processes_at(now, grace):
+            if v.processes_at(now, grace) and (ring.name, v.number) not in opened:
                 RingWriter.material(view, v)
 
 
@@ -458,7 +490,9 @@ def run(
     dry_run: bool = False,
     lease_ttl: dt.timedelta = dt.timedelta(minutes=10),
     wait: float = 0.0,
+    concurrency: int | None = None,
 ) -> RunReport:
-    """Plan and apply everything due (the library form of ``keylife rotate``)."""
-    runner = Runner(manager, lease_ttl=lease_ttl, wait=wait)
+    """Plan and apply everything due (the library form of ``keylife rotate``);
+    ``concurrency``: rings applied at once (default: the store's, 16 on Vault, else 1)."""
+    runner = Runner(manager, lease_ttl=lease_ttl, wait=wait, concurrency=concurrency)
     return runner.run(now=now, rings=rings, dry_run=dry_run)

@@ -138,6 +138,7 @@ class VaultClient:
         self._down_since: float | None = None
         #: (token, identity) from the last lookup-self: see :meth:`identity`.
         self._identity: tuple[str | None, str] | None = None
+        self._identity_lock = threading.Lock()  # threads of a run ask once, not each
 
     # ---- plumbing -----------------------------------------------------------------------
 
@@ -154,6 +155,10 @@ class VaultClient:
             # hvac's adapter takes session.verify over its own verify argument: the pinned CA
             # file goes here, or REQUESTS_CA_BUNDLE would widen the trust
             session.verify = self.settings.verify
+            # the proxy settings of the environment (HTTP(S)_PROXY, NO_PROXY), looked up once
+            # for this address instead of twice per request (a scan of the whole environment)
+            session.proxies = requests.utils.get_environ_proxies(address)
+            session.trust_env = False
             with self._lock:
                 self._sessions.append(session)
             adapter = RawAdapter(
@@ -382,16 +387,17 @@ class VaultClient:
         """Who Vault says this token is (see :func:`identity_from_lookup`), from
         ``auth/token/lookup-self``; ``vault:unknown (...)`` when the token may not look itself
         up."""
-        cached = self._identity
-        if cached is not None and cached[0] == self._token:  # asked once per token
-            return cached[1]
-        try:
-            status, body, _ = self.request("GET", "auth/token/lookup-self", what="token lookup")
-        except VaultPermissionError:
-            return "vault:unknown (the token may not call lookup-self)"
-        found = identity_from_lookup(body if status == 200 else None)
-        self._identity = (self._token, found)
-        return found
+        with self._identity_lock:
+            cached = self._identity
+            if cached is not None and cached[0] == self._token:  # asked once per token
+                return cached[1]
+            try:
+                status, body, _ = self.request("GET", "auth/token/lookup-self", what="token lookup")
+            except VaultPermissionError:
+                return "vault:unknown (the token may not call lookup-self)"
+            found = identity_from_lookup(body if status == 200 else None)
+            self._identity = (self._token, found)
+            return found
 
     def _renew(self) -> None:
         self._token_expires = None  # before the call: request() must not renew again

@@ -110,14 +110,20 @@ class HighWater:
         base: Mapping[str, Any] | None,
         base_rev: int,
         current_rev: Callable[[], int],
+        known: tuple[int, int] | None = None,
     ) -> tuple[int, int]:
         """Refuse a commit on ``base`` (revision ``base_rev``) that issued fewer versions than
         the ring's mark, when ``base`` is the ring's current document (``current_rev()``, read
         only then; a stale base is a :class:`ConflictError`). Returns the mark (``issued``,
-        KV version) for :meth:`raise_to`."""
-        issued, version, deleted = self.read_mark(ring)
-        if deleted and base_rev == 0:
-            raise deleted_ring_error(ring)
+        KV version) for :meth:`raise_to`. ``known``: the mark as the index recorded it with
+        ``base_rev`` (:func:`keylife.vault.index.mark_for`), instead of reading it; a new ring
+        (``base_rev`` 0) always reads the mark, which also says whether the name was deleted."""
+        if known is not None and base_rev != 0:
+            issued, version = known
+        else:
+            issued, version, deleted = self.read_mark(ring)
+            if deleted and base_rev == 0:
+                raise deleted_ring_error(ring)
         have = issued_by(base)
         if have < issued:
             if current_rev() != base_rev:
@@ -128,23 +134,24 @@ class HighWater:
             raise IntegrityError(self.rolled_back(ring, where, have, issued))
         return issued, version
 
-    def raise_to(self, ring: str, issued: int, mark: tuple[int, int]) -> None:
+    def raise_to(self, ring: str, issued: int, mark: tuple[int, int]) -> tuple[int, int] | None:
         """Raise the mark to ``issued`` (no-op when it is already that high). A lost
-        check-and-set is re-read once; a mark another writer raised higher stays."""
+        check-and-set is re-read once; a mark another writer raised higher stays. Returns the
+        mark as it now stands (``(issued, KV version)``), None when that is not known."""
         old, version = mark
         for _ in range(2):
             if issued <= old:
-                return
+                return old, version
             doc = {"v": 1, "issued": issued}
             try:
-                self.kv.cas_write(
+                return issued, self.kv.cas_write(
                     f"{HW_PREFIX}{q(ring)}",
                     doc,
                     cas=version,
                     what=f"raise the high-water mark of {ring}",
                     ours=lambda d, doc=doc: d == doc,  # type: ignore[misc]
                 )
-                return
             except ConflictError:
                 with contextlib.suppress(IntegrityError):
                     old, version = self.read(ring)
+        return None

@@ -13,12 +13,20 @@ string. Decoded, it holds::
     {"v": 1,
      "rings":   {name: {"rev": <KV version of rings/<name>>, "doc": <that ring document>,
                         "t": <that KV version's created_time>}},
-     "pending": {name: [{"tx": <txid>, "base": <expected revision>}, ...]}}
+     "pending": {name: [{"tx": <txid>, "base": <expected revision>}, ...]},
+     "hw":      {name: [issued, KV version of hw/<name>, rev]}}     (optional)
+
+``hw`` copies the ring's high-water mark (:mod:`keylife.vault.highwater`) as the write that
+produced revision ``rev`` left it. A writer whose commit starts from exactly that revision,
+with no token of a write on it or later in the shard, uses the copy instead of reading
+``hw/<name>`` (:func:`mark_for`): a ring document rolled back since would be a newer revision.
 
 The rules (the argument is written out in docs/vault.md, "The ring index"):
 
 - a writer adds a *pending token* ``{tx, base=expected_revision}`` to the ring's shard
-  **before** its ring check-and-set, and puts the new ``{rev, doc}`` entry **after** it;
+  **before** its ring check-and-set, and puts the new ``{rev, doc}`` entry **after** it (a
+  rotation run puts all of a shard's entries in one write when it releases its lease,
+  :meth:`IndexShards.put_later`: until then the tokens keep readers on the ring documents);
 - an entry is only ever replaced by one with a higher ``rev`` (merges are monotonic);
 - a reader trusts an entry only when no token has ``base >= entry.rev`` (a token with a lower
   base belongs to a write whose check-and-set can no longer succeed, or already did and is
@@ -49,6 +57,8 @@ from ..errors import ConflictError, StoreError
 from .kv import KV
 
 SHARD_PREFIX = "ix/"
+#: an entry waiting to be written: (rev, doc, created_time, high-water mark or None)
+Later = tuple[int, dict[str, Any], str, tuple[int, int] | None]
 _SHARD_RETRIES = 32
 
 log = logging.getLogger("keylife.vault.index")
@@ -102,6 +112,17 @@ def normalise(raw: Mapping[str, Any] | None) -> dict[str, Any]:
                 good = [t for t in tokens if isinstance(t, dict) and isinstance(t.get("base"), int)]
                 if good:
                     shard["pending"][name] = good
+    marks = raw.get("hw")
+    if isinstance(marks, dict):
+        good_marks = {
+            name: list(m)
+            for name, m in marks.items()
+            if isinstance(m, list)
+            and len(m) == 3
+            and all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in m)
+        }
+        if good_marks:
+            shard["hw"] = good_marks
     return shard
 
 
@@ -111,6 +132,7 @@ def copy(shard: Mapping[str, Any]) -> dict[str, Any]:
         "v": 1,
         "rings": dict(shard["rings"]),
         "pending": {k: list(v) for k, v in shard["pending"].items()},
+        **({"hw": dict(shard["hw"])} if "hw" in shard else {}),
     }
 
 
@@ -178,15 +200,37 @@ def add_token(shard: dict[str, Any], name: str, txid: str, base: int) -> bool:
 
 
 def put_entry(
-    shard: dict[str, Any], name: str, rev: int, doc: Mapping[str, Any], t: str = ""
+    shard: dict[str, Any],
+    name: str,
+    rev: int,
+    doc: Mapping[str, Any],
+    t: str = "",
+    mark: tuple[int, int] | None = None,
 ) -> bool:
     """Record revision ``rev`` of ``name`` unless the shard already has a newer one; prune the
-    tokens it covers. Returns whether the shard changed."""
+    tokens it covers; with ``mark`` (``(issued, KV version)`` of the ring's high-water mark as
+    the write of ``rev`` left it), record it too. Returns whether the shard changed."""
     changed = False
     if rev > entry_rev(shard, name):
         shard["rings"][name] = {"rev": rev, "doc": dict(doc), "t": t}
         changed = True
+    marks = shard.get("hw") or {}
+    if mark is not None and rev >= (marks.get(name) or [0, 0, 0])[2]:
+        shard["hw"] = {**marks, name: [mark[0], mark[1], rev]}
+        changed = True
     return prune(shard, name) or changed
+
+
+def mark_for(shard: Mapping[str, Any], name: str, base: int) -> tuple[int, int] | None:
+    """The high-water mark ``(issued, KV version)`` recorded with revision ``base`` of
+    ``name``, when no write on ``base`` or later is pending (its mark may be higher); None:
+    read ``hw/<name>`` itself."""
+    got = (shard.get("hw") or {}).get(name)
+    if base < 1 or got is None or got[2] != base:
+        return None
+    if any(int(t["base"]) >= base for t in shard["pending"].get(name, ())):
+        return None
+    return int(got[0]), int(got[1])
 
 
 class IndexShards:
@@ -201,6 +245,45 @@ class IndexShards:
         self._lock = threading.Lock()
         self._shards: dict[str, tuple[dict[str, Any], int]] = {}
         self._locks: dict[str, threading.Lock] = {}
+        #: entries to write later, per shard: name -> (rev, doc, created, mark)
+        self._later: dict[str, dict[str, Later]] = {}
+
+    def put_later(
+        self,
+        shard_id: str,
+        name: str,
+        rev: int,
+        doc: dict[str, Any],
+        t: str,
+        mark: tuple[int, int] | None = None,
+    ) -> None:
+        """Remember the entry of a commit, to write with the others of its shard by
+        :meth:`flush_later` (a rotation run writes each shard once at its end, not once per
+        ring; until then the commit's pending token keeps readers on the ring document)."""
+        with self._lock:
+            self._later.setdefault(shard_id, {})[name] = (rev, doc, t, mark)
+
+    def flush_later(self, mapper: Callable[[Callable[[Any], Any], list[Any]], Any]) -> None:
+        """Write the remembered entries, one check-and-set per shard (``mapper``: in
+        parallel). A shard that cannot be written is left to the readers, who correct it."""
+        with self._lock:
+            later, self._later = self._later, {}
+
+        def one(item: tuple[str, dict[str, Later]]) -> None:
+            shard_id, entries = item
+
+            def change(shard: dict[str, Any]) -> bool:
+                changed = False
+                for name, (rev, doc, t, mark) in entries.items():
+                    changed = put_entry(shard, name, rev, doc, t, mark) or changed
+                return changed
+
+            try:
+                self.update(shard_id, change)
+            except StoreError as exc:
+                log.warning("index shard %s not updated: %s", shard_id, exc)
+
+        mapper(one, sorted(later.items()))
 
     def read(self, shard_id: str) -> tuple[dict[str, Any], int]:
         """``(shard, KV version)``; an absent or unreadable shard is empty (version 0 if absent)."""
@@ -216,9 +299,12 @@ class IndexShards:
         on any later state of the shard); it returns whether it changed anything."""
         with self._lock:
             lock = self._locks.setdefault(shard_id, threading.Lock())
-            cached = self._shards.get(shard_id)
         path = f"{SHARD_PREFIX}{shard_id}"
         with lock:
+            # the copy as the previous holder of the lock left it (threads of one run take
+            # turns on a shard without re-reading it)
+            with self._lock:
+                cached = self._shards.get(shard_id)
             for attempt in range(_SHARD_RETRIES):
                 shard, version = cached if cached is not None else self.read(shard_id)
                 cached = None

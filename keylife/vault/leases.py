@@ -7,6 +7,13 @@ point. It refuses (:class:`LeaseLostError`) once the lease's TTL has run out by 
 monotonic clock (less a safety margin: the commit itself takes time), and when a re-read shows
 another holder. A runner whose Vault answers were slow enough for its lease to lapse thus
 stops instead of writing over the run that took the lease over.
+
+The TTL check costs nothing and runs before every commit. The re-read runs at most once per
+:data:`FENCE_REFRESH` seconds, shared by every commit in that window (the threads of a
+concurrent run): while the lease has not run out by our own clock, another run can take it
+only if the clocks of the two hosts disagree by more than the margin, or if someone removes
+it by hand; the re-read catches either within that window. (A re-read before each commit
+closed no window either: the lease can be taken between any read and the write after it.)
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ __all__ = ["VaultLeases"]
 
 #: never start a commit with less than this much of the lease left (seconds, at most ttl/10)
 FENCE_MARGIN = 2.0
+#: seconds a re-read of the lease vouches for the commits after it
+FENCE_REFRESH = 0.5
 
 
 class VaultLeases:
@@ -34,6 +43,14 @@ class VaultLeases:
         self._lock = threading.Lock()
         #: leases held by this object: name -> (holder, monotonic time it lapses)
         self._held: dict[str, tuple[str, float]] = {}
+        #: lease name -> monotonic time a read last showed it ours
+        self._confirmed: dict[str, float] = {}
+        self._reading = threading.Lock()
+
+    def holding(self) -> bool:
+        """Whether this object holds a lease (a rotation run is in progress)."""
+        with self._lock:
+            return bool(self._held)
 
     def fence(self, ring: str) -> None:
         """Before writing ``ring``: every lease this object holds is still ours and unexpired."""
@@ -49,17 +66,30 @@ class VaultLeases:
                     lease=name,
                     ring=ring,
                 )
-            got = self.kv.read(f"leases/{q(name)}", what=f"check lease {name}")
-            other = None if got is None else got.data.get("holder")
-            if other != holder:
-                with self._lock:
-                    self._held.pop(name, None)
-                raise LeaseLostError(
-                    f"the lease {name} was taken over by {other or 'nobody (released)'}: not "
-                    f"writing ring {ring}; the run stops",
-                    lease=name,
-                    ring=ring,
-                )
+            with self._reading:  # one thread re-reads; the others then use its answer
+                self._confirm(name, holder, ring)
+
+    def _confirm(self, name: str, holder: str, ring: str) -> None:
+        """Re-read lease ``name`` unless a read less than :data:`FENCE_REFRESH` ago showed it
+        held by ``holder``; :class:`LeaseLostError` when another holder has it."""
+        with self._lock:
+            if time.monotonic() - self._confirmed.get(name, -1e9) < FENCE_REFRESH:
+                return
+        read_at = time.monotonic()
+        got = self.kv.read(f"leases/{q(name)}", what=f"check lease {name}")
+        other = None if got is None else got.data.get("holder")
+        if other != holder:
+            with self._lock:
+                self._held.pop(name, None)
+                self._confirmed.pop(name, None)
+            raise LeaseLostError(
+                f"the lease {name} was taken over by {other or 'nobody (released)'}: not "
+                f"writing ring {ring}; the run stops",
+                lease=name,
+                ring=ring,
+            )
+        with self._lock:
+            self._confirmed[name] = max(self._confirmed.get(name, read_at), read_at)
 
     def acquire(
         self,
@@ -119,6 +149,7 @@ class VaultLeases:
     def release(self, name: str, holder: str) -> None:
         with self._lock:
             self._held.pop(name, None)
+            self._confirmed.pop(name, None)
         path = f"leases/{q(name)}"
         got = self.kv.read(path, what=f"read lease {name}")
         if got is None or got.data.get("holder") != holder:

@@ -20,58 +20,40 @@ The ring document is ``{"ring": <ring_to_dict(...) as one JSON string>, "mat": {
 committed version: each write attempt uses a fresh ``id``, so two writers racing for the same
 new version can never overwrite each other's material, and the loser's blob is never referenced.
 
-:meth:`VaultKeyStore.commit` is the single write, in this order, each step retried until the
-deadline and each safe to repeat:
-
-0. check the ring's high-water mark: a document that issued fewer versions than the mark was
-   rolled back, and the commit is refused (:class:`IntegrityError`);
-1. finish the previous write of this ring if it was cut short (erase its ``purge`` blobs,
-   append its audit batch unless the log already has it);
-2. add a pending token ``{tx, base=expected_revision}`` to the ring's index shard (CAS);
-   encrypt each new material with Transit and write it at a new path (``cas=0``);
-3. write the ring document with ``cas=expected_revision``: this is the commit point. A lost
-   check-and-set raises :class:`ConflictError` (and removes the blobs of step 2). A write whose
-   answer was lost (timeout, leader change) is resolved by reading back the ``tx`` id;
-   then raise the high-water mark and put the new ``{rev, doc}`` into the index shard (CAS,
-   retried on conflict);
-4. erase destroyed versions' material (all KV versions and metadata);
-5. append the audit batch: check-and-set on ``audit-head`` (retried on conflict), then the
-   batch document. The batch id is the ring document's ``tx`` id, so step 1 of a later write
-   can tell whether it was appended. Last, publish the public halves (:mod:`.public`).
-
-A crash after step 3 leaves a committed ring whose ``purge`` and ``tx`` the next write of the
-ring completes; a crash before it leaves only unreferenced ciphertext.
+:meth:`VaultKeyStore.commit` is the single write (:mod:`keylife.vault.commit` has its steps and
+what a crash at each leaves): material first, at fresh paths and bound to the store id
+(:mod:`.storeid`), then the ring document with check-and-set (the commit point), then the index
+entry, the high-water mark and the audit batch; last, the public halves (:mod:`.public`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import json
 import logging
-import secrets
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from typing import Any
 
 from ..audit import AuditEntry, AuditRecord
 from ..clock import Clock
-from ..errors import ConflictError, NotFoundError, StoreError, VaultPermissionError
-from ..lifecycle import Ring, decode_ring, ring_from_stored, ring_to_dict
+from ..errors import NotFoundError, StoreError, VaultPermissionError
+from ..lifecycle import Ring, decode_ring, ring_from_stored
 from ..material import KeyMaterial
 from ..policy import Policy
 from ..specs import KeySpec
 from ..store.base import Lease
 from . import catalog, counts, deletion, public
 from . import index as ix
-from .audit_log import VaultAuditLog, entry_from_dict, entry_to_dict
+from .audit_log import VaultAuditLog, entry_from_dict
+from .batching import TransitBatcher
 from .client import VaultClient, q
-from .highwater import HighWater, issued_by
+from .commit import Committer
+from .highwater import HighWater
 from .kv import KV
 from .leases import VaultLeases
-from .storeid import StoreIdentity, reseal, write_materials
+from .storeid import StoreIdentity, reseal
 from .transit import Transit
 from .transit_rings import TransitRings
 from .url import DEFAULT_KEY, DEFAULT_MOUNT, DEFAULT_TRANSIT, StoreLocation, canonical_url
@@ -79,6 +61,8 @@ from .url import DEFAULT_KEY, DEFAULT_MOUNT, DEFAULT_TRANSIT, StoreLocation, can
 __all__ = ["DEFAULT_KEY", "DEFAULT_MOUNT", "DEFAULT_TRANSIT", "VaultKeyStore"]
 
 _WORKERS = 8
+#: threads a rotation run uses on this store unless told otherwise (``--concurrency``)
+ROTATE_CONCURRENCY = 16
 
 log = logging.getLogger("keylife.vault.store")
 
@@ -99,6 +83,8 @@ class VaultKeyStore(deletion.RingDeletion, public.PublicHalves, counts.VaultCoun
     Its parts are public: :attr:`kv` (the KV v2 mount), :attr:`transit` (the Transit mount),
     :attr:`index` (the ring index shards), :attr:`audit` (the audit chain), :attr:`leases`.
     """
+
+    rotate_concurrency = ROTATE_CONCURRENCY
 
     def __init__(
         self,
@@ -121,6 +107,8 @@ class VaultKeyStore(deletion.RingDeletion, public.PublicHalves, counts.VaultCoun
         self.leases = VaultLeases(self.kv)
         self.highwater = HighWater(self.kv)
         self.identity = StoreIdentity(self.kv)  # blobs bind its id (:mod:`.storeid`)
+        self.sealer = TransitBatcher(self.transit, key_name)
+        self.committer = Committer(self)
         self._lock = threading.Lock()
         #: ring name -> (revision, raw KV data) as last seen by this store object
         self._docs: dict[str, tuple[int, dict[str, Any]]] = {}
@@ -143,6 +131,8 @@ class VaultKeyStore(deletion.RingDeletion, public.PublicHalves, counts.VaultCoun
         )
 
     def close(self) -> None:
+        with contextlib.suppress(StoreError):  # index entries are hints; readers correct them
+            self.index.flush_later(self.map)
         with self._lock:
             pool, self._pool = self._pool, None
         if pool is not None:
@@ -216,24 +206,6 @@ class VaultKeyStore(deletion.RingDeletion, public.PublicHalves, counts.VaultCoun
         """Rebuild the index shards from the ring documents (``keylife vault reindex``)."""
         return catalog.reindex(self.kv, self.index, self.map)
 
-    def _current_rev(self, name: str) -> int:
-        meta = self.kv.metadata(f"rings/{q(name)}", what=f"read the metadata of ring {name}")
-        return 0 if meta is None else meta.current_version
-
-    def _prev_doc(self, name: str, revision: int) -> dict[str, Any] | None:
-        if revision == 0:
-            return None
-        with self._lock:
-            cached = self._docs.get(name)
-        if cached is not None and cached[0] == revision:
-            return cached[1]
-        got = self.kv.read_version(f"rings/{q(name)}", revision, what=f"read ring {name}")
-        if got is None:
-            raise ConflictError(
-                f"ring {name} changed underneath (revision {revision} is not current)"
-            )
-        return got.data
-
     # ---- the single write ---------------------------------------------------------------------
 
     def commit(
@@ -245,87 +217,29 @@ class VaultKeyStore(deletion.RingDeletion, public.PublicHalves, counts.VaultCoun
         destroy: Sequence[int] = (),
         audit: Sequence[AuditEntry] = (),
     ) -> Ring:
-        name = ring.name
-        prev = self._prev_doc(name, expected_revision)
-        # 0. a document that went backwards never issues a version number again
-        mark = self.highwater.check(name, prev, expected_revision, lambda: self._current_rev(name))
-        # 1. finish the previous write of this ring if it was cut short
-        if prev is not None:
-            self._finish(name, prev)
-        mat: dict[str, str] = dict((prev or {}).get("mat") or {})
-        purge: dict[str, str] = {}
-        txid = secrets.token_hex(12)
-        shard_id = ix.shard_of(name)
-        # 2a. announce the write in the index before the commit point: until the entry of
-        # this revision is in the shard, readers read rings/<name> itself
-        self.index.update(shard_id, lambda s: ix.add_token(s, name, txid, expected_revision))
-        # 2. new material, each at a fresh path, bound to the store id
-        sid = self.identity.for_commit(prev, materials or {})
-        args = (self.kv, self.transit, self.key_name, name, materials or {}, mat, purge, sid)
-        written = write_materials(*args)
-        for number in destroy:
-            old = mat.pop(str(number), None)
-            if old is not None:
-                purge[str(number)] = old
-        doc = {
-            # one JSON string: OpenBao caps the strings in a request (max_request_json_strings)
-            "ring": json.dumps(ring_to_dict(ring), separators=(",", ":")),
-            "mat": mat,
-            "purge": purge,
-            "tx": {"id": txid, "entries": [entry_to_dict(e) for e in audit]},
-            **({"sid": sid} if sid else {}),
-        }
-        # 3. the commit point, only while this process still holds its lease (if it took one)
-        try:
-            self.leases.fence(name)
-        except StoreError:
-            self._discard(name, written)
-            raise
-        try:
-            revision, created = self.kv.write(
-                f"rings/{q(name)}",
-                doc,
-                cas=expected_revision,
-                what=f"write ring {name}",
-                ours=lambda d: (d.get("tx") or {}).get("id") == txid,
-            )
-        except ConflictError:
-            self._discard(name, written)
-            raise ConflictError(
-                f"ring {name} changed underneath (expected revision {expected_revision})"
-            ) from None
+        committed = self.committer.commit(
+            ring,
+            expected_revision=expected_revision,
+            materials=materials,
+            destroy=destroy,
+            audit=audit,
+        )
+        return self.publish_public(committed, materials or {})
+
+    def cached_doc(self, name: str) -> tuple[int, dict[str, Any]] | None:
+        """``(revision, document)`` of ring ``name`` as this object last read or wrote it."""
+        with self._lock:
+            return self._docs.get(name)
+
+    def remember(self, name: str, revision: int, doc: dict[str, Any]) -> None:
         with self._lock:
             self._docs[name] = (revision, doc)
-        if expected_revision == 0:
-            self.mark_has_rings()
-        self.highwater.raise_to(name, issued_by(doc), mark)
-        # 3b. the index entry; if it cannot be written the pending token keeps readers on
-        # the ring document, and the next commit or load_rings() repairs the shard
-        try:
-            self.index.update(shard_id, lambda s: ix.put_entry(s, name, revision, doc, created))
-        except ConflictError as exc:
-            log.warning("index shard %s not updated for %s: %s", shard_id, name, exc)
-        # 4. erase destroyed material, 5. audit
-        self._finish(name, doc, own=True)
-        return self.publish_public(replace(ring, revision=revision), materials or {})
 
-    def _discard(self, name: str, written: Sequence[str]) -> None:
-        for path in written:
-            with contextlib.suppress(StoreError):  # unreferenced ciphertext: harmless
-                self.kv.destroy(path, what=f"remove unused material of {name}")
-
-    def _finish(self, name: str, doc: Mapping[str, Any], *, own: bool = False) -> None:
-        """Steps 4 and 5 for ``doc``; ``own``: this object just committed it (no need to look
-        whether another process already appended its audit batch)."""
-        self._purge(name, doc)
-        tx = doc.get("tx") or {}
-        if tx.get("entries"):
-            entries = [entry_from_dict(e) for e in tx["entries"]]
-            self.audit.append_batch(str(tx["id"]), entries, check_existing=not own)
-
-    def _purge(self, name: str, doc: Mapping[str, Any]) -> None:
-        for number, blob_id in sorted((doc.get("purge") or {}).items()):
-            self.kv.destroy(f"m/{q(name)}/{int(number)}/{blob_id}", what=f"erase {name} v{number}")
+    def cached_ring(self, name: str) -> Ring | None:
+        """Ring ``name`` as this object last read or committed it (no request); None when
+        it has not seen the ring. The runner plans a ring's next step from its own commit."""
+        got = self.cached_doc(name)
+        return None if got is None else _ring_or_damaged(name, got[1], got[0])
 
     # ---- material ---------------------------------------------------------------------------
 
@@ -350,8 +264,7 @@ class VaultKeyStore(deletion.RingDeletion, public.PublicHalves, counts.VaultCoun
             got = self.kv.read(f"m/{q(ring)}/{version}/{fresh_id}", what=f"read {ring} v{version}")
             if got is None:
                 raise NotFoundError(missing)
-        return self.transit.decrypt(
-            self.key_name,
+        return self.sealer.decrypt(
             str(got.data.get("ct", "")),
             self.identity.context(ring, version, self._docs.get(ring, (0, {}))[1]),
             what=f"unseal material {ring} v{version} with Transit",
@@ -451,7 +364,10 @@ class VaultKeyStore(deletion.RingDeletion, public.PublicHalves, counts.VaultCoun
         return self.leases.read(name)
 
     def release_lease(self, name: str, holder: str) -> None:
-        self.leases.release(name, holder)
+        try:
+            self.index.flush_later(self.map)  # the run's index entries, one write per shard
+        finally:
+            self.leases.release(name, holder)
 
     def recover(self) -> int:
         """Finish writes that a crash or an outage cut short after their commit point.
@@ -469,7 +385,7 @@ class VaultKeyStore(deletion.RingDeletion, public.PublicHalves, counts.VaultCoun
         known = self.audit.known_batches()
         appended = 0
         for name, (_rev, doc) in sorted(docs.items()):
-            self._purge(name, doc)
+            self.committer.purge(name, doc)
             tx = doc.get("tx") or {}
             if tx.get("entries") and str(tx.get("id")) not in known:
                 entries = [entry_from_dict(e) for e in tx["entries"]]

@@ -34,19 +34,22 @@ def proxy(bao_dev: DevServer) -> Iterator[FaultProxy]:
         p.close()
 
 
+@pytest.mark.parametrize("concurrency", [1, 2])
 def test_deadline_bounds_the_whole_run(
     vault_store: VaultKeyStore,
     proxy: FaultProxy,
     mounts: tuple[str, str],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    concurrency: int,
 ) -> None:
+    """With threads, rings in flight at the deadline finish and no new ring starts."""
     monkeypatch.chdir(tmp_path)
-    names = seed_due_rings(vault_store, 6, prefix="dl")
+    names = seed_due_rings(vault_store, 4 + 4 * concurrency, prefix="dl")
     proxy.add(Fault("delay", path="/v1/", seconds=0.1))
     with keylife.open(VaultKeyStore.from_url(proxy.store_url(*mounts)), actor="a") as m:
         start = time.monotonic()
-        report = Runner(m, deadline=4.0).run()
+        report = Runner(m, deadline=4.0, concurrency=concurrency).run()
         took = time.monotonic() - start
     assert "deadline of 4 s passed" in report.aborted, report
     skipped = [r.ring for r in report.rings if r.status == "skipped"]
@@ -54,15 +57,24 @@ def test_deadline_bounds_the_whole_run(
     assert report.count("succeeded") >= 1
     assert took < 4.0 + 10  # at most the ring in progress past the deadline
     assert vault_store.read_lease(LEASE_NAME) is None
-    assert sum(check_rings(vault_store, names).values()) == 6
+    counts = check_rings(vault_store, names)
+    assert counts[2] == report.count("succeeded") and counts[1] == len(skipped)
 
 
+@pytest.mark.parametrize("concurrency", [1, 2])
 def test_sigterm_finishes_the_commit_releases_the_lease_and_reports(
-    vault_store: VaultKeyStore, proxy: FaultProxy, mounts: tuple[str, str], tmp_path: Path
+    vault_store: VaultKeyStore,
+    proxy: FaultProxy,
+    mounts: tuple[str, str],
+    tmp_path: Path,
+    concurrency: int,
 ) -> None:
+    """SIGTERM: the rings in flight (one per thread) finish, none starts after it."""
     names = seed_due_rings(vault_store, 8, prefix="sig")
     proxy.add(Fault("delay", path="/v1/", seconds=0.1))
-    proc = start_rotate(proxy.store_url(*mounts), tmp_path, deadline=10)
+    proc = start_rotate(
+        proxy.store_url(*mounts), tmp_path, "--concurrency", str(concurrency), deadline=10
+    )
     try:
         end = time.monotonic() + 60
         while not any(m == "POST" and "/data/rings/" in p for m, p in proxy.requests):
