@@ -34,7 +34,7 @@ from ..specs import KeySpec
 from . import sqlite_counts, sqlite_leases, sqlite_schedule
 from .base import Lease
 from .schedule import QuietRing, RingsToPlan
-from .sqlite_deletion import delete_ring, refuse_deleted
+from .sqlite_deletion import delete_ring, refuse_deleted, remember_deleted
 from .sqlite_identity import INIT_STORE_ID, reseal_all
 
 __all__ = ["MasterKeyFile", "SqliteStore"]
@@ -419,6 +419,7 @@ class SqliteStore:
             head = record.hash
         db.execute("UPDATE meta SET value=? WHERE key='audit_count'", (str(count),))
         db.execute("UPDATE meta SET value=? WHERE key='audit_head'", (head,))
+        remember_deleted(db, entries)  # restore and migrate carry the log, so the tombstones
 
     def append_audit(self, entries: Sequence[AuditEntry]) -> None:
         with self._write() as db:

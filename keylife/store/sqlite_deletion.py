@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Sequence
 
+from ..audit import AuditEntry
 from ..errors import ConflictError, NotFoundError, RingNotEmptyError
 from .base import deleted_ring_error
 
-__all__ = ["TOMBSTONES", "delete_ring", "refuse_deleted"]
+__all__ = ["TOMBSTONES", "delete_ring", "refuse_deleted", "remember_deleted"]
 
 TOMBSTONES = (
     "CREATE TABLE IF NOT EXISTS deleted_rings (name TEXT PRIMARY KEY, issued INTEGER NOT NULL)"
@@ -67,3 +69,13 @@ def refuse_deleted(db: sqlite3.Connection, name: str) -> None:
         return
     if row is not None:
         raise deleted_ring_error(name)
+
+
+def remember_deleted(db: sqlite3.Connection, entries: Sequence[AuditEntry]) -> None:
+    """Tombstones for the rings whose successful ``delete`` record is in ``entries``: a store
+    restored from a backup, or migrated, refuses their names as the source did."""
+    names = {e.ring for e in entries if e.action == "delete" and e.ring and e.outcome == "success"}
+    if not names:
+        return
+    db.execute(TOMBSTONES)
+    db.executemany("INSERT OR IGNORE INTO deleted_rings VALUES (?, 0)", [(n,) for n in names])

@@ -94,3 +94,41 @@ def test_a_deleted_ring_put_back_is_reported(store: Path) -> None:
     assert result.exit_code == 1
     assert "ring old is still in the store, but record" in result.output
     assert "keylife key delete old" in result.output
+
+
+def test_a_restored_or_migrated_store_still_refuses_a_deleted_name(
+    store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tombstone travels with the audit log: a backup restored into an empty store, or a
+    store migrated, refuses the deleted ring's name as the source does."""
+    with keylife.open(str(store / "k.db"), master_key_file=store / "mk") as m:
+        m.deactivate("old", 1)
+        m.destroy("old", 1)
+    _carry_out(store)
+    with keylife.open(str(store / "k.db"), master_key_file=store / "mk") as m:
+        m.delete_ring("old")
+    monkeypatch.setenv("KEYLIFE_BACKUP_PASSPHRASE", "a long backup passphrase")
+    assert run(store, "backup", str(store / "b.klb")).exit_code == 0
+    restored = store / "restored"
+    restored.mkdir()
+    back = CliRunner().invoke(
+        cli,
+        ["--store", str(restored / "k.db"), "--master-key-file", str(restored / "mk"), "restore",
+         str(store / "b.klb")],
+        catch_exceptions=False,
+    )  # fmt: skip
+    assert back.exit_code == 0, back.output
+    migrated = str(store / "migrated.db")
+    moved = run(store, "store", "migrate", "--from", str(store / "k.db"), "--to", migrated)
+    assert moved.exit_code == 0, moved.output
+    for target, key in (
+        (restored / "k.db", restored / "mk"),
+        (store / "migrated.db", store / "mk"),
+    ):
+        again = CliRunner().invoke(
+            cli,
+            ["--store", str(target), "--master-key-file", str(key), "key", "create", "old",
+             "--purpose", "data-encryption"],
+            catch_exceptions=False,
+        )  # fmt: skip
+        assert again.exit_code == 1 and "was deleted" in again.output, (target, again.output)
