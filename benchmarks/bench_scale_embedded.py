@@ -56,7 +56,7 @@ require_venv()
 import keylife
 from keylife.lifecycle import ring_to_dict
 from keylife.rotation import run
-from keylife.sealing import associated_data
+from keylife.sealing import Sealer, associated_data
 from keylife.store.sqlite import MasterKeyFile, SqliteStore
 from tests.rings import fresh_ring
 
@@ -68,8 +68,9 @@ BATCH = 5000
 def build(root: Path, count: int) -> dict[str, str]:
     """The store (see the module docstring); returns the environment that opens it."""
     db, key_file = root / "k.db", MasterKeyFile(root / "mk")
-    SqliteStore.init(db, key_file).close()
-    master = key_file.load()
+    store = SqliteStore.init(db, key_file)
+    master = Sealer(key_file.load(), store.store_id)  # bound to the store's id, as a commit
+    store.close()
     now = dt.datetime.now(dt.UTC)
     conn = sqlite3.connect(db, isolation_level=None)
     conn.execute("BEGIN IMMEDIATE")

@@ -79,3 +79,20 @@ def test_bench_policy_checks_prints_and_writes_nothing(tmp_path: Path) -> None:
     assert "| create 3 rings" in proc.stdout and "warm `ring.primary()`" in proc.stdout
     assert {p.name: p.read_bytes() for p in BENCH.glob("RESULTS-*.md")} == before
     assert not list(tmp_path.iterdir())
+
+
+def test_bench_scale_embedded_runs_small_and_writes_nothing(tmp_path: Path) -> None:
+    """The 100,000-ring benchmark builds its store with direct inserts: a small run keeps it
+    in step with the store format (blobs bound to the store's id)."""
+    before = {p.name: p.read_bytes() for p in BENCH.glob("RESULTS-*.md")}
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "bench_scale_embedded.py"), "--rings", "50"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "nothing-due `keylife rotate`" in proc.stdout
+    assert {p.name: p.read_bytes() for p in BENCH.glob("RESULTS-*.md")} == before
