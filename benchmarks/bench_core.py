@@ -31,19 +31,6 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
-def require_venv() -> None:
-    """Benchmarks need keylife and its dependencies: the checkout's virtualenv has them."""
-    import importlib.util
-
-    installed = Path(sys.executable).with_name("keylife").exists()  # the venv's command
-    if not installed or not all(importlib.util.find_spec(m) for m in ("keylife", "cryptography")):
-        raise SystemExit(
-            f"benchmarks: {sys.executable} is not keylife's virtualenv; run "
-            f".venv/bin/python benchmarks/{Path(sys.argv[0]).name} from the checkout "
-            "(./scripts/test or ./scripts/quickstart makes .venv)"
-        )
-
-
 def _keylife_exe() -> str:
     exe = Path(sys.executable).with_name("keylife")
     return str(exe) if exe.exists() else shutil.which("keylife") or "keylife"
@@ -165,6 +152,9 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help="replace benchmarks/RESULTS-core.md")
     parser.add_argument("--output", type=Path, help="write the report to this file")
     args = parser.parse_args()
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo
+    from benchmarks.benchenv import require_venv
+
     require_venv()
     if args.write and args.output is None:
         args.output = HERE / "RESULTS-core.md"

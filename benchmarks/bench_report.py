@@ -26,18 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo, for tests.rings
 
 
-def require_venv() -> None:
-    """Benchmarks need keylife and its dependencies: the checkout's virtualenv has them."""
-    import importlib.util
-
-    installed = Path(sys.executable).with_name("keylife").exists()  # the venv's command
-    if not installed or not all(importlib.util.find_spec(m) for m in ("keylife", "cryptography")):
-        raise SystemExit(
-            f"benchmarks: {sys.executable} is not keylife's virtualenv; run "
-            f".venv/bin/python benchmarks/{Path(sys.argv[0]).name} from the checkout "
-            "(./scripts/test or ./scripts/quickstart makes .venv)"
-        )
-
+from benchmarks.benchenv import require_venv
 
 require_venv()
 
