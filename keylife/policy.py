@@ -129,6 +129,14 @@ class Policy:
     #: Two-person rule: a scheduled destruction also waits for a second actor's approval.
     destroy_requires_second_actor: bool = False
 
+    def __post_init__(self) -> None:
+        if self.destroy_wait < DAY:  # the same floor as a policy file (MIN_DESTROY_WAIT)
+            raise PolicyError(
+                f"destroy_wait must be at least 1d, not {format_duration(self.destroy_wait)}: a "
+                "scheduled destruction waits at least a day so a mistake can be cancelled (a "
+                "compromised version may still be destroyed sooner with destroy(wait=...))"
+            )
+
     def minimum_strength(self, at: dt.datetime) -> int:
         """Minimum security strength for a key generated at ``at``."""
         floor = 128 if self.profile == "128-bit" or at >= TRANSITION_DATE else 112

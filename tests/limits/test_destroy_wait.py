@@ -336,3 +336,14 @@ def test_fuzz_a_stored_schedule(raw: str) -> None:
         assert not [s for s in steps if s.kind.value == "destroy"]
         return
     assert schedule is not None
+
+
+def test_a_policy_built_in_code_keeps_the_minimum_wait() -> None:
+    """The floor is the policy's, not the file parser's: a Policy made in code cannot set a
+    destruction wait below a day either."""
+    from keylife.errors import PolicyError
+    from keylife.policy import Policy
+
+    with pytest.raises(PolicyError, match="at least 1d"):
+        Policy(destroy_wait=dt.timedelta(hours=1))
+    assert Policy(destroy_wait=dt.timedelta(days=1)).destroy_wait == dt.timedelta(days=1)
