@@ -37,9 +37,8 @@ from ..lifecycle import Ring
 from ..material import KeyMaterial
 from ..specs import KeySpec
 from ..store.base import Lease
-from .client import q
 from .kv import KV
-from .transit import Transit, context
+from .transit import context
 
 __all__ = [
     "PATH",
@@ -47,7 +46,6 @@ __all__ = [
     "bound_context",
     "parse_store_id",
     "reseal",
-    "write_materials",
 ]
 
 PATH = "store-id"
@@ -174,43 +172,6 @@ class StoreIdentity:
                 f"{ring} --version {version}`)"
             )
         return bound_context(ring, version, sid if isinstance(sid, str) else None)
-
-
-def write_materials(
-    kv: KV,
-    transit: Transit,
-    key_name: str,
-    name: str,
-    materials: Mapping[int, KeyMaterial],
-    mat: dict[str, str],
-    purge: dict[str, str],
-    store_id: str | None,
-) -> list[str]:
-    """Seal and write each material at a fresh path (bound to ``store_id`` when given);
-    update ``mat``/``purge``. The paths written."""
-    written: list[str] = []
-    for number, material in sorted(materials.items()):
-        blob_id = secrets.token_hex(8)
-        ct = transit.encrypt(
-            key_name,
-            material.reveal(),
-            bound_context(name, number, store_id),
-            what=f"seal material {name} v{number} with Transit",
-        )
-        path = f"m/{q(name)}/{number}/{blob_id}"
-        kv.cas_write(
-            path,
-            {"ct": ct},
-            cas=0,
-            what=f"write material {name} v{number}",
-            ours=lambda d, ct=ct: d.get("ct") == ct,  # type: ignore[misc]
-        )
-        written.append(path)
-        old = mat.get(str(number))
-        if old is not None:
-            purge[str(number)] = old
-        mat[str(number)] = blob_id
-    return written
 
 
 class Resealable(Protocol):
