@@ -198,10 +198,10 @@ def table(count: int, r: dict[str, object], load: tuple[float, float]) -> str:
         "",
         "The nothing-due pass loads no ring: each ring's quiet record (revision, planner "
         "digest, until its next event; keylife.rotation.schedule) tells it nothing is due. "
-        "The first run costs what every run cost before (every ring loaded, planned and its key "
-        "checked). A ring is planned again, and its keys checked, when its next event or its "
-        "re-check time comes (12 to 24 hours after its last check, spread by name), so a run "
-        "every hour re-plans roughly one ring in twelve to twenty-four.",
+        "The first run plans and checks every ring, a page of 512 at a time, so its memory does "
+        "not grow with the store. A ring is planned again, and its keys checked, when its next "
+        "event or its re-check time comes (12 to 24 hours after its last check, spread by "
+        "name), so a run every hour re-plans roughly one ring in twelve to twenty-four.",
     ]
     return "\n".join(lines) + "\n"
 

@@ -108,6 +108,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "keylife.rotation.results",
             "keylife.rotation.schedule",
             "keylife.rotation.pool",
+            "keylife.rotation.paging",
+            "keylife.rotation.settle",
             "keylife.rotation",
             "keylife.backup",
             "keylife.recovery",

@@ -30,20 +30,22 @@ from ..lifecycle import Action, Ring
 from ..manager import KeyManager
 from ..policy import Purpose
 from ..residence import is_transit_resident
+from ..store.schedule import RingsToPlan
 from ..writer import RingWriter
 from . import schedule
 from .health import check_ring, versions_to_check
 from .holders import holder_is_dead, new_holder
-from .plan import Plan, Step, StepKind, plan_ring, plan_rotation
+from .paging import plan_pages, replanned_pages
+from .plan import Plan, Step, StepKind, plan_ring
 from .pool import apply_rings, check_concurrency, map_rings
 from .results import RingResult, RunReport, StepResult
+from .settle import settle
 
 log = logging.getLogger("keylife.rotate")
 
 LEASE_NAME = "keylife-rotate"
 #: Report name prefix of transit-resident rings (Vault keys that never leave Vault).
 TRANSIT_PREFIX = "transit:"
-MAX_STEPS_PER_RING = 32
 DEFAULT_RUN_DEADLINE = 3600.0  # seconds; rings not reached by then are skipped, named
 
 
@@ -85,6 +87,8 @@ class Runner:
         #: Rings whose primary or staged successor does not open or match its fingerprint.
         self.unhealthy: dict[str, str] = {}
         self._loaded: list[Ring] = []
+        self._pages: RingsToPlan | None = None
+        self._revisions: dict[str, int] = {}
         self._planned = Plan(dt.datetime.min.replace(tzinfo=dt.UTC), ())
         self._snapshot: dict[str, Ring] = {}
         #: messages per version of each planned ring (read once per run, for max_messages)
@@ -110,25 +114,33 @@ class Runner:
         return rings
 
     def plan(self, now: dt.datetime, only: Sequence[str] | None = None) -> tuple[Plan, int]:
-        # On a large store only the rings that may be due are loaded (keylife.rotation.schedule)
+        # On a large store only the rings that may be due are loaded (keylife.rotation.schedule),
+        # a page at a time: the run keeps the due ones (keylife.rotation.paging)
         found = (
             None if only else schedule.rings_to_plan(self.manager.store, self.manager.policy, now)
         )
-        rings = self._rings(only) if found is None else found.rings
-        self._loaded = rings
-        self._snapshot = {r.name: r for r in rings}
-        self.damaged = {r.name: r.damage for r in rings if r.damage}
-        counts = self._ring_counts = {r.name: self._counts(r) for r in rings}
-        plan = self._planned = plan_rotation(rings, self.manager.policy, now, counts)
+        self._pages = found
+        if found is None:
+            rings = self._rings(only)
+            paged = plan_pages([rings], self.manager.policy, now, self._counts)
+        else:
+            paged = plan_pages(found.pages(), self.manager.policy, now, self._counts)
+        self._loaded, self._revisions = list(paged.due.values()), paged.revisions
+        self._snapshot, self.damaged = paged.due, paged.damaged
+        self._ring_counts = paged.counts
+        plan = self._planned = paged.plan
         quiet = {} if found is None else found.quiet
+        checked = len(paged.revisions)
+        if found is None:
+            self._loaded = rings
         if quiet:
             plan = Plan(now, plan.steps, {**quiet, **plan.next_due})
         transit_steps, transit_due = self._plan_transit(now, only)
         if not transit_due:
-            return plan, len(rings) + len(quiet)
+            return plan, checked + len(quiet)
         return (
             Plan(now, (*plan.steps, *transit_steps), {**plan.next_due, **transit_due}),
-            len(rings) + len(quiet) + len(transit_due),
+            checked + len(quiet) + len(transit_due),
         )
 
     # ---- transit-resident rings (keys that never leave Vault) --------------------------------
@@ -180,7 +192,7 @@ class Runner:
             new: int | None = rings.apply(short, step, now)
             return new
 
-        return _settle(name, plan, apply, once=frozenset())
+        return settle(name, plan, apply, once=frozenset())
 
     # ---- the lease --------------------------------------------------------------------------
 
@@ -321,9 +333,23 @@ class Runner:
             except StoreUnavailableError as exc:
                 return exc
 
-        for ring, problem in zip(
-            self._loaded, map_rings(check, self._loaded, self.concurrency), strict=True
-        ):
+        found = self._pages
+        pages = [self._loaded] if found is None else replanned_pages(found.pages(), self._revisions)
+        for page in pages:
+            stopped = self._check_page(page, check, now, record=record)
+            if stopped:
+                return stopped
+        return ""
+
+    def _check_page(
+        self,
+        page: list[Ring],
+        check: Callable[[Ring], str | StoreUnavailableError],
+        now: dt.datetime,
+        *,
+        record: bool,
+    ) -> str:
+        for ring, problem in zip(page, map_rings(check, page, self.concurrency), strict=True):
             if isinstance(problem, StoreUnavailableError):
                 log.error("store unavailable, stopping the run: %s", problem)
                 return str(problem)
@@ -332,11 +358,11 @@ class Runner:
                 self.unhealthy[ring.name] = problem
                 if record:
                     self.manager.record_failure("rotate", ring.name, None, KeylifeError(problem))
-            elif not ring.damage and not is_transit_resident(ring):
+            elif ring.name in self._snapshot and not is_transit_resident(ring):
                 self._opened |= {(ring.name, v.number) for v in versions_to_check(ring, now)}
         if record:  # what was planned quiet and is healthy need not be loaded next run
             m = self.manager
-            schedule.remember(m.store, m.policy, now, self._loaded, self._planned, self.unhealthy)
+            schedule.remember(m.store, m.policy, now, page, self._planned, self.unhealthy)
         return ""
 
     def _broken(self) -> tuple[RingResult, ...]:
@@ -376,7 +402,7 @@ class Runner:
 
         # The CA's answer (dates, clock skew) may make a renewal look due again at once; one
         # conversation with the CA per ring and run is enough, the next run looks again.
-        return _settle(name, plan, apply, once=_ONCE_PER_RUN, on_failure=record)
+        return settle(name, plan, apply, once=_ONCE_PER_RUN, on_failure=record)
 
     def _counts(self, ring: Ring) -> dict[int, int]:
         """Messages per version of ``ring``, read only where ``max_messages`` applies."""
@@ -443,43 +469,6 @@ _TRANSITION_OF = {
     StepKind.DEACTIVATE: Action.DEACTIVATE,
     StepKind.DESTROY: Action.DESTROY,
 }
-
-
-def _settle(
-    name: str,
-    plan: Callable[[], tuple[list[Step], dt.datetime | None]],
-    apply: Callable[[Step], int | None],
-    *,
-    once: frozenset[StepKind],
-    on_failure: Callable[[KeylifeError], None] | None = None,
-) -> RingResult:
-    """Re-plan and apply the first due step until nothing is due (steps of a kind in ``once``
-    at most once). A store outage propagates; any other error fails this ring only."""
-    done: list[StepResult] = []
-    next_due: dt.datetime | None = None
-    try:
-        for _ in range(MAX_STEPS_PER_RING):
-            steps, next_due = plan()
-            ran = {d.kind for d in done}
-            steps = [s for s in steps if not (s.kind in once and s.kind.value in ran)]
-            if not steps:
-                return RingResult(name, "succeeded", tuple(done), next_due=next_due)
-            step = steps[0]
-            new = apply(step)
-            log.info("%s: %s v%s done (%s)", name, step.kind.value, step.version, step.reason)
-            done.append(StepResult(step.kind.value, step.version, "succeeded", step.reason, new))
-        raise KeylifeError(f"ring {name} did not settle after {MAX_STEPS_PER_RING} steps")
-    except StoreUnavailableError:
-        raise
-    except Exception as exc:
-        if not isinstance(exc, KeylifeError):
-            log.debug("%s: unexpected error", name, exc_info=True)
-            exc = KeylifeError(f"unexpected {type(exc).__name__}: {exc}")
-        log.error("%s: %s", name, exc)
-        if on_failure is not None:
-            on_failure(exc)
-        failed = StepResult("error", None, "failed", str(exc))
-        return RingResult(name, "failed", (*done, failed), str(exc), next_due)
 
 
 def run(

@@ -16,7 +16,7 @@ before, through the fallbacks here and in :mod:`keylife.rotation.schedule`.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -45,13 +45,32 @@ class QuietRing:
     next_due: dt.datetime | None
 
 
+#: Rings a run holds in memory at once while it plans and checks a large store.
+PLAN_PAGE = 512
+
+
 @dataclass(frozen=True)
 class RingsToPlan:
-    """What a run must plan at a moment: ``rings`` (loaded: no valid record), and the quiet
+    """What a run must plan at a moment: the rings without a valid record (``names``, read a
+    page at a time by ``load``: a run over a large store never holds them all), and the quiet
     rings by name with their next event (provably nothing due; not loaded)."""
 
-    rings: list[Ring]
+    names: tuple[str, ...] = ()
     quiet: dict[str, dt.datetime | None] = field(default_factory=dict)
+    load: Callable[[Sequence[str]], list[Ring]] | None = None
+
+    def pages(self, size: int | None = None) -> Iterator[list[Ring]]:
+        """The rings to plan, in name order, ``size`` (default :data:`PLAN_PAGE`) at a time,
+        read afresh on each call."""
+        size = size or PLAN_PAGE
+        for start in range(0, len(self.names), size):
+            assert self.load is not None
+            yield self.load(self.names[start : start + size])
+
+    @property
+    def rings(self) -> list[Ring]:
+        """Every ring to plan, loaded at once (small stores and tests)."""
+        return [ring for page in self.pages() for ring in page]
 
 
 @runtime_checkable

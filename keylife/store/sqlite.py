@@ -355,8 +355,7 @@ class SqliteStore:
     # ---- large stores: quiet records and paging (keylife.store.sqlite_schedule) -------------
 
     def rings_to_plan(self, digest: str, now: dt.datetime) -> RingsToPlan:
-        with self._reading() as db:
-            return sqlite_schedule.rings_to_plan(db, digest, now)
+        return sqlite_schedule.rings_to_plan(self._reading, digest, now)
 
     def remember_quiet(self, quiet: Sequence[QuietRing]) -> int:
         with self._write() as db:

@@ -17,6 +17,7 @@ the lock held per page only), so listing 100,000 rings never holds them all.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
@@ -96,28 +97,35 @@ _CHECK = (
 )
 
 
-def rings_to_plan(db: sqlite3.Connection, digest: str, now: dt.datetime) -> RingsToPlan:
-    """See :meth:`keylife.store.schedule.SchedulingStore.rings_to_plan`."""
-    if not has_schedule(db):
-        rows = db.execute("SELECT name, doc, revision FROM rings ORDER BY name").fetchall()
-        return RingsToPlan([decode_ring(doc, _revision(rev), str(n)) for n, doc, rev in rows])
-    at = micros(now)
+_NAMED = (
+    "SELECT name, doc, revision FROM rings WHERE name IN (SELECT value FROM json_each(?)) "
+    "ORDER BY name"
+)
+
+
+def rings_to_plan(reading: Reading, digest: str, now: dt.datetime) -> RingsToPlan:
+    """See :meth:`keylife.store.schedule.SchedulingStore.rings_to_plan`: the names are read
+    now, the rings a page at a time when the run asks (``reading()``: the connection under the
+    store's lock)."""
     quiet: dict[str, dt.datetime | None] = {}
     load: list[str] = []
-    for name, valid, next_due in db.execute(_CHECK, (digest, at, at)):
-        if valid:
-            quiet[str(name)] = _time(next_due)
+    with reading() as db:
+        if not has_schedule(db):
+            load = [str(n) for (n,) in db.execute("SELECT name FROM rings ORDER BY name")]
         else:
-            load.append(str(name))
-    if len(load) > len(quiet):  # most rings are to be planned: one pass reads them faster
-        wanted = set(load)
-        every = db.execute("SELECT name, doc, revision FROM rings ORDER BY name")
-        found = [(n, doc, rev) for n, doc, rev in every if n in wanted]
-    else:
-        one = "SELECT name, doc, revision FROM rings WHERE name = ?"
-        found = [row for n in load for row in db.execute(one, (n,)).fetchall()]
-    rings = [decode_ring(doc, _revision(rev), str(n)) for n, doc, rev in found]
-    return RingsToPlan(rings, quiet)
+            at = micros(now)
+            for name, valid, next_due in db.execute(_CHECK, (digest, at, at)):
+                if valid:
+                    quiet[str(name)] = _time(next_due)
+                else:
+                    load.append(str(name))
+
+    def load_named(names: Sequence[str]) -> list[Ring]:
+        with reading() as db:
+            rows = db.execute(_NAMED, (json.dumps(list(names)),)).fetchall()
+        return [decode_ring(doc, _revision(rev), str(n)) for n, doc, rev in rows]
+
+    return RingsToPlan(tuple(load), quiet, load_named)
 
 
 def remember_quiet(db: sqlite3.Connection, quiet: Sequence[QuietRing]) -> int:

@@ -43,6 +43,7 @@ from keylife.rotation.plan import plan_ring
 from keylife.rotation.runner import Runner
 from keylife.rotation.schedule import planner_digest, remember, rings_to_plan
 from keylife.specs import parse_spec
+from keylife.store import schedule as store_schedule
 from keylife.store.sqlite import MasterKeyFile, SqliteStore
 
 T0 = TRANSITION_DATE - dt.timedelta(days=200)  # the strength floor changes within reach
@@ -276,6 +277,7 @@ def test_the_fast_path_plans_exactly_what_the_full_planner_plans(
     t1 = t0 + dt.timedelta(hours=hours)
     with fresh_store() as store, pytest.MonkeyPatch.context() as patch:
         patch.setattr(schedule, "RECHECK_AFTER", dt.timedelta(days=5000))  # records stay valid
+        patch.setattr(store_schedule, "PLAN_PAGE", 2)  # several pages: each planned apart
         for i, ring in enumerate(found):
             seed(
                 store,
@@ -479,3 +481,45 @@ def _close_raw_connections() -> Iterator[None]:
     yield
     while _RAW:
         _RAW.pop().close()
+
+
+def test_a_first_run_holds_a_page_of_rings_not_the_store(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run over a store with no records plans and checks it a page at a time: no read asks
+    for more than a page, the run keeps only the due rings, and every quiet one is recorded."""
+    monkeypatch.setattr(store_schedule, "PLAN_PAGE", 3)
+    with fresh_store() as store:
+        quiet_store(store, 10)
+        due = KeyVersion(
+            "due",
+            1,
+            parse_spec("aes-256"),
+            "data-encryption",
+            State.ACTIVE,
+            fingerprint(material("aes-256")),
+            T0,
+            activation=T0,
+            deactivation=T0 + 2 * DAY,  # within the lead time at T0 + 1 day: rotation due
+        )
+        seed(store, Ring("due", parse_spec("aes-256"), "data-encryption", T0, (due,), 2))
+        asked: list[int] = []
+        reading = store.rings_to_plan
+
+        def spy(digest: str, now: dt.datetime) -> Any:
+            found = reading(digest, now)
+            load = found.load
+            assert load is not None
+
+            def counted(names: Any) -> list[Ring]:
+                asked.append(len(names))
+                return load(names)
+
+            return replace(found, load=counted)
+
+        monkeypatch.setattr(store, "rings_to_plan", spy)
+        runner = Runner(manager(store, Policy(), T0 + DAY))
+        report = runner.run()
+        assert report.ok and [r.ring for r in report.rings] == ["due"]
+        assert asked and max(asked) <= 3
+        assert set(runner._snapshot) <= {"due"}
+        found = store.rings_to_plan(planner_digest(Policy()), T0 + DAY)
+        assert sorted(found.quiet) == sorted(f"q{i}" for i in range(10))  # "due" was written
