@@ -224,7 +224,7 @@ def head_batches(head: Mapping[str, Any]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     group = head.get("group")
     if isinstance(group, str):
-        with contextlib.suppress(ValueError):
+        with contextlib.suppress(ValueError, RecursionError):  # deeply nested: not ours
             decoded = json.loads(group)
             out += [b for b in decoded if isinstance(b, dict)] if isinstance(decoded, list) else []
     last = head.get("last")
