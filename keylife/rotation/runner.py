@@ -93,6 +93,7 @@ class Runner:
         self._snapshot: dict[str, Ring] = {}
         #: messages per version of each planned ring (read once per run, for max_messages)
         self._ring_counts: dict[str, dict[int, int]] = {}
+        self._count_cache: dict[str, dict[int, int]] = {}
         self._lease_taken = 0.0
         #: (ring, version) whose material this run's health check opened and matched
         self._opened: set[tuple[str, int]] = set()
@@ -258,6 +259,7 @@ class Runner:
     ) -> RunReport:
         """Plan for ``now`` (default: the manager's clock) and, unless ``dry_run``, apply it."""
         as_of = as_utc(now) if now is not None else self.manager.now()
+        self._count_cache = {}
         plan, checked = self.plan(as_of, rings)
         if dry_run or not plan:
             aborted = self._check_health(as_of, record=not dry_run)
@@ -405,8 +407,15 @@ class Runner:
         return settle(name, plan, apply, once=_ONCE_PER_RUN, on_failure=record)
 
     def _counts(self, ring: Ring) -> dict[int, int]:
-        """Messages per version of ``ring``, read only where ``max_messages`` applies."""
-        return counts_for(self.manager.store, self.manager.policy, ring)
+        """Messages per version of ``ring``, read only where ``max_messages`` applies, once
+        per run: the plan before the lease, the plan under it and the rotation's own check
+        see the same counts (counts only grow; the next run sees what came since)."""
+        found = self._count_cache.get(ring.name)
+        if found is None:
+            found = self._count_cache[ring.name] = counts_for(
+                self.manager.store, self.manager.policy, ring
+            )
+        return found
 
     def _apply(self, view: KeyManager, ring: Ring, step: Step, now: dt.datetime) -> int | None:
         """Apply one planned step through the same manager operations an operator uses."""

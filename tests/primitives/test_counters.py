@@ -381,3 +381,27 @@ def test_a_quiet_ring_that_reaches_max_messages_is_planned(sandbox: Path) -> Non
         report = keylife.rotation.run(m)
         assert report.ok, report
         assert m.ring("orders").primary().number == 2
+
+
+def test_a_run_reads_each_rings_counts_once(sandbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The plan before the lease, the plan under it and the rotation's own check share one
+    read of a ring's counts (on Vault each read is a request per ring)."""
+    (sandbox / "policy.toml").write_text(POLICY)
+    policy = keylife.load_policy(sandbox / "policy.toml")
+    with keylife.init(str(sandbox / "k.db"), master_key_file=sandbox / "mk", policy=policy) as m:
+        for name in ("orders", "quiet", "other"):
+            m.create_ring(name, "aes-256", "data-encryption")
+        for _ in range(5):
+            m.ring("orders").encrypt(b"x")
+    with keylife.open(str(sandbox / "k.db"), master_key_file=sandbox / "mk", policy=policy) as m:
+        reads: list[str] = []
+        read = m.store.encryption_counts
+
+        def spy(ring: str) -> dict[int, int]:
+            reads.append(ring)
+            return read(ring)
+
+        monkeypatch.setattr(m.store, "encryption_counts", spy)
+        report = rotation_run(m)
+        assert report.ok and [r.ring for r in report.rings] == ["orders"]
+        assert sorted(reads) == ["orders", "other", "quiet"], reads
