@@ -14,19 +14,26 @@ SMALL = ["--rings", "3", "--runs", "1", "--keygen", "3"]
 SMALL_POLICY = ["--rings", "3", "--runs", "1", "--calls", "100"]
 
 
-def test_bench_core_prints_and_writes_nothing(tmp_path: Path) -> None:
+def run_small(script: str, args: list[str], cwd: Path, timeout: int = 120) -> str:
+    """Run benchmark ``script`` small in ``cwd``: it succeeds and leaves every tracked
+    RESULTS file as it was; its standard output."""
     before = {p.name: p.read_bytes() for p in BENCH.glob("RESULTS-*.md")}
     proc = subprocess.run(
-        [sys.executable, str(BENCH / "bench_core.py"), *SMALL],
-        cwd=tmp_path,
+        [sys.executable, str(BENCH / script), *args],
+        cwd=cwd,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
         check=False,
     )
-    assert proc.returncode == 0, proc.stderr
-    assert "# " in proc.stdout and "keylife key list" in proc.stdout
+    assert proc.returncode == 0, proc.stderr[-2000:]
     assert {p.name: p.read_bytes() for p in BENCH.glob("RESULTS-*.md")} == before
+    return proc.stdout
+
+
+def test_bench_core_prints_and_writes_nothing(tmp_path: Path) -> None:
+    out = run_small("bench_core.py", SMALL, tmp_path)
+    assert "# " in out and "keylife key list" in out
     assert not list(tmp_path.iterdir())
 
 
@@ -66,33 +73,13 @@ def test_every_benchmark_writes_results_only_with_write() -> None:
 
 
 def test_bench_policy_checks_prints_and_writes_nothing(tmp_path: Path) -> None:
-    before = {p.name: p.read_bytes() for p in BENCH.glob("RESULTS-*.md")}
-    proc = subprocess.run(
-        [sys.executable, str(BENCH / "bench_policy_checks.py"), *SMALL_POLICY],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert "| create 3 rings" in proc.stdout and "warm `ring.primary()`" in proc.stdout
-    assert {p.name: p.read_bytes() for p in BENCH.glob("RESULTS-*.md")} == before
+    out = run_small("bench_policy_checks.py", SMALL_POLICY, tmp_path)
+    assert "| create 3 rings" in out and "warm `ring.primary()`" in out
     assert not list(tmp_path.iterdir())
 
 
 def test_bench_scale_embedded_runs_small_and_writes_nothing(tmp_path: Path) -> None:
     """The 100,000-ring benchmark builds its store with direct inserts: a small run keeps it
     in step with the store format (blobs bound to the store's id)."""
-    before = {p.name: p.read_bytes() for p in BENCH.glob("RESULTS-*.md")}
-    proc = subprocess.run(
-        [sys.executable, str(BENCH / "bench_scale_embedded.py"), "--rings", "50"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "nothing-due `keylife rotate`" in proc.stdout
-    assert {p.name: p.read_bytes() for p in BENCH.glob("RESULTS-*.md")} == before
+    out = run_small("bench_scale_embedded.py", ["--rings", "50"], tmp_path, timeout=300)
+    assert "nothing-due `keylife rotate`" in out
