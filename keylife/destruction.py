@@ -21,6 +21,7 @@ import datetime as dt
 import json
 from dataclasses import dataclass, replace
 
+from .audit import AuditEntry
 from .changes import Change, entry, get_version
 from .documents import Document
 from .durations import MAX_DURATION, format_duration
@@ -201,13 +202,16 @@ def schedule_destroy(
         )
     why = reason or "destroyed by operator"
     schedule = DestroySchedule(now + wait, now, actor, identity, why)
-    updated = replace(v, attributes={**v.attributes, SCHEDULE: schedule.to_json()})
     text = f"{why}; due {schedule.due.isoformat()}"
-    return Change(
-        ring.replace_version(updated),
-        (entry(now, actor, "schedule-destroy", ring.name, number, text),),
-        version=updated,
+    return _scheduled(
+        ring, v, schedule, entry(now, actor, "schedule-destroy", ring.name, number, text)
     )
+
+
+def _scheduled(ring: Ring, v: KeyVersion, schedule: DestroySchedule, record: AuditEntry) -> Change:
+    """The change that stores ``schedule`` on ``v``, audited by ``record``."""
+    updated = replace(v, attributes={**v.attributes, SCHEDULE: schedule.to_json()})
+    return Change(ring.replace_version(updated), (record,), version=updated)
 
 
 def _pending_or_refuse(ring: Ring, number: int, verb: str) -> tuple[KeyVersion, DestroySchedule]:
@@ -264,10 +268,7 @@ def approve_destroy(
             version=number,
         )
     approved = replace(schedule, approvals=(*schedule.approvals, Approval(actor, identity, now)))
-    updated = replace(v, attributes={**v.attributes, SCHEDULE: approved.to_json()})
     text = f"{reason or 'approved'}; requested by {schedule.requested_by}"
-    return Change(
-        ring.replace_version(updated),
-        (entry(now, actor, "approve-destroy", ring.name, number, text),),
-        version=updated,
+    return _scheduled(
+        ring, v, approved, entry(now, actor, "approve-destroy", ring.name, number, text)
     )
