@@ -33,7 +33,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]  # bench_core, and tests/ for the bao fixture
 
-from bench_core import machine, require_venv
+from bench_core import machine
+
+from benchmarks.benchenv import require_venv
 
 require_venv()
 

@@ -83,3 +83,12 @@ def test_bench_scale_embedded_runs_small_and_writes_nothing(tmp_path: Path) -> N
     in step with the store format (blobs bound to the store's id)."""
     out = run_small("bench_scale_embedded.py", ["--rings", "50"], tmp_path, timeout=300)
     assert "nothing-due `keylife rotate`" in out
+
+
+def test_every_benchmark_imports_and_explains_itself(tmp_path: Path) -> None:
+    # A benchmark that no longer imports (a helper moved between modules) fails here, not on
+    # the day someone needs its numbers.
+    scripts = sorted(BENCH.glob("bench_*.py")) + [BENCH / "run_all.py"]
+    for script in scripts:
+        out = run_small(script.name, ["--help"], tmp_path)
+        assert "usage:" in out, script.name
