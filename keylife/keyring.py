@@ -253,7 +253,7 @@ class KeyRing(Signatures):
         _, _, _, seal, _, head, ad, messages, count = f
         if next(messages) >= count.check_at:  # a flush is due, or the message limit is near
             self._tally.reached(count)
-        nonce = primitives.random_bytes(12)
+        nonce = primitives.nonce_bytes(12)
         if associated_data:
             ad += associated_data
         return head + nonce + seal(nonce, plaintext, ad)  # type: ignore[no-any-return]

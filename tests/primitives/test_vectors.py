@@ -127,6 +127,7 @@ def ring_with(m: keylife.KeyManager, v: dict[str, Any], purpose: str) -> keylife
 def inject(monkeypatch: pytest.MonkeyPatch, **by_size: bytes) -> None:
     table = {len(value): value for value in by_size.values()}
     monkeypatch.setattr(primitives, "random_bytes", lambda n: table[n])
+    monkeypatch.setattr(primitives, "nonce_bytes", lambda n: table[n])
 
 
 @pytest.mark.parametrize("name", ["message-aes-256-gcm", "message-chacha20-poly1305"])
