@@ -36,12 +36,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo, for te
 
 import keylife
 from keylife.audit import verify_chain
-from keylife.keygen import fingerprint, generate
+from keylife.keygen import fingerprint, generate, load_private_key
+from keylife.published import spki as public_spki
 from keylife.rotation import run
 from keylife.specs import parse_spec
 from keylife.vault import VaultKeyStore, open_store
 from keylife.vault.index import shard_of
-from keylife.vault.transit import context
+from keylife.vault.storeid import bound_context
 from tests.rings import fresh_ring
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_vault, next to this file
@@ -92,7 +93,8 @@ def hvac_script(addr: str, mount: str, transit: str) -> dict[str, Any]:
     """The calls keylife makes, one after the other with plain hvac: plan (listing + every
     shard), take the lease, per ring open the primary (material GET + Transit decrypt), plan
     again, then per ring: index token (shard CAS), Transit encrypt, material write (cas=0),
-    ring write (cas), high-water mark write (cas), audit head (cas) and audit batch (cas=0);
+    ring write (cas), high-water mark write (cas), the public halves (read, then cas), audit
+    head (cas) and audit batch (cas=0);
     at the end one entry write per shard and the lease release. A sequential script has
     nothing to batch with, so its Transit calls and head writes are one per ring."""
     import hvac
@@ -134,7 +136,10 @@ def hvac_script(addr: str, mount: str, transit: str) -> dict[str, Any]:
         ct = read(f"m/{name}/1/{got['data']['mat']['1']}")["data"]["ct"]
         calls["transit"] += 1
         client.secrets.transit.decrypt_data(
-            "keylife", ct, context=base64.b64encode(context(name, 1)).decode(), mount_point=transit
+            "keylife",
+            ct,
+            context=base64.b64encode(bound_context(name, 1, got["data"].get("sid"))).decode(),
+            mount_point=transit,
         )
     names, shards = plan()
     head_version, count, last_fence = 0, 0, time.monotonic()
@@ -150,7 +155,7 @@ def hvac_script(addr: str, mount: str, transit: str) -> dict[str, Any]:
         new_ct = client.secrets.transit.encrypt_data(
             "keylife",
             base64.b64encode(material.reveal()).decode(),
-            context=base64.b64encode(context(name, 2)).decode(),
+            context=base64.b64encode(bound_context(name, 2, data.get("sid"))).decode(),
             mount_point=transit,
         )["data"]["ciphertext"]
         blob = uuid.uuid4().hex[:16]
@@ -162,6 +167,12 @@ def hvac_script(addr: str, mount: str, transit: str) -> dict[str, Any]:
         doc["tx"] = {"id": uuid.uuid4().hex, "entries": [{"a": "x" * 150}] * 3}
         write(f"rings/{name}", doc, version)
         write(f"hw/{name}", {"v": 1, "issued": 2}, 1)
+        # the public halves, published for verifiers (keylife.vault.public): read, then CAS
+        published = read(f"public/{name}")
+        spki = base64.b64encode(public_spki(load_private_key(material).public_key())).decode()
+        keys = [*published["data"]["keys"], {"version": 2, "spki": spki, "state": "active"}]
+        pv = int(published["metadata"]["version"])
+        write(f"public/{name}", {**published["data"], "rev": version + 1, "keys": keys}, pv)
         records = [{"r": "x" * 330}] * 3
         count += 3
         head = {"count": count, "hash": "h" * 64, "last": {"records": records}}
