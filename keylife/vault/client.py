@@ -1,4 +1,5 @@
-"""A small Vault/OpenBao HTTP client over hvac's adapter, built for a cron job and a cluster.
+"""A small Vault/OpenBao HTTP client, built for a cron job and a cluster (requests travel over
+:mod:`keylife.vault.transport`; errors keep hvac's exception as their cause).
 
 What hvac alone does not give (measured against OpenBao 2.7, see docs/vault.md):
 
@@ -7,10 +8,10 @@ What hvac alone does not give (measured against OpenBao 2.7, see docs/vault.md):
 - explicit timeouts (connect, read) on every request, and retries with exponential backoff
   and jitter on connection errors, 500/502/503, sealed answers and "not ready" answers, up to
   a deadline; the final error names every address tried and what each one answered;
-- hvac and requests exceptions are wrapped in keylife's error tree (``__cause__`` kept);
+- transport failures and Vault's refusals become keylife errors (``__cause__`` kept);
 - token renewal for long runs, and AppRole login (role id and secret id from the
   environment or files);
-- one HTTP session per thread (bulk reads use a thread pool).
+- one keep-alive connection per thread and address (bulk reads use a thread pool).
 
 Nothing here ever logs or formats a request body: bodies may hold key material on its way
 to Transit.
@@ -36,6 +37,16 @@ from ..errors import (
 )
 from .identity import identity_from_lookup
 from .settings import VaultSettings
+from .transport import (
+    MAX_ANSWER,
+    Connections,
+    MaybeSent,
+    NotSent,
+    ProxiedSession,
+    TLSFailure,
+    TransportError,
+    environment_proxies,
+)
 
 __all__ = ["VaultClient", "VaultSettings", "b64", "q"]
 
@@ -119,11 +130,8 @@ class VaultClient:
     """Thread-safe; every method is one logical operation with retries until the deadline."""
 
     def __init__(self, settings: VaultSettings) -> None:
-        import requests  # noqa: F401  (fail early with a clear ImportError if missing)
-
         self.settings = settings
-        self._local = threading.local()
-        self._sessions: list[Any] = []
+        self._transports: dict[str, Connections | ProxiedSession] = {}
         self._lock = threading.Lock()
         self._preferred = 0
         self._token = settings.token
@@ -142,43 +150,30 @@ class VaultClient:
 
     # ---- plumbing -----------------------------------------------------------------------
 
-    def _adapter(self, address: str) -> Any:
-        adapters: dict[str, Any] | None = getattr(self._local, "adapters", None)
-        if adapters is None:
-            adapters = self._local.adapters = {}
-        adapter = adapters.get(address)
-        if adapter is None:
-            import requests
-            from hvac.adapters import RawAdapter
-
-            session = requests.Session()
-            # hvac's adapter takes session.verify over its own verify argument: the pinned CA
-            # file goes here, or REQUESTS_CA_BUNDLE would widen the trust
-            session.verify = self.settings.verify
+    def _transport(self, address: str) -> Connections | ProxiedSession:
+        transport = self._transports.get(address)
+        if transport is None:
+            s = self.settings
             # the proxy settings of the environment (HTTP(S)_PROXY, NO_PROXY), looked up once
             # for this address instead of twice per request (a scan of the whole environment)
-            session.proxies = requests.utils.get_environ_proxies(address)
-            session.trust_env = False
+            proxies = environment_proxies(address)
             with self._lock:
-                self._sessions.append(session)
-            adapter = RawAdapter(
-                base_uri=address,
-                token=None,
-                namespace=self.settings.namespace,
-                verify=self.settings.verify,
-                timeout=(self.settings.connect_timeout, self.settings.read_timeout),
-                allow_redirects=False,
-                session=session,
-            )
-            adapters[address] = adapter
-        return adapter
+                transport = self._transports.get(address)
+                if transport is None:
+                    transport = (
+                        ProxiedSession(address, s.verify, s.namespace, proxies)
+                        if proxies
+                        else Connections(address, s.verify, s.namespace)
+                    )
+                    self._transports[address] = transport
+        return transport
 
     def close(self) -> None:
         with self._lock:
-            sessions, self._sessions = self._sessions, []
+            transports, self._transports = self._transports, {}
             self._closed = True
-        for session in sessions:
-            session.close()
+        for transport in transports.values():
+            transport.close()
 
     @property
     def address(self) -> str:
@@ -244,25 +239,20 @@ class VaultClient:
 
     def _attempt(self, address: str, call: _Call) -> Any:
         """One try at one address: the response, or None (noted in ``call``) to try on."""
-        import requests
-
-        headers = {"X-Vault-Request": "true"}
-        if call.auth and self._token:
-            headers["X-Vault-Token"] = self._token
+        headers = {"X-Vault-Token": self._token} if call.auth and self._token else {}
         # never wait on one answer past the deadline (a stopping node may accept the
         # connection and never answer)
         left = max(0.5, call.end - time.monotonic())
         timeout = (min(self.settings.connect_timeout, left), min(self.settings.read_timeout, left))
         try:
-            response = self._adapter(address).request(
+            response = self._transport(address).request(
                 call.method,
                 f"/v1/{call.path}",
                 headers=headers,
-                json=call.json,
-                raise_exception=False,
+                json_body=call.json,
                 timeout=timeout,
             )
-        except requests.exceptions.SSLError as exc:
+        except TLSFailure as exc:
             ca = self.settings.cacert
             trust = f"the CA file {ca}" if ca else "the system CAs"
             raise StoreUnavailableError(
@@ -270,10 +260,10 @@ class VaultClient:
                 f"trusted by {trust} ({_short(exc)}); set VAULT_CACERT (or cacert=) to the "
                 "CA that signed Vault's certificate"
             ) from exc
-        except requests.exceptions.ConnectTimeout as exc:
-            call.attempts.note(address, type(exc).__name__)
+        except NotSent as exc:
+            call.attempts.note(address, _short(exc))
             return None
-        except requests.exceptions.RequestException as exc:
+        except MaybeSent as exc:
             # The request may have been sent: a write might have been applied.
             call.ambiguous = call.ambiguous or call.method not in ("GET", "LIST")
             call.attempts.note(address, _short(exc))
@@ -420,7 +410,6 @@ class VaultClient:
 
 #: 200 answers of these endpoints carry their fields at the top level (no ``data``)
 _TOP_LEVEL = {"sys/health": "initialized", "sys/leader": "ha_enabled", "sys/seal-status": "sealed"}
-_MAX_ANSWER = 32 * 1024 * 1024
 
 
 def answer_problem(path: str, status: int, response: Any, body: dict[str, Any] | None) -> str:
@@ -430,8 +419,10 @@ def answer_problem(path: str, status: int, response: Any, body: dict[str, Any] |
     ``data`` or ``auth`` (a few ``sys/`` endpoints: their own fields), a 404 or any error
     carries ``errors``. A proxy's maintenance page, an empty or ``{}`` body is none of these.
     """
-    length = len(response.content or b"")
-    if length > _MAX_ANSWER:
+    length = getattr(response, "size", None)
+    if length is None:
+        length = len(response.content or b"")
+    if length > MAX_ANSWER:
         return f"HTTP {status}, a body of {length} bytes"
     if status == 204:
         return "" if length == 0 else "HTTP 204 with a body"
@@ -483,14 +474,16 @@ def _errors(body: dict[str, Any] | None) -> str:
 
 
 def _short(exc: BaseException) -> str:
-    text = str(exc)
+    if isinstance(exc, TransportError) and exc.__cause__ is not None:
+        exc = exc.__cause__  # what the socket or TLS layer said
+    name, text = type(exc).__name__, str(exc)
     if "Connection refused" in text:
-        return f"{type(exc).__name__} (connection refused)"
+        return f"{name} (connection refused)"
     if "timed out" in text.lower():
-        return f"{type(exc).__name__} (timed out)"
+        return f"{name} (timed out)"
     if "reset" in text.lower():
-        return f"{type(exc).__name__} (connection reset)"
-    return f"{type(exc).__name__} ({text[:120]})"
+        return f"{name} (connection reset)"
+    return f"{name} ({text[:120]})"
 
 
 def q(segment: str) -> str:

@@ -1,0 +1,207 @@
+"""The Vault client's transport (``keylife.vault.transport``) against scripted peers: keep-alive
+reuse, a connection the server dropped while idle, answers that are too large, peers that hang
+up or never answer, refused connections, and a proxy from the environment."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+
+import pytest
+
+from keylife.errors import StoreUnavailableError
+from keylife.vault import transport
+from keylife.vault.client import VaultClient
+from keylife.vault.settings import VaultSettings
+from keylife.vault.transport import Connections, MaybeSent, NotSent, ProxiedSession
+
+OK = json.dumps({"data": {"x": 1}}).encode()
+TIMEOUT = (2.0, 2.0)
+
+
+def answer(body: bytes = OK, *, extra: str = "", status: str = "200 OK") -> bytes:
+    head = f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\n{extra}"
+    if "Transfer-Encoding" not in extra:
+        head += f"Content-Length: {len(body)}\r\n"
+    return head.encode() + b"\r\n" + body
+
+
+def read_request(conn: socket.socket) -> bytes:
+    """One request's head and body (by Content-Length); b"" when the client hung up."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return b""
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    while len(body) < length:
+        body += conn.recv(65536)
+    return head + b"\r\n\r\n" + body
+
+
+@contextmanager
+def peer(handle: Callable[[socket.socket, list[bytes]], None]) -> Iterator[tuple[str, list[bytes]]]:
+    """A loopback server running ``handle(conn, seen)`` per connection; (address, requests)."""
+    server = socket.create_server(("127.0.0.1", 0))
+    seen: list[bytes] = []
+    stop = threading.Event()
+
+    def serve() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with conn, suppress(OSError):
+                handle(conn, seen)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}", seen
+    finally:
+        stop.set()
+        server.close()
+        thread.join(5)
+
+
+@contextmanager
+def pool(addr: str) -> Iterator[Connections]:
+    connections = Connections(addr, True, None)
+    try:
+        yield connections
+    finally:
+        connections.close()
+
+
+def keep_alive(conn: socket.socket, seen: list[bytes]) -> None:
+    while request := read_request(conn):
+        seen.append(request)
+        conn.sendall(answer())
+
+
+def one_answer_then_hang_up(conn: socket.socket, seen: list[bytes]) -> None:
+    """Answers one request and closes, without saying so (an idle timeout on the server)."""
+    request = read_request(conn)
+    seen.append(request)
+    conn.sendall(answer())
+
+
+def test_one_connection_carries_many_requests() -> None:
+    connections: list[int] = []
+
+    def counting(conn: socket.socket, seen: list[bytes]) -> None:
+        connections.append(1)
+        keep_alive(conn, seen)
+
+    with peer(counting) as (addr, seen):
+        keep = Connections(addr, True, "ns1")
+        for _ in range(5):
+            got = keep.request("GET", "/v1/kv/data/x", headers={}, json_body=None, timeout=TIMEOUT)
+            assert got.status_code == 200 and got.json() == {"data": {"x": 1}}
+        got = keep.request(
+            "POST",
+            "/v1/kv/data/x",
+            headers={"X-Vault-Token": "t"},
+            json_body={"a": 1},
+            timeout=TIMEOUT,
+        )
+        keep.close()
+    assert len(connections) == 1 and len(seen) == 6
+    assert b"X-Vault-Namespace: ns1" in seen[0] and b"X-Vault-Request: true" in seen[0]
+    assert seen[-1].endswith(b'{"a":1}') and b"Content-Type: application/json" in seen[-1]
+
+
+def test_a_connection_the_server_dropped_while_idle_is_not_reused() -> None:
+    with peer(one_answer_then_hang_up) as (addr, seen), pool(addr) as p:
+        for _ in range(3):
+            time.sleep(0.05)  # the server's close arrives before the next request
+            got = p.request("POST", "/v1/kv/data/x", headers={}, json_body={}, timeout=TIMEOUT)
+            assert got.status_code == 200  # a fresh connection, not an ambiguous failure
+    assert len(seen) == 3
+
+
+def test_a_declared_body_over_the_cap_is_not_read() -> None:
+    def huge(conn: socket.socket, seen: list[bytes]) -> None:
+        seen.append(read_request(conn))
+        head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {64 << 20}"
+        conn.sendall(head.encode() + b"\r\n\r\n")
+        time.sleep(1)  # never sends the body: reading it would wait for the read timeout
+
+    with peer(huge) as (addr, _seen):
+        client = VaultClient(VaultSettings([addr], token="t", deadline=1))
+        client._token_checked = True  # no lookup-self against this peer
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailableError, match=f"a body of {64 * 1024 * 1024} bytes"):
+            client.request("GET", "kv/data/x", what="read x")
+        assert time.monotonic() - started < 1.0
+        client.close()
+
+
+def test_a_chunked_body_is_read_up_to_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(transport, "MAX_ANSWER", 1000)
+
+    def chunked(conn: socket.socket, seen: list[bytes]) -> None:
+        seen.append(read_request(conn))
+        body = b"".join(b"%x\r\n%s\r\n" % (500, b"x" * 500) for _ in range(10)) + b"0\r\n\r\n"
+        conn.sendall(answer(body, extra="Transfer-Encoding: chunked\r\n"))
+
+    with peer(chunked) as (addr, _seen), pool(addr) as p:
+        got = p.request("GET", "/v1/x", headers={}, json_body=None, timeout=TIMEOUT)
+    assert got.size == 1001 and len(got.content) == 1001
+
+
+def test_a_peer_that_hangs_up_after_the_request_leaves_a_write_ambiguous() -> None:
+    def hang_up(conn: socket.socket, seen: list[bytes]) -> None:
+        seen.append(read_request(conn))
+
+    with peer(hang_up) as (addr, seen):
+        with pool(addr) as p, pytest.raises(MaybeSent):
+            p.request("POST", "/v1/x", headers={}, json_body={"k": "v"}, timeout=TIMEOUT)
+        assert len(seen) == 1
+
+
+def test_a_peer_that_never_answers_times_out() -> None:
+    def silent(conn: socket.socket, seen: list[bytes]) -> None:
+        seen.append(read_request(conn))
+        time.sleep(2)
+
+    with peer(silent) as (addr, _seen):
+        started = time.monotonic()
+        with pool(addr) as p, pytest.raises(MaybeSent, match="timed out"):
+            p.request("GET", "/v1/x", headers={}, json_body=None, timeout=(1.0, 0.3))
+        assert time.monotonic() - started < 1.5
+
+
+def test_a_refused_connection_was_never_sent() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as s:
+        port = s.getsockname()[1]
+    with pool(f"http://127.0.0.1:{port}") as p, pytest.raises(NotSent):
+        p.request("POST", "/v1/x", headers={}, json_body={}, timeout=TIMEOUT)
+
+
+def test_a_proxy_from_the_environment_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    with peer(keep_alive) as (proxy, seen):
+        monkeypatch.setenv("HTTP_PROXY", proxy)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        client = VaultClient(VaultSettings(["http://vault.example:8200"], token="t", deadline=2))
+        client._token_checked = True
+        status, body, _ = client.request("GET", "kv/data/x", what="read x")
+        client.close()
+    assert status == 200 and body == {"data": {"x": 1}}
+    assert seen[0].startswith(b"GET http://vault.example:8200/v1/kv/data/x HTTP/1.1")
+    assert isinstance(client._transport("http://vault.example:8200"), ProxiedSession)
