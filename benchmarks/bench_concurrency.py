@@ -196,6 +196,12 @@ def hvac_script(addr: str, mount: str, transit: str) -> dict[str, Any]:
     }
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) process ``pid`` has used so far: OpenBao's side of a run."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def dev_part(n: int, concurrency: int) -> dict[str, Any]:
     row: dict[str, Any] = {"rings": n, "concurrency": concurrency}
     with tempfile.TemporaryDirectory() as tmp:
@@ -211,10 +217,15 @@ def dev_part(n: int, concurrency: int) -> dict[str, Any]:
             row["seed_both_s"] = round(time.perf_counter() - t0, 1)
             print(f"seeded 2 x {n} rings in {row['seed_both_s']} s", flush=True)
             row["load_before"] = [round(x, 2) for x in os.getloadavg()]
+            server = cpu_seconds(proc.pid)
             row["keylife"] = keylife_rotate(url_k, now, concurrency)
+            row["keylife"]["server_cpu_s"] = round(cpu_seconds(proc.pid) - server, 2)
             print(f"keylife: {row['keylife']['wall_s']} s", flush=True)
             row["load_between"] = [round(x, 2) for x in os.getloadavg()]
+            server, client = cpu_seconds(proc.pid), time.process_time()
             row["script"] = hvac_script(addr, mount_s, transit_s)
+            row["script"]["client_cpu_s"] = round(time.process_time() - client, 2)
+            row["script"]["server_cpu_s"] = round(cpu_seconds(proc.pid) - server, 2)
             print(f"hvac script: {row['script']['wall_s']} s", flush=True)
             row["load_after"] = [round(x, 2) for x in os.getloadavg()]
             row["ratio"] = round(row["keylife"]["wall_s"] / row["script"]["wall_s"], 3)
