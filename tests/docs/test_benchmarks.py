@@ -88,7 +88,7 @@ def test_bench_scale_embedded_runs_small_and_writes_nothing(tmp_path: Path) -> N
 def test_every_benchmark_imports_and_explains_itself(tmp_path: Path) -> None:
     # A benchmark that no longer imports (a helper moved between modules) fails here, not on
     # the day someone needs its numbers.
-    scripts = sorted(BENCH.glob("bench_*.py")) + [BENCH / "run_all.py"]
+    scripts = [*sorted(BENCH.glob("bench_*.py")), BENCH / "run_all.py"]
     for script in scripts:
         out = run_small(script.name, ["--help"], tmp_path)
         assert "usage:" in out, script.name
