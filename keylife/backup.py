@@ -26,7 +26,7 @@ import json
 import os
 import zlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -35,6 +35,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from .audit import AuditEntry, AuditRecord, replay, verify_chain
+from .carriedcounts import counts_from_archive, counts_to_archive, read_counts
 from .errors import BackupError, CorruptRecordError, IntegrityError, KeylifeError
 from .files import atomic_write, read_capped
 from .lifecycle import Ring, ring_from_dict, ring_to_dict
@@ -195,6 +196,7 @@ def snapshot(store: KeyStore) -> dict[str, Any]:
         "rings": [ring_to_dict(r) for r in rings],
         "material": material,
         "audit": [r.to_dict() for r in records],
+        "counts": counts_to_archive(read_counts(store, rings)),
     }
 
 
@@ -263,11 +265,12 @@ def read_backup(path: str | Path, secret: BackupSecret) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class ArchiveContents:
-    """A validated archive: decoded rings, their material, the audit chain."""
+    """A validated archive: decoded rings, their material, the audit chain, message counts."""
 
     rings: tuple[Ring, ...]
     materials: Mapping[str, Mapping[int, KeyMaterial]]
     records: tuple[AuditRecord, ...]
+    counts: Mapping[tuple[str, int], int] = field(default_factory=dict)
 
     @property
     def material_count(self) -> int:
@@ -284,6 +287,7 @@ class ArchiveContents:
                 for n, m in by_number.items()
             ],
             "audit": [r.to_dict() for r in self.records],
+            "counts": counts_to_archive(self.counts),
         }
 
 
@@ -379,7 +383,8 @@ def check_archive(data: Mapping[str, Any]) -> ArchiveContents:
             raise BackupError(f"archive audit record {r.seq} has a non-canonical timestamp")
     rings = _check_rings(_items(data, "rings"))
     materials = _check_material(rings, _items(data, "material"))
-    return ArchiveContents(rings, materials, tuple(records))
+    counts = counts_from_archive(rings, data.get("counts"))
+    return ArchiveContents(rings, materials, tuple(records), counts)
 
 
 @runtime_checkable
@@ -393,6 +398,7 @@ class SnapshotImporter(Protocol):
         audit: Sequence[AuditEntry],
         *,
         check: Callable[[], None] | None = None,
+        counts: Mapping[tuple[str, int], int] | None = None,
     ) -> None: ...
 
 
@@ -425,10 +431,13 @@ def restore_snapshot(
             contents.materials,
             entries,
             check=lambda: verify_restore(store, expected),
+            counts=contents.counts,
         )
     else:
         for ring in contents.rings:
             store.commit(ring, expected_revision=0, materials=contents.materials.get(ring.name))
+        if contents.counts:
+            store.add_encryptions(contents.counts)
         replay(contents.records, store)
         verify_restore(store, expected)
     summary = BackupSummary(
@@ -443,9 +452,9 @@ def restore_snapshot(
 def verify_restore(store: KeyStore, data: Mapping[str, Any]) -> None:
     """Check that ``store`` now holds exactly what ``data`` describes."""
     again = snapshot(store)
-    for key in ("rings", "material", "audit"):
+    for key in ("rings", "material", "audit", "counts"):
         ours = sorted(json.dumps(x, sort_keys=True) for x in again[key])
-        theirs = sorted(json.dumps(x, sort_keys=True) for x in data[key])
+        theirs = sorted(json.dumps(x, sort_keys=True) for x in data.get(key) or [])
         if ours != theirs:
             raise IntegrityError(f"restored store differs from the archive in its {key}")
 

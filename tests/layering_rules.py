@@ -112,6 +112,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "keylife.rotation.settle",
             "keylife.rotation",
             "keylife.backup",
+            "keylife.carriedcounts",
             "keylife.recovery",
             "keylife.recover",
             "keylife.store.migrate",

@@ -1,10 +1,11 @@
 """Copy a whole store to another backend (embedded <-> Vault), then verify the copy.
 
 Every ring with every version's metadata, every version's material (opened by the source,
-sealed again by the target: AES-GCM under the target's master key, or Transit), and the audit
-log. The target must be empty. The audit chain is rebuilt record by record on the target; since
-the target starts empty, the copy has the same sequence numbers and hashes as the source, and
-one final ``migrate`` record follows them.
+sealed again by the target: AES-GCM under the target's master key, or Transit), the message
+counts (:mod:`keylife.carriedcounts`), and the audit log. The target must be empty. The audit
+chain is rebuilt record by record on the target; since the target starts empty, the copy has
+the same sequence numbers and hashes as the source, and one final ``migrate`` record follows
+them.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..audit import AuditEntry, replay, verify_chain
+from ..carriedcounts import read_counts
 from ..errors import BackupError, IntegrityError
 from ..lifecycle import ring_to_dict
 from ..material import KeyMaterial
@@ -94,6 +96,9 @@ def migrate(
         versions += len(ring.versions)
         if progress is not None:
             progress(ring.name)
+    counts = read_counts(source, rings)
+    if counts:
+        target.add_encryptions(counts)
     records = source.read_audit()
     replay(records, target, chunk=_AUDIT_CHUNK)
     report = MigrationReport(source.url, target.url, len(rings), versions, len(plain), len(records))
@@ -131,6 +136,11 @@ def verify_copy(
     for key, value in plain.items():
         if copied[key] != value:  # compared here, never printed
             raise IntegrityError(f"material of {key[0]} v{key[1]} differs in the copy")
+    rings = source.load_rings()
+    src_counts, dst_counts = read_counts(source, rings), read_counts(target, rings)
+    for key in sorted(set(src_counts) | set(dst_counts)):
+        if src_counts.get(key, 0) != dst_counts.get(key, 0):
+            raise IntegrityError(f"message count of {key[0]} v{key[1]} differs in the copy")
     src_records = source.read_audit()
     dst_records = target.read_audit()
     if dst_records[: len(src_records)] != src_records:

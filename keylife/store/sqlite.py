@@ -332,12 +332,11 @@ class SqliteStore:
         audit: Sequence[AuditEntry],
         *,
         check: Callable[[], None] | None = None,
+        counts: Mapping[tuple[str, int], int] | None = None,
     ) -> None:
-        """Write a validated snapshot into this EMPTY store in one transaction (restore).
-
-        ``check`` runs inside the transaction, before the commit: if it (or anything else)
-        raises, nothing at all is written, so a refused restore can simply be retried.
-        """
+        """Write a validated snapshot (and its message ``counts``) into this EMPTY store in one
+        transaction (restore). ``check`` runs inside it, before the commit: if it (or anything
+        else) raises, nothing at all is written, so a refused restore can simply be retried."""
         with self._write() as db:
             if db.execute("SELECT 1 FROM rings UNION SELECT 1 FROM audit LIMIT 1").fetchone():
                 raise ConflictError(f"{self.db_path} is not empty; restore needs an empty store")
@@ -349,6 +348,7 @@ class SqliteStore:
                 doc = json.dumps(ring_to_dict(ring), separators=(",", ":"))
                 db.execute("INSERT INTO rings VALUES (?, ?, ?)", (ring.name, 1, doc))
             self._append_locked(db, audit)
+            sqlite_counts.add(db, counts or {})
             if check is not None:
                 check()
 

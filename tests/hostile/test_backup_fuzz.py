@@ -50,6 +50,7 @@ def archive(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, dict[str, 
         m.deactivate("mac", 1)
         m.destroy("mac", 1)  # scheduled; the planner carries it out a destroy_wait later
         rotate_run(m, now=m.now() + m.policy.destroy_wait, rings=["mac"])
+        m.store.add_encryptions({("data", 1): 7})  # message counts: the archive's "counts"
         write_backup(m.store, root / "a.klb", BackupSecret(key=KEY))
     blob = (root / "a.klb").read_bytes()
     return blob, read_backup(root / "a.klb", BackupSecret(key=KEY))
@@ -139,4 +140,5 @@ def test_mutated_payloads(
 def test_the_real_archive_restores(archive: tuple[bytes, dict[str, Any]], tmp_path: Path) -> None:
     with keylife.init(str(tmp_path / "k.db"), master_key_file=tmp_path / "m.key") as m:
         summary = restore_snapshot(m.store, archive[1])
+        assert m.store.encryption_counts("data") == {1: 7}
     assert summary.rings == 3 and summary.versions_with_material == 3

@@ -36,6 +36,8 @@ def kl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
         m.create_ring("sig", "ec-p256", "signing")
         m.rotate("sig")
         m.create_ring("data", "aes-256", "data-encryption")
+        for _ in range(3):  # counted messages, which the archive carries
+            m.ring("data").encrypt(b"message")
         m.create_ring("mac", "hmac-sha256", "authentication")
         m.deactivate("mac", 1)
         m.destroy("mac", 1)  # scheduled; the planner carries it out a destroy_wait later
@@ -124,6 +126,14 @@ MUTATIONS: dict[str, tuple[Callable[[dict[str, Any]], Any], str]] = {
         "audit log does not verify: record 1 was changed",
     ),
     "audit record malformed": (lambda d: d["audit"][1].pop("hash"), "audit record 2"),
+    "count of an unknown version": (
+        lambda d: d["counts"].append({"ring": "data", "version": 9, "messages": 1}),
+        "count #2 refers to unknown version 'data' v9",
+    ),
+    "count not positive": (lambda d: d["counts"][0].update(messages=0), "counts are > 0"),
+    "count malformed": (lambda d: d["counts"][0].update(messages="3"), "count #1 is malformed"),
+    "counts not a list": (lambda d: d.update(counts={"data": 3}), "'counts' is not a list"),
+    "duplicate count": (lambda d: d["counts"].append(d["counts"][0]), "count of 'data' v1 twice"),
 }
 
 
@@ -144,6 +154,23 @@ def test_bad_archives_are_refused_before_anything_is_written(
     retry = kl.run("--json", *where, "restore", str(fixed), "--key-file", str(key_file))
     assert retry.exit_code == 0, retry.stderr
     assert json.loads(retry.stdout)["rings"] == 3
+
+
+def test_message_counts_travel_with_the_archive(
+    kl: Sandbox, good: dict[str, Any], key_file: Path
+) -> None:
+    import keylife
+
+    assert good["counts"] == [{"ring": "data", "version": 1, "messages": 3}]
+    older = {k: v for k, v in good.items() if k != "counts"}  # an archive from before counts
+    for name, payload, expected in (("now", good, {1: 3}), ("older", older, {})):
+        archive = seal(kl.root / f"{name}.klb", payload)
+        target = kl.root / name / "keylife.db"
+        where = ["--store", str(target), "--master-key-file", str(kl.root / f"{name}.key")]
+        done = kl.run(*where, "restore", str(archive), "--key-file", str(key_file))
+        assert done.exit_code == 0, done.stderr
+        with keylife.open(str(target), master_key_file=kl.root / f"{name}.key") as m:
+            assert m.store.encryption_counts("data") == expected
 
 
 @pytest.mark.parametrize("how", sorted(MUTATIONS))

@@ -52,6 +52,8 @@ def test_migrate_sqlite_to_vault_and_back(
         rotate_run(m, rings=["sig"])
         sig2 = m.ring("sig").version(2).material.reveal()
         enc1 = m.ring("enc").primary().material.reveal()
+        for _ in range(5):  # message counts travel too (max_messages, the 2^32 limit)
+            m.ring("enc").encrypt(b"message")
         n_records = len(m.audit_records())
 
     url = vault_env.store_url(*mounts)
@@ -68,6 +70,7 @@ def test_migrate_sqlite_to_vault_and_back(
             State.ACTIVE,
         ]
         assert not v.store.has_material("sig", 1)
+        assert v.store.encryption_counts("enc") == {1: 5}
         records = v.audit_records()
         assert v.verify_audit().ok
     assert len(records) == n_records + 1 and records[-1].action == "migrate"
@@ -84,6 +87,7 @@ def test_migrate_sqlite_to_vault_and_back(
     assert report["rings"] == 3 and report["materials"] == 4
     with keylife.open(str(back), master_key_file=key, clock=clock) as b:
         assert b.ring("sig").version(2).material.reveal() == sig2
+        assert b.store.encryption_counts("enc") == {1: 5}
         assert b.verify_audit().ok
 
 
@@ -104,6 +108,11 @@ def test_verify_copy_finds_differences(
         changed = replace(ring, attributes={"owner": "mallory"})
         target.commit(changed, expected_revision=ring.revision)
         with pytest.raises(IntegrityError, match="ring a differs"):
+            verify_copy(m.store, target)
+        target.commit(ring, expected_revision=changed.revision + 1)  # the original again
+        # a message count the copy lacks is caught
+        m.store.add_encryptions({("a", 1): 3})
+        with pytest.raises(IntegrityError, match="message count of a v1 differs"):
             verify_copy(m.store, target)
         with pytest.raises(BackupError, match="not empty"):
             do_migrate(m.store, target, actor="op", now=T0)
