@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import select
 import ssl
 import threading
@@ -136,7 +137,7 @@ class Connections:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._open: set[http.client.HTTPConnection] = set()
-        self._closed = False
+        self._pid = os.getpid()
 
     def close(self) -> None:
         """Close every connection; a later request opens a new one."""
@@ -152,6 +153,14 @@ class Connections:
             self._open.discard(conn)
 
     def _connection(self, connect_timeout: float) -> http.client.HTTPConnection:
+        if os.getpid() != self._pid:
+            # a forked child: the parent's connections are not its own to use. Closing the
+            # child's copies of their sockets leaves the parent's open (no shutdown is sent).
+            with self._lock:
+                inherited, self._open = self._open, set()
+                self._local, self._pid = threading.local(), os.getpid()
+            for old in inherited:
+                old.close()
         conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
         if conn is not None and conn.sock is not None and not _dropped(conn.sock):
             return conn

@@ -125,6 +125,24 @@ def test_one_connection_carries_many_requests() -> None:
     assert seen[-1].endswith(b'{"a":1}') and b"Content-Type: application/json" in seen[-1]
 
 
+def test_a_forked_child_opens_its_own_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    connections: list[int] = []
+
+    def counting(conn: socket.socket, seen: list[bytes]) -> None:
+        connections.append(1)
+        keep_alive(conn, seen)
+
+    with peer(counting) as (addr, _seen), pool(addr) as p:
+        p.request("GET", "/v1/x", headers={}, json_body=None, timeout=TIMEOUT)
+        parent = os.getpid()
+        monkeypatch.setattr(os, "getpid", lambda: parent + 1)  # as in a child after fork()
+        p.request("GET", "/v1/x", headers={}, json_body=None, timeout=TIMEOUT)
+        p.request("GET", "/v1/x", headers={}, json_body=None, timeout=TIMEOUT)
+    assert len(connections) == 2  # one for the parent, one for the "child", reused
+
+
 def test_a_connection_the_server_dropped_while_idle_is_not_reused() -> None:
     with peer(one_answer_then_hang_up) as (addr, seen), pool(addr) as p:
         for _ in range(3):
