@@ -1,11 +1,13 @@
 """How the Vault client's requests travel: one keep-alive HTTP/1.1 connection per thread and
-address over ``http.client`` (:class:`Connections`), or ``requests`` when the environment sets
-a proxy for the address (:class:`ProxiedSession`).
+address, a plain socket (TLS-wrapped for https) speaking :mod:`keylife.vault.http11`
+(:class:`Connections`), or ``requests`` when the environment sets a proxy for the address
+(:class:`ProxiedSession`).
 
 Why not ``requests`` for everything: on a rotation over thousands of rings the client is bound
 by its own CPU, and ``requests``/``urllib3`` spend about 0.45 ms of it per call against
-0.15 ms for a plain ``http.client`` connection (measured against OpenBao on loopback,
-benchmarks/RESULTS-concurrency.md). What ``requests`` gave that matters here is kept:
+0.15 ms for an ``http.client`` connection and less again for this one (measured against
+OpenBao on loopback, benchmarks/RESULTS-concurrency.md). What ``requests`` gave that matters
+here is kept:
 
 - a connect timeout and a read timeout on every request, and TLS verification on always (the
   pinned CA file, or the system CAs; host names checked);
@@ -20,10 +22,11 @@ applied). Nothing here logs or formats a request body.
 
 from __future__ import annotations
 
-import http.client
+import contextlib
 import json
 import os
 import select
+import socket
 import ssl
 import threading
 from collections.abc import Mapping
@@ -31,6 +34,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .._version import __version__
+from .http11 import BadAnswer, read_answer, request_bytes
 
 __all__ = [
     "MAX_ANSWER",
@@ -119,6 +123,22 @@ def _dropped(sock: Any) -> bool:
         return True
 
 
+class _Link:
+    """One open connection: its socket and the buffered reader its answers come through."""
+
+    __slots__ = ("rfile", "sock")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.rfile = sock.makefile("rb")
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.rfile.close()
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+
 class Connections:
     """Keep-alive connections to one Vault address, one per thread; thread-safe."""
 
@@ -129,6 +149,8 @@ class Connections:
         self._https = parts.scheme == "https"
         self._host = parts.hostname
         self._port = parts.port or (443 if self._https else 80)
+        literal = f"[{self._host}]" if ":" in self._host else self._host
+        self._hostport = f"{literal}:{self._port}"
         self._prefix = parts.path.rstrip("/")
         self._context = _context(verify) if self._https else None
         self._headers = {"User-Agent": _AGENT, "X-Vault-Request": "true"}
@@ -136,23 +158,23 @@ class Connections:
             self._headers["X-Vault-Namespace"] = namespace
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._open: set[http.client.HTTPConnection] = set()
+        self._open: set[_Link] = set()
         self._pid = os.getpid()
 
     def close(self) -> None:
         """Close every connection; a later request opens a new one."""
         with self._lock:
-            conns, self._open = self._open, set()
-        for conn in conns:
-            conn.close()
+            links, self._open = self._open, set()
+        for link in links:
+            link.close()
 
-    def _forget(self, conn: http.client.HTTPConnection) -> None:
-        conn.close()
-        self._local.conn = None
+    def _forget(self, link: _Link) -> None:
+        link.close()
+        self._local.link = None
         with self._lock:
-            self._open.discard(conn)
+            self._open.discard(link)
 
-    def _connection(self, connect_timeout: float) -> http.client.HTTPConnection:
+    def _connection(self, connect_timeout: float) -> _Link:
         if os.getpid() != self._pid:
             # a forked child: the parent's connections are not its own to use. Closing the
             # child's copies of their sockets leaves the parent's open (no shutdown is sent).
@@ -161,32 +183,39 @@ class Connections:
                 self._local, self._pid = threading.local(), os.getpid()
             for old in inherited:
                 old.close()
-        conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
-        if conn is not None and conn.sock is not None and not _dropped(conn.sock):
-            return conn
-        if conn is not None:
-            self._forget(conn)
-        if self._https:
-            conn = http.client.HTTPSConnection(
-                self._host, self._port, timeout=connect_timeout, context=self._context
-            )
-        else:
-            conn = http.client.HTTPConnection(self._host, self._port, timeout=connect_timeout)
+        link: _Link | None = getattr(self._local, "link", None)
+        if link is not None and not _dropped(link.sock):
+            return link
+        if link is not None:
+            self._forget(link)
+        link = _Link(self._connect(connect_timeout))
+        self._local.link = link
+        with self._lock:
+            self._open.add(link)
+        return link
+
+    def _connect(self, timeout: float) -> socket.socket:
         try:
-            conn.connect()
+            sock = socket.create_connection((self._host, self._port), timeout=timeout)
         except TimeoutError as exc:
-            conn.close()
-            raise ConnectTimeout(f"connect timed out after {connect_timeout:g} s") from exc
+            raise ConnectTimeout(f"connect timed out after {timeout:g} s") from exc
+        except OSError as exc:
+            raise NotSent(str(exc)) from exc
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self._context is None:
+            return sock
+        try:
+            return self._context.wrap_socket(sock, server_hostname=self._host)
+        except TimeoutError as exc:
+            sock.close()
+            raise ConnectTimeout(f"TLS handshake timed out after {timeout:g} s") from exc
         except ssl.SSLError as exc:
-            conn.close()
+            sock.close()
             raise TLSFailure(str(exc)) from exc
         except OSError as exc:
-            conn.close()
+            sock.close()
             raise NotSent(str(exc)) from exc
-        self._local.conn = conn
-        with self._lock:
-            self._open.add(conn)
-        return conn
 
     def request(
         self,
@@ -198,35 +227,26 @@ class Connections:
         timeout: tuple[float, float],
     ) -> Answer:
         """Send one request on this thread's connection and read the answer."""
-        conn = self._connection(timeout[0])
         sent = {**self._headers, **headers}
         body = None
         if json_body is not None:
             body = json.dumps(json_body, separators=(",", ":"), allow_nan=False).encode()
             sent["Content-Type"] = "application/json"
         try:
-            assert conn.sock is not None
-            conn.sock.settimeout(timeout[1])
-            conn.request(method, self._prefix + path, body=body, headers=sent)
-            response = conn.getresponse()
-            return self._read(conn, response)
-        except (http.client.HTTPException, OSError) as exc:  # timeouts and TLS errors too
-            self._forget(conn)
-            raise MaybeSent(f"{type(exc).__name__}: {exc}") from exc
-
-    def _read(self, conn: http.client.HTTPConnection, response: Any) -> Answer:
-        declared = response.getheader("Content-Length")
+            data = request_bytes(method, self._prefix + path, self._hostport, sent, body)
+        except ValueError as exc:  # a header or path that could break out of its place
+            raise NotSent(str(exc)) from exc
+        link = self._connection(timeout[0])
         try:
-            size = int(declared) if declared is not None else None
-        except ValueError:
-            size = None
-        if size is not None and size > MAX_ANSWER:
-            self._forget(conn)  # the body stays unread: the connection cannot be reused
-            return Answer(response.status, response.reason, response.msg, b"", size)
-        content = response.read(MAX_ANSWER + 1)
-        if len(content) > MAX_ANSWER or response.will_close:
-            self._forget(conn)
-        return Answer(response.status, response.reason, response.msg, content)
+            link.sock.settimeout(timeout[1])
+            link.sock.sendall(data)
+            reply = read_answer(link.rfile, method, MAX_ANSWER)
+        except (BadAnswer, OSError) as exc:  # timeouts, resets and TLS errors too
+            self._forget(link)
+            raise MaybeSent(f"{type(exc).__name__}: {exc}") from exc
+        if not reply.keep_alive:
+            self._forget(link)  # closed by the server, or a body left unread
+        return Answer(reply.status, reply.reason, reply.headers, reply.body, reply.oversized)
 
 
 class ProxiedSession:

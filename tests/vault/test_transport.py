@@ -179,7 +179,7 @@ def test_a_chunked_body_is_read_up_to_the_cap(monkeypatch: pytest.MonkeyPatch) -
 
     with peer(chunked) as (addr, _seen), pool(addr) as p:
         got = p.request("GET", "/v1/x", headers={}, json_body=None, timeout=TIMEOUT)
-    assert got.size == 1001 and len(got.content) == 1001
+    assert got.size > 1000 and got.content == b""  # not read past the cap
 
 
 def test_a_peer_that_hangs_up_after_the_request_leaves_a_write_ambiguous() -> None:
