@@ -105,6 +105,14 @@ def environment_proxies(address: str) -> dict[str, str]:
     return dict(requests.utils.get_environ_proxies(address))
 
 
+def _base_headers(namespace: str | None) -> dict[str, str]:
+    """The headers every request carries."""
+    headers = {"User-Agent": _AGENT, "X-Vault-Request": "true"}
+    if namespace:
+        headers["X-Vault-Namespace"] = namespace
+    return headers
+
+
 def _context(verify: bool | str) -> ssl.SSLContext:
     if verify is True:
         return ssl.create_default_context()
@@ -153,9 +161,7 @@ class Connections:
         self._hostport = f"{literal}:{self._port}"
         self._prefix = parts.path.rstrip("/")
         self._context = _context(verify) if self._https else None
-        self._headers = {"User-Agent": _AGENT, "X-Vault-Request": "true"}
-        if namespace:
-            self._headers["X-Vault-Namespace"] = namespace
+        self._headers = _base_headers(namespace)
         self._local = threading.local()
         self._lock = threading.Lock()
         self._open: set[_Link] = set()
@@ -262,9 +268,7 @@ class ProxiedSession:
         self._session.verify = verify
         self._session.proxies = proxies
         self._session.trust_env = False  # the pinned CA file, not REQUESTS_CA_BUNDLE
-        self._headers = {"User-Agent": _AGENT, "X-Vault-Request": "true"}
-        if namespace:
-            self._headers["X-Vault-Namespace"] = namespace
+        self._headers = _base_headers(namespace)
 
     def close(self) -> None:
         self._session.close()
