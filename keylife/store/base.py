@@ -123,6 +123,13 @@ def deleted_ring_error(name: str) -> RingDeletedError:
     )
 
 
+def deleted_names(entries: Sequence[AuditEntry]) -> set[str]:
+    """The rings whose successful ``delete`` is recorded in ``entries``. A store restored or
+    migrated from a log that holds such a record keeps refusing the name (every backend
+    keeps a tombstone for it when the log is replayed into it)."""
+    return {e.ring for e in entries if e.action == "delete" and e.ring and e.outcome == "success"}
+
+
 @runtime_checkable
 class PublicKeySource(Protocol):
     """A store that publishes each asymmetric ring's public halves where a token allowed

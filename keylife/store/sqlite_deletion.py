@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from ..audit import AuditEntry
 from ..errors import ConflictError, NotFoundError, RingNotEmptyError
-from .base import deleted_ring_error
+from .base import deleted_names, deleted_ring_error
 
 __all__ = ["TOMBSTONES", "delete_ring", "refuse_deleted", "remember_deleted"]
 
@@ -74,7 +74,7 @@ def refuse_deleted(db: sqlite3.Connection, name: str) -> None:
 def remember_deleted(db: sqlite3.Connection, entries: Sequence[AuditEntry]) -> None:
     """Tombstones for the rings whose successful ``delete`` record is in ``entries``: a store
     restored from a backup, or migrated, refuses their names as the source did."""
-    names = {e.ring for e in entries if e.action == "delete" and e.ring and e.outcome == "success"}
+    names = deleted_names(entries)
     if not names:
         return
     db.execute(TOMBSTONES)

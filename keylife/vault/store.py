@@ -43,7 +43,7 @@ from ..lifecycle import Ring, decode_ring, ring_from_stored
 from ..material import KeyMaterial
 from ..policy import Policy
 from ..specs import KeySpec
-from ..store.base import Lease
+from ..store.base import Lease, deleted_names
 from . import catalog, counts, deletion, public
 from . import index as ix
 from .audit_log import VaultAuditLog, entry_from_dict
@@ -299,6 +299,8 @@ class VaultKeyStore(deletion.RingDeletion, public.PublicHalves, counts.VaultCoun
 
     def append_audit(self, entries: Sequence[AuditEntry]) -> None:
         self.audit.append(entries)
+        for name in sorted(deleted_names(entries)):  # a replayed log (restore, migrate)
+            self.highwater.mark_deleted(name, 0)  # keeps refusing the deleted ring's name
 
     def read_audit(self) -> list[AuditRecord]:
         return self.audit.read()

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from keylife_cli.main import cli
 
 import keylife
-from keylife.errors import BackupError, IntegrityError
+from keylife.errors import BackupError, IntegrityError, RingDeletedError
 from keylife.lifecycle import State
 from keylife.rotation import run as rotate_run
 from keylife.store.migrate import verify_copy
@@ -116,3 +116,23 @@ def test_verify_copy_finds_differences(
             verify_copy(m.store, target)
         with pytest.raises(BackupError, match="not empty"):
             do_migrate(m.store, target, actor="op", now=T0)
+
+
+def test_a_ring_deleted_before_the_migration_stays_deleted_on_vault(
+    vault_env: DevServer, mounts: tuple[str, str], tmp_path: Path
+) -> None:
+    key, db = tmp_path / "mk", tmp_path / "k.db"
+    clock = keylife.FixedClock(T0)
+    with keylife.init(str(db), master_key_file=key, clock=clock, actor="op") as m:
+        m.create_ring("old", "aes-256", "data-encryption")
+        m.deactivate("old", 1)
+        m.destroy("old", 1)
+        clock.advance(m.policy.destroy_wait)
+        assert rotate_run(m, rings=["old"]).ok
+        m.delete_ring("old", reason="service gone")
+    url = vault_env.store_url(*mounts)
+    migrate(str(db), url, key)  # the delete record travels in the log: so does the tombstone
+    with keylife.open(VaultKeyStore.from_url(url), clock=clock) as v:
+        with pytest.raises(RingDeletedError, match="never reused"):
+            v.create_ring("old", "aes-256", "data-encryption")
+        assert v.verify_audit().ok
