@@ -35,7 +35,7 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Container, Sequence
 from typing import Any
 
 from .errors import KeylifeError, MessageLimitError
@@ -51,6 +51,7 @@ __all__ = [
     "Tally",
     "close",
     "counts_for",
+    "prefetch_counts",
     "tally",
 ]
 
@@ -194,16 +195,33 @@ class Tally:
             c.check_at = c.value() + min(FLUSH_EVERY, max(HARD_LIMIT - total, 1))
 
 
-def counts_for(store: KeyStore, policy: Policy, ring: Ring) -> dict[int, int]:
-    """The store's message counts of ``ring`` when its purpose sets ``max_messages`` (else
-    {}, without asking the store): what the planner's rule 9 needs."""
+def _counted(policy: Policy, ring: Ring) -> bool:
+    """Whether the planner needs ``ring``'s counts: its purpose sets ``max_messages``."""
     try:
         rules = policy.rules(Purpose(ring.purpose))
     except ValueError:
+        return False
+    return rules.max_messages is not None and not ring.damage
+
+
+def counts_for(store: KeyStore, policy: Policy, ring: Ring) -> dict[int, int]:
+    """The store's message counts of ``ring`` when its purpose sets ``max_messages`` (else
+    {}, without asking the store): what the planner's rule 9 needs."""
+    return store.encryption_counts(ring.name) if _counted(policy, ring) else {}
+
+
+def prefetch_counts(
+    store: KeyStore, policy: Policy, rings: Sequence[Ring], *, known: Container[str] = ()
+) -> dict[str, dict[int, int]]:
+    """What :func:`counts_for` would give for each counted ring of ``rings`` not in ``known``,
+    read at once where the store can (Vault: a listing and parallel reads instead of one read
+    per ring in turn); {} where it cannot (the embedded store reads its counts in
+    microseconds)."""
+    many = getattr(store, "encryption_counts_of", None)
+    wanted = [r.name for r in rings if r.name not in known and _counted(policy, r)]
+    if many is None or not wanted:
         return {}
-    if rules.max_messages is None or ring.damage:
-        return {}
-    return store.encryption_counts(ring.name)
+    return dict(many(wanted))
 
 
 _TALLIES: weakref.WeakKeyDictionary[Any, Tally] = weakref.WeakKeyDictionary()

@@ -24,7 +24,7 @@ from typing import Any
 
 from ..auditstate import policy_digest
 from ..clock import FixedClock, as_utc
-from ..counters import counts_for
+from ..counters import counts_for, prefetch_counts
 from ..errors import KeylifeError, LockHeldError, NotFoundError, StoreUnavailableError
 from ..lifecycle import Action, Ring
 from ..manager import KeyManager
@@ -123,6 +123,8 @@ class Runner:
         self._pages = found
         if found is None:
             rings = self._rings(only)
+            cache, policy = self._count_cache, self.manager.policy  # read once per run
+            cache.update(prefetch_counts(self.manager.store, policy, rings, known=cache))
             paged = plan_pages([rings], self.manager.policy, now, self._counts)
         else:
             paged = plan_pages(found.pages(), self.manager.policy, now, self._counts)

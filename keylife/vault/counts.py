@@ -15,7 +15,7 @@ from __future__ import annotations
 import random
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from ..errors import ConflictError, IntegrityError
@@ -87,6 +87,7 @@ class VaultCounts:
     """The encryption-count part of :class:`~keylife.vault.store.VaultKeyStore`."""
 
     kv: KV
+    map: Callable[[Callable[[Any], Any], Iterable[Any]], list[Any]]
 
     def add_encryptions(self, counts: Mapping[tuple[str, int], int]) -> dict[tuple[str, int], int]:
         by_ring: dict[str, dict[int, int]] = {}
@@ -101,3 +102,13 @@ class VaultCounts:
 
     def encryption_counts(self, ring: str) -> dict[int, int]:
         return read_counts(self.kv, ring)[0]
+
+    def encryption_counts_of(self, rings: Sequence[str]) -> dict[str, dict[int, int]]:
+        """The counts of every ring in ``rings`` at once (a planning pass over a fleet): one
+        listing of the counter documents, then the existing ones read in parallel; a ring
+        without a document has ``{}``."""
+        present = set(self.kv.list(CNT_PREFIX, what="list the encryption counters"))
+        names = [r for r in rings if q(r) in present]
+        found = self.map(lambda name: read_counts(self.kv, name)[0], names)
+        by_name = dict(zip(names, found, strict=True))
+        return {r: by_name.get(r, {}) for r in rings}
