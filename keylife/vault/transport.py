@@ -99,7 +99,12 @@ class Answer:
 
 
 def environment_proxies(address: str) -> dict[str, str]:
-    """The proxies the environment (``HTTP(S)_PROXY``, ``NO_PROXY``) sets for ``address``."""
+    """The proxies the environment (``HTTP(S)_PROXY``, ``NO_PROXY``) sets for ``address``.
+    ``requests`` (about 90 ms to import) is asked only when some proxy is set at all."""
+    from urllib.request import getproxies_environment
+
+    if not getproxies_environment():
+        return {}
     import requests.utils
 
     return dict(requests.utils.get_environ_proxies(address))

@@ -223,3 +223,26 @@ def test_a_proxy_from_the_environment_is_used(monkeypatch: pytest.MonkeyPatch) -
     assert status == 200 and body == {"data": {"x": 1}}
     assert seen[0].startswith(b"GET http://vault.example:8200/v1/kv/data/x HTTP/1.1")
     assert isinstance(client._transport("http://vault.example:8200"), ProxiedSession)
+
+
+def test_without_a_proxy_the_client_never_imports_requests() -> None:
+    """``requests`` takes about 90 ms to import: a CLI run against Vault without a proxy in
+    its environment does not pay it."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from keylife.vault.client import VaultClient\n"
+        "from keylife.vault.settings import VaultSettings\n"
+        "c = VaultClient(VaultSettings(['http://127.0.0.1:1'], token='t', deadline=0.2))\n"
+        "c._token_checked = True\n"
+        "try:\n    c.request('GET', 'kv/x', what='x')\nexcept Exception:\n    pass\n"
+        "print('requests' in sys.modules)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
+    assert out.stdout.strip() == "False", out.stdout + out.stderr
