@@ -5,8 +5,8 @@ limit of 2^32 AES-GCM messages per key are checked against. A restored or migrat
 started its counts at zero would let a version encrypt its limit a second time, so the counts
 travel with the rings: in an archive as ``"counts": [{"ring", "version", "messages"}]`` (absent
 in archives made before counts existed: nothing is carried), and from store to store in a
-migration. Only rings whose purpose encrypts with the ring's own key are counted
-(data-encryption and key-wrapping).
+migration. Only rings whose purpose takes nonces are counted (``policy.NONCE_PURPOSES``:
+data-encryption and key-wrapping).
 """
 
 from __future__ import annotations
@@ -16,24 +16,26 @@ from typing import Any
 
 from .errors import BackupError
 from .lifecycle import Ring
+from .policy import NONCE_PURPOSES
 from .store.base import KeyStore
 
-__all__ = ["COUNTED_PURPOSES", "counts_from_archive", "counts_to_archive", "read_counts"]
-
-#: The purposes whose versions count their messages (``ring.encrypt``, ``wrap``, streams).
-COUNTED_PURPOSES = frozenset({"data-encryption", "key-wrapping"})
+__all__ = ["counts_from_archive", "counts_to_archive", "read_counts"]
 
 Counts = dict[tuple[str, int], int]
+_COUNTED = frozenset(p.value for p in NONCE_PURPOSES)
 
 
 def read_counts(store: KeyStore, rings: Iterable[Ring]) -> Counts:
-    """Every stored message count of ``rings``: ``{(ring, version): messages}``."""
+    """Every stored message count of ``rings``: ``{(ring, version): messages}``; read at once
+    where the store can (Vault's ``encryption_counts_of``), else ring by ring."""
+    counted = [r for r in rings if r.purpose in _COUNTED]
+    many = getattr(store, "encryption_counts_of", None)
+    names = [r.name for r in counted]
+    by_ring = many(names) if many else {n: store.encryption_counts(n) for n in names}
     out: Counts = {}
-    for ring in rings:
-        if ring.purpose not in COUNTED_PURPOSES:
-            continue
+    for ring in counted:
         known = {v.number for v in ring.versions}
-        for number, messages in store.encryption_counts(ring.name).items():
+        for number, messages in by_ring.get(ring.name, {}).items():
             if number in known and messages > 0:
                 out[(ring.name, number)] = messages
     return out

@@ -121,7 +121,8 @@ def verify_copy(
     source: KeyStore, target: KeyStore, *, plain: dict[tuple[str, int], bytes] | None = None
 ) -> None:
     """Raise :class:`IntegrityError` naming the first difference between the two stores."""
-    src = {r.name: ring_to_dict(r) for r in source.load_rings()}
+    rings = source.load_rings()
+    src = {r.name: ring_to_dict(r) for r in rings}
     dst = {r.name: ring_to_dict(r) for r in target.load_rings()}
     if sorted(src) != sorted(dst):
         missing = sorted(set(src) - set(dst))[:5]
@@ -136,7 +137,6 @@ def verify_copy(
     for key, value in plain.items():
         if copied[key] != value:  # compared here, never printed
             raise IntegrityError(f"material of {key[0]} v{key[1]} differs in the copy")
-    rings = source.load_rings()
     src_counts, dst_counts = read_counts(source, rings), read_counts(target, rings)
     for key in sorted(set(src_counts) | set(dst_counts)):
         if src_counts.get(key, 0) != dst_counts.get(key, 0):
