@@ -37,6 +37,16 @@ def _carry_out(store: Path) -> None:
         assert keylife.rotation.run(m.at(later), rings=["old"]).ok
 
 
+def _delete_old(store: Path) -> None:
+    """Destroy ring "old"'s one version (scheduled, then carried out), then delete the ring."""
+    with keylife.open(str(store / "k.db"), master_key_file=store / "mk") as m:
+        m.deactivate("old", 1)
+        m.destroy("old", 1)
+    _carry_out(store)
+    with keylife.open(str(store / "k.db"), master_key_file=store / "mk") as m:
+        m.delete_ring("old")
+
+
 def test_cli_delete_refused_until_every_version_is_destroyed(store: Path) -> None:
     refused = run(store, "key", "delete", "old")
     assert refused.exit_code == 1
@@ -65,12 +75,7 @@ def test_cli_delete_refused_until_every_version_is_destroyed(store: Path) -> Non
 
 
 def test_an_unrecorded_disappearance_is_still_reported(store: Path) -> None:
-    with keylife.open(str(store / "k.db"), master_key_file=store / "mk") as m:
-        m.deactivate("old", 1)
-        m.destroy("old", 1)
-    _carry_out(store)
-    with keylife.open(str(store / "k.db"), master_key_file=store / "mk") as m:
-        m.delete_ring("old")
+    _delete_old(store)
     with closing(sqlite3.connect(store / "k.db")) as con, con:
         con.execute("DELETE FROM rings WHERE name='spare'")
     result = run(store, "audit", "verify")
@@ -101,12 +106,7 @@ def test_a_restored_or_migrated_store_still_refuses_a_deleted_name(
 ) -> None:
     """The tombstone travels with the audit log: a backup restored into an empty store, or a
     store migrated, refuses the deleted ring's name as the source does."""
-    with keylife.open(str(store / "k.db"), master_key_file=store / "mk") as m:
-        m.deactivate("old", 1)
-        m.destroy("old", 1)
-    _carry_out(store)
-    with keylife.open(str(store / "k.db"), master_key_file=store / "mk") as m:
-        m.delete_ring("old")
+    _delete_old(store)
     monkeypatch.setenv("KEYLIFE_BACKUP_PASSPHRASE", "a long backup passphrase")
     assert run(store, "backup", str(store / "b.klb")).exit_code == 0
     restored = store / "restored"

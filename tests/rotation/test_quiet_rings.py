@@ -299,20 +299,26 @@ def _record(store: SqliteStore, policy: Policy, at: dt.datetime) -> None:
     remember(store, policy, at, rings_, plan_rotation(rings_, policy, at), {})
 
 
+def one_version_ring(name: str, deactivation: dt.datetime) -> Ring:
+    """An AES data-encryption ring whose one version is active from T0 to ``deactivation``."""
+    spec = parse_spec("aes-256")
+    version = KeyVersion(
+        name,
+        1,
+        spec,
+        "data-encryption",
+        State.ACTIVE,
+        fingerprint(material("aes-256")),
+        T0,
+        activation=T0,
+        deactivation=deactivation,
+    )
+    return Ring(name, spec, "data-encryption", T0, (version,), 2)
+
+
 def quiet_store(store: SqliteStore, count: int = 5) -> None:
     for i in range(count):
-        version = KeyVersion(
-            f"q{i}",
-            1,
-            parse_spec("aes-256"),
-            "data-encryption",
-            State.ACTIVE,
-            fingerprint(material("aes-256")),
-            T0,
-            activation=T0,
-            deactivation=T0 + 300 * DAY,
-        )
-        seed(store, Ring(f"q{i}", parse_spec("aes-256"), "data-encryption", T0, (version,), 2))
+        seed(store, one_version_ring(f"q{i}", T0 + 300 * DAY))
 
 
 def test_a_quiet_store_is_not_loaded_and_every_ring_still_counts() -> None:
@@ -489,18 +495,8 @@ def test_a_first_run_holds_a_page_of_rings_not_the_store(monkeypatch: pytest.Mon
     monkeypatch.setattr(store_schedule, "PLAN_PAGE", 3)
     with fresh_store() as store:
         quiet_store(store, 10)
-        due = KeyVersion(
-            "due",
-            1,
-            parse_spec("aes-256"),
-            "data-encryption",
-            State.ACTIVE,
-            fingerprint(material("aes-256")),
-            T0,
-            activation=T0,
-            deactivation=T0 + 2 * DAY,  # within the lead time at T0 + 1 day: rotation due
-        )
-        seed(store, Ring("due", parse_spec("aes-256"), "data-encryption", T0, (due,), 2))
+        # deactivation within the lead time at T0 + 1 day: rotation due
+        seed(store, one_version_ring("due", T0 + 2 * DAY))
         asked: list[int] = []
         reading = store.rings_to_plan
 
