@@ -10,7 +10,8 @@ OpenBao on loopback, benchmarks/RESULTS-concurrency.md). What ``requests`` gave 
 here is kept:
 
 - a connect timeout and a read timeout on every request, and TLS verification on always (the
-  pinned CA file, or the system CAs; host names checked);
+  pinned CA file, or the system CAs; host names checked); the read timeout bounds the whole
+  answer, so a peer that trickles it a byte at a time is cut off too;
 - a pooled connection the server closed while idle is noticed before it is reused;
 - an answer is read up to :data:`MAX_ANSWER` bytes only (a larger declared body is not read).
 
@@ -23,12 +24,14 @@ applied). Nothing here logs or formats a request body.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import select
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -136,14 +139,34 @@ def _dropped(sock: Any) -> bool:
         return True
 
 
-class _Link:
-    """One open connection: its socket and the buffered reader its answers come through."""
-
-    __slots__ = ("rfile", "sock")
+class _Deadline(io.RawIOBase):
+    """The socket's bytes, each read waiting only until ``deadline`` (monotonic): a peer that
+    trickles its answer a byte at a time cannot hold a request past its read timeout."""
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
-        self.rfile = sock.makefile("rb")
+        self.deadline = 0.0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the answer did not arrive in time (timed out)")
+        self.sock.settimeout(left)
+        return self.sock.recv_into(buffer)
+
+
+class _Link:
+    """One open connection: its socket and the buffered reader its answers come through."""
+
+    __slots__ = ("clock", "rfile", "sock")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.clock = _Deadline(sock)
+        self.rfile = io.BufferedReader(self.clock)
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
@@ -249,6 +272,8 @@ class Connections:
             raise NotSent(str(exc)) from exc
         link = self._connection(timeout[0])
         try:
+            # the read timeout bounds the whole exchange, not each wait for a packet
+            link.clock.deadline = time.monotonic() + timeout[1]
             link.sock.settimeout(timeout[1])
             link.sock.sendall(data)
             reply = read_answer(link.rfile, method, MAX_ANSWER)

@@ -204,6 +204,20 @@ def test_a_peer_that_never_answers_times_out() -> None:
         assert time.monotonic() - started < 1.5
 
 
+def test_a_peer_that_trickles_its_answer_is_cut_off_at_the_read_timeout() -> None:
+    def trickle(conn: socket.socket, seen: list[bytes]) -> None:
+        seen.append(read_request(conn))
+        for byte in answer():  # each byte well within a per-packet timeout
+            conn.sendall(bytes([byte]))
+            time.sleep(0.1)
+
+    with peer(trickle) as (addr, _seen), pool(addr) as p:
+        started = time.monotonic()
+        with pytest.raises(MaybeSent, match="timed out"):
+            p.request("GET", "/v1/x", headers={}, json_body=None, timeout=(1.0, 0.5))
+        assert time.monotonic() - started < 1.5
+
+
 def test_a_refused_connection_was_never_sent() -> None:
     with socket.create_server(("127.0.0.1", 0)) as s:
         port = s.getsockname()[1]
