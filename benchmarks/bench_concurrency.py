@@ -92,8 +92,8 @@ def keylife_rotate(url: str, now: dt.datetime, concurrency: int) -> dict[str, An
 def hvac_script(addr: str, mount: str, transit: str) -> dict[str, Any]:
     """The calls keylife makes, one after the other with plain hvac: plan (listing + every
     shard), take the lease, per ring open the primary (material GET + Transit decrypt), plan
-    again, then per ring: index token (shard CAS), Transit encrypt, material write (cas=0),
-    ring write (cas), high-water mark write (cas), the public halves (read, then cas), audit
+    again, then per ring: Transit encrypt, material write (cas=0), ring write (cas),
+    high-water mark write (cas), the public halves (read, then cas), audit
     head (cas) and audit batch (cas=0);
     at the end one entry write per shard and the lease release. A sequential script has
     nothing to batch with, so its Transit calls and head writes are one per ring."""
@@ -145,10 +145,6 @@ def hvac_script(addr: str, mount: str, transit: str) -> dict[str, Any]:
     head_version, count, last_fence = 0, 0, time.monotonic()
     for name in names:
         data, version = docs[name]
-        shard, sv = shards[shard_of(name)]
-        shard.setdefault("pending", {})[name] = [{"tx": uuid.uuid4().hex, "base": version}]
-        z = base64.b64encode(zlib.compress(json.dumps(shard).encode(), 6)).decode()
-        shards[shard_of(name)] = (shard, write(f"ix/{shard_of(name)}", {"v": 1, "z": z}, sv))
         material = generate(spec)
         fingerprint(material)
         calls["transit"] += 1
@@ -180,9 +176,8 @@ def hvac_script(addr: str, mount: str, transit: str) -> dict[str, Any]:
         write(f"audit/{uuid.uuid4().hex}", {"records": records}, 0)
         docs[name] = (doc, version + 1)
     for sid, (shard, sv) in sorted(shards.items()):  # the entries, one write per shard
-        for name in shard.get("pending", {}):
+        for name in shard["rings"]:
             shard["rings"][name] = {"rev": docs[name][1], "doc": docs[name][0]}
-        shard["pending"] = {}
         z = base64.b64encode(zlib.compress(json.dumps(shard).encode(), 6)).decode()
         write(f"ix/{sid}", {"v": 1, "z": z}, sv)
     write("leases/keylife-rotate", {"holder": "", "expires": ""}, 1)

@@ -114,13 +114,19 @@ def load_docs(
     read = dict(zip(shard_ids, mapper(shards.read, shard_ids), strict=True))
     docs: dict[str, tuple[int, dict[str, Any], Ring | None]] = {}
     direct: list[str] = []
+    vouched: dict[str, tuple[int, int, int]] = {}
     for name in names:
-        got = ix.verified(read[ix.shard_of(name)][0], name, *listing[name])
+        shard = read[ix.shard_of(name)][0]
+        got = ix.verified(shard, name, *listing[name])
         ring = None if got is None else _decoded(name, got[1], got[0])
         if got is None or ring is None:
             direct.append(name)
-        else:
-            docs[name] = (got[0], got[1], ring)
+            continue
+        docs[name] = (got[0], got[1], ring)
+        mark = ix.mark_for(shard, name, got[0])
+        if mark is not None:
+            vouched[name] = (got[0], *mark)
+    shards.vouch_all(vouched)
 
     def read_direct(name: str) -> tuple[Doc | None, str]:
         fresh = load_doc(name)

@@ -2,10 +2,10 @@
 
 Each step is retried until the client's deadline and is safe to repeat:
 
-0. add a pending token ``{tx, base=expected_revision}`` to the ring's index shard (CAS), and
-   check the ring's high-water mark (the copy the shard holds for ``expected_revision``, else
-   ``hw/<ring>``): a document that issued fewer versions than the mark was rolled back, and
-   the commit is refused (:class:`IntegrityError`);
+0. check the ring's high-water mark (the one this process vouches for with
+   ``expected_revision``, :meth:`IndexShards.vouched`, else ``hw/<ring>``): a document that
+   issued fewer versions than the mark was rolled back, and the commit is refused
+   (:class:`IntegrityError`);
 1. finish the previous write of this ring if it was cut short (erase its ``purge`` blobs,
    append its audit batch unless the log already has it);
 2. encrypt each new material with Transit and write it at a new path (``cas=0``);
@@ -25,8 +25,8 @@ step 3 and before step 5 (or while a group of batches waits for its head check-a
 leaves committed ring documents whose ``tx`` holds their audit entries: the next write of the
 ring (step 1) or the next run taking the lease (:meth:`VaultKeyStore.recover`) appends every
 ``tx`` the log does not have, in one chain. A crash before an index entry is written leaves
-the commit's pending token in the shard, which keeps readers on the ring document until a
-later commit or load corrects the entry. A crash before the high-water mark is raised leaves
+an entry that is no longer the ring's current KV version, so readers read the ring document
+and correct the entry. A crash before the high-water mark is raised leaves
 it low, which only delays rollback detection to the ring's next commit.
 """
 
@@ -111,19 +111,15 @@ class Committer:
         store, name = self.store, ring.name
         prev = self.prev_doc(name, expected_revision)
         txid = secrets.token_hex(12)
-        # 2a. announce the write in the index before the commit point: until the entry of
-        # this revision is in the shard, readers read rings/<name> itself. The shard may hold
-        # the ring's high-water mark as the write of ``expected_revision`` left it.
-        known: list[tuple[int, int] | None] = [None]
-
-        def token(shard: dict[str, Any]) -> bool:
-            known[0] = ix.mark_for(shard, name, expected_revision)
-            return ix.add_token(shard, name, txid, expected_revision)
-
-        store.index.update(ix.shard_of(name), token)
-        # 0. a document that went backwards never issues a version number again
+        # 0. a document that went backwards never issues a version number again: the mark
+        # this process vouches for (read with the ring from a verified index entry, or left
+        # by its own last write), else hw/<name> itself
         mark = store.highwater.check(
-            name, prev, expected_revision, lambda: self.current_rev(name), known[0]
+            name,
+            prev,
+            expected_revision,
+            lambda: self.current_rev(name),
+            store.index.vouched(name, expected_revision),
         )
         # 1. finish the previous write of this ring if it was cut short
         if prev is not None:
@@ -168,6 +164,8 @@ class Committer:
         if expected_revision == 0:
             store.mark_has_rings()
         raised = store.highwater.raise_to(name, issued_by(doc), mark)
+        if raised is not None:
+            store.index.vouch(name, revision, raised)
         # 3b. the index entry; if it cannot be written the pending token keeps readers on
         # the ring document, and the next commit or load_rings() repairs the shard
         self.index_entry(name, revision, doc, created, raised)

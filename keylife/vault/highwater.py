@@ -115,9 +115,10 @@ class HighWater:
         """Refuse a commit on ``base`` (revision ``base_rev``) that issued fewer versions than
         the ring's mark, when ``base`` is the ring's current document (``current_rev()``, read
         only then; a stale base is a :class:`ConflictError`). Returns the mark (``issued``,
-        KV version) for :meth:`raise_to`. ``known``: the mark as the index recorded it with
-        ``base_rev`` (:func:`keylife.vault.index.mark_for`), instead of reading it; a new ring
-        (``base_rev`` 0) always reads the mark, which also says whether the name was deleted."""
+        KV version) for :meth:`raise_to`. ``known``: the mark of ``base_rev`` this process
+        vouches for (:meth:`keylife.vault.index.IndexShards.vouched`), instead of reading
+        it; a new ring (``base_rev`` 0) always reads the mark, which also says whether the
+        name was deleted."""
         if known is not None and base_rev != 0:
             issued, version = known
         else:

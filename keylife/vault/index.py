@@ -17,26 +17,26 @@ string. Decoded, it holds::
      "hw":      {name: [issued, KV version of hw/<name>, rev]}}     (optional)
 
 ``hw`` copies the ring's high-water mark (:mod:`keylife.vault.highwater`) as the write that
-produced revision ``rev`` left it. A writer whose commit starts from exactly that revision,
-with no token of a write on it or later in the shard, uses the copy instead of reading
-``hw/<name>`` (:func:`mark_for`): a ring document rolled back since would be a newer revision.
+produced revision ``rev`` left it.
 
 The rules (the argument is written out in docs/vault.md, "The ring index"):
 
-- a writer adds a *pending token* ``{tx, base=expected_revision}`` to the ring's shard
-  **before** its ring check-and-set, and puts the new ``{rev, doc}`` entry **after** it (a
-  rotation run puts all of a shard's entries in one write when it releases its lease,
-  :meth:`IndexShards.put_later`: until then the tokens keep readers on the ring documents);
-- an entry is only ever replaced by one with a higher ``rev`` (merges are monotonic);
-- a reader trusts an entry only when no token has ``base >= entry.rev`` (a token with a lower
-  base belongs to a write whose check-and-set can no longer succeed, or already did and is
-  covered by the entry); otherwise it reads ``rings/<name>`` itself;
-- tokens with ``base < entry.rev`` are pruned by whoever writes the shard next;
 - entries are *hints*: a reader uses one only when its ``rev`` and ``t`` are the ring's current
   KV version and that version's ``created_time`` (one ``detailed-metadata`` listing gives them
   for every ring, :func:`verified`), and its document decodes. A stale, impossible (a ``rev``
   above the current version, a ring deleted and created again) or malformed entry costs one
-  direct read of that ring, and the reader corrects the entry from the ring (:func:`correct`).
+  direct read of that ring, and the reader corrects the entry from the ring (:func:`correct`);
+- a writer puts the new ``{rev, doc, t}`` entry after its ring check-and-set (a rotation run
+  puts all of a shard's entries in one write when it releases its lease,
+  :meth:`IndexShards.put_later`); until then the entry is stale and readers read the ring;
+- an entry is only ever replaced by one with a higher ``rev`` (merges are monotonic);
+- ``pending`` tokens ``{tx, base}`` were written before each ring check-and-set by earlier
+  builds (before readers checked entries against the listing, the tokens kept them off stale
+  entries); a reader still distrusts an entry while a token has ``base >= entry.rev``, and
+  whoever writes the shard next prunes the tokens below the entry;
+- the ``hw`` copy is vouched for (:meth:`IndexShards.vouched`) only with an entry that
+  :func:`verified` accepted: then the ring is at exactly the KV version the copy was recorded
+  with, and a commit on it needs no read of ``hw/<name>``.
 """
 
 from __future__ import annotations
@@ -192,13 +192,6 @@ def prune(shard: dict[str, Any], name: str) -> bool:
     return True
 
 
-def add_token(shard: dict[str, Any], name: str, txid: str, base: int) -> bool:
-    """Step "before the commit point": announce a write of ``name`` on revision ``base``."""
-    prune(shard, name)
-    shard["pending"].setdefault(name, []).append({"tx": txid, "base": base})
-    return True
-
-
 def put_entry(
     shard: dict[str, Any],
     name: str,
@@ -247,6 +240,31 @@ class IndexShards:
         self._locks: dict[str, threading.Lock] = {}
         #: entries to write later, per shard: name -> (rev, doc, created, mark)
         self._later: dict[str, dict[str, Later]] = {}
+        #: high-water marks this object can vouch for: name -> (rev, issued, KV version)
+        self._vouched: dict[str, tuple[int, int, int]] = {}
+
+    def vouch_all(self, marks: Mapping[str, tuple[int, int, int]]) -> None:
+        """Replace the marks this object vouches for by ``marks`` (name -> (rev, issued, KV
+        version)): the copies in entries that :func:`verified` accepted against the ring
+        listing, so each is the mark the write of that very KV version (same version number
+        and ``created_time``) left."""
+        with self._lock:
+            self._vouched = dict(marks)
+
+    def vouch(self, name: str, rev: int, mark: tuple[int, int]) -> None:
+        """Vouch for the mark this process left with its own write of revision ``rev``."""
+        with self._lock:
+            self._vouched[name] = (rev, *mark)
+
+    def vouched(self, name: str, rev: int) -> tuple[int, int] | None:
+        """The mark ``(issued, KV version)`` of revision ``rev`` of ``name``, if vouched for:
+        a commit on ``rev`` then needs neither ``hw/<name>`` nor a pending token. The mark can
+        only have risen since through a commit of a later revision (then a commit on ``rev``
+        loses its check-and-set anyway) or a re-created ring (another ``created_time``, so
+        never vouched for)."""
+        with self._lock:
+            got = self._vouched.get(name)
+        return (got[1], got[2]) if got is not None and got[0] == rev else None
 
     def put_later(
         self,

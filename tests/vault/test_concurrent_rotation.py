@@ -134,7 +134,10 @@ def test_at_most_eight_calls_per_rotated_ring(
     assert lease_reads <= 2 * took + 4, (lease_reads, took)
     assert fixed["GET /v1/auth/token/lookup-self"] <= 2, fixed
     assert sum(n for k, n in fixed.items() if "/data/ix/" in k) <= 3 * 4, fixed  # 4 shards
-    assert len(per_ring) / len(names) <= 8.0, (
+    # 5.85 measured (no index token per commit, no hw/<ring> read: the marks come verified
+    # with the shards); with the two publication calls, 8 or fewer in all
+    assert (len(per_ring) + len(published)) / len(names) <= 8.0
+    assert len(per_ring) / len(names) <= 6.25, (
         len(per_ring) / len(names),
         sorted(
             Counter(f"{m} {'/'.join(p.split('?')[0].split('/')[:5])}" for m, p in per_ring).items()
@@ -159,7 +162,9 @@ def test_index_mark_is_used_only_for_its_own_revision() -> None:
     assert ix.mark_for(shard, "a", 4) is None  # a newer revision (a rollback is one too)
     assert ix.mark_for(shard, "b", 3) is None
     assert ix.decode(ix.encode(shard)) == shard  # survives the trip through KV
-    ix.add_token(shard, "a", "tx", 3)  # a write on revision 3 in flight or cut short
+    shard["pending"].setdefault("a", []).append(
+        {"tx": "tx", "base": 3}
+    )  # a write on revision 3 in flight or cut short
     assert ix.mark_for(shard, "a", 3) is None
     assert not ix.put_entry(shard, "a", 2, {"x": 0}, "t", (1, 1)) or shard["hw"]["a"][2] == 3
 

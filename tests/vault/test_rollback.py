@@ -105,3 +105,37 @@ def test_recreated_ring_is_refused(
     assert status == 204
     with keylife.open(url, actor="test") as m, pytest.raises(IntegrityError, match="rolled back"):
         m.create_ring("db", "aes-256")
+
+
+def test_a_ring_recreated_at_the_same_kv_version_is_not_vouched_for(
+    vault_env: DevServer, mounts: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A commit skips reading ``hw/<ring>`` only with a mark copied from an index entry the
+    listing verified. A ring deleted behind keylife's back and written again up to the same KV
+    version, with an older document, has another ``created_time``: no copy vouches for it, the
+    mark is read, and the commit is refused."""
+    from keylife.vault import VaultKeyStore
+
+    mount = mounts[0]
+    url = vault_env.store_url(*mounts)
+    monkeypatch.chdir(tmp_path)
+    with keylife.init(url, actor="test") as m:
+        m.create_ring("db", "aes-256")
+        m.rotate("db")
+    versions = ring_versions(vault_env, mount, "db")
+    assert sorted(versions) == [1, 2]
+    with VaultKeyStore.from_url(url) as store:  # the copy vouches for the current revision
+        store.load_rings()
+        assert store.index.vouched("db", 2) is not None
+    assert vault_env.api("DELETE", f"{mount}/metadata/rings/db")[0] == 204
+    for cas in range(2):  # KV version 2 again, holding the document of version 1
+        status, body = vault_env.api(
+            "POST", f"{mount}/data/rings/db", {"options": {"cas": cas}, "data": versions[1]}
+        )
+        assert status == 200, body
+    with VaultKeyStore.from_url(url) as store:
+        (ring,) = store.load_rings()
+        assert ring.revision == 2 and store.index.vouched("db", 2) is None
+        assert "rolled back" in (ring.damage or "")
+        with pytest.raises(IntegrityError, match="rolled back"):
+            store.commit(ring, expected_revision=2)
