@@ -80,11 +80,10 @@ def spki_fingerprint(der: bytes) -> str:
     return "sha256:" + hashlib.sha256(der).hexdigest()
 
 
-def published_document(
-    ring: Ring, public_of: Callable[[KeyVersion], AnyPublicKey]
-) -> dict[str, Any]:
-    """The document of ``ring``'s publishable versions; ``public_of`` gives each one's public
-    half. A symmetric ring has nothing to publish (ValueError)."""
+def published_document(ring: Ring, spki_of: Callable[[KeyVersion], bytes]) -> dict[str, Any]:
+    """The document of ``ring``'s publishable versions; ``spki_of`` gives each one's public
+    half as a SubjectPublicKeyInfo (DER, see :func:`spki`). A symmetric ring has nothing to
+    publish (ValueError)."""
     if ring.spec.symmetric:
         raise ValueError(f"ring {ring.name} holds secret keys; it has nothing to publish")
     keys = []
@@ -100,7 +99,7 @@ def published_document(
         for key in _DATES:
             value = getattr(v, key)
             entry[key] = None if value is None else value.isoformat()
-        der = spki(public_of(v))
+        der = spki_of(v)
         entry["fingerprint"] = spki_fingerprint(der)
         entry["spki"] = base64.b64encode(der).decode()
         keys.append(entry)

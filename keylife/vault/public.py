@@ -127,12 +127,7 @@ def _publish(
                 return der
             return _public_der(read_material(ring.name, v.number, v.spec))
 
-        from cryptography.hazmat.primitives.serialization import load_der_public_key
-
-        doc = published_document(
-            ring,
-            lambda v: load_der_public_key(der_of(v)),  # type: ignore[arg-type,return-value]
-        )
+        doc = published_document(ring, der_of)
         if current is not None and _same(current.data, doc):
             return False  # the keys, states and dates are what is published already
         try:

@@ -49,7 +49,7 @@ def _ring(spec_name: str = "ec-p256") -> tuple[Ring, dict[int, Any]]:
 
 
 RING, PUBLICS = _ring()
-DOC = published_document(RING, lambda v: PUBLICS[v.number])
+DOC = published_document(RING, lambda v: spki(PUBLICS[v.number]))
 
 
 def test_round_trip_leaves_out_compromised_versions() -> None:
@@ -81,7 +81,7 @@ def test_refusals() -> None:
     with pytest.raises(CorruptRecordError, match="secret"):
         parse_published(symmetric, "sig")
     with pytest.raises(ValueError):
-        published_document(Ring("k", parse_spec("aes-256"), "data-encryption", T0), lambda v: 0)
+        published_document(Ring("k", parse_spec("aes-256"), "data-encryption", T0), lambda v: b"")
 
 
 JSON = st.recursive(
