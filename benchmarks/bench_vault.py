@@ -153,10 +153,10 @@ def hvac_baseline(addr: str, mount: str, transit: str, n: int, now: dt.datetime)
     """The same HTTP calls as keylife's rotation, written straight with hvac (one client):
     list rings + read every index shard (plan), take the lease, then per ring: read ring, read
     v1 material + Transit decrypt (readable check), read ring (apply), Transit encrypt, write
-    index shard (cas, pending token), write material (cas=0), write ring (cas), write index
-    shard (cas, entry), write audit head (cas), write audit batch (cas=0), read ring (re-plan);
-    release the lease. Bodies are prepared JSON of the same size; the key pair is generated with
-    the same code (cryptography)."""
+    material (cas=0), write ring (cas), write index shard (cas, entry), write audit head
+    (cas), write audit batch (cas=0), read ring (re-plan); release the lease. Bodies are
+    prepared JSON of the same size; the key pair is generated with the same code
+    (cryptography)."""
     import zlib
 
     import hvac
@@ -214,7 +214,6 @@ def hvac_baseline(addr: str, mount: str, transit: str, n: int, now: dt.datetime)
         data = dict(data)
         data["mat"] = {**data["mat"], "2": blob2}
         data["tx"] = {"id": uuid.uuid4().hex, "entries": [{"a": "x" * 150}] * 3}
-        write_shard(shard_of(name), name, {"rev": version, "doc": data})  # pending token
         kv.create_or_update_secret(f"rings/{name}", data, cas=version, mount_point=mount)
         write_shard(shard_of(name), name, {"rev": version + 1, "doc": data})  # the entry
         records = [{"r": "x" * 330}] * 3

@@ -166,8 +166,8 @@ class Committer:
         raised = store.highwater.raise_to(name, issued_by(doc), mark)
         if raised is not None:
             store.index.vouch(name, revision, raised)
-        # 3b. the index entry; if it cannot be written the pending token keeps readers on
-        # the ring document, and the next commit or load_rings() repairs the shard
+        # 3b. the index entry; until it is written the entry names an older KV version than
+        # the ring listing, so readers read the ring document and repair the shard
         self.index_entry(name, revision, doc, created, raised)
         # 4. erase destroyed material, 5. audit
         self.finish(name, doc, own=True)

@@ -277,7 +277,8 @@ class IndexShards:
     ) -> None:
         """Remember the entry of a commit, to write with the others of its shard by
         :meth:`flush_later` (a rotation run writes each shard once at its end, not once per
-        ring; until then the commit's pending token keeps readers on the ring document)."""
+        ring; until then the entry is older than the ring listing says, so readers read the
+        ring document)."""
         with self._lock:
             self._later.setdefault(shard_id, {})[name] = (rev, doc, t, mark)
 
