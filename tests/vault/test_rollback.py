@@ -90,17 +90,24 @@ def test_rolled_back_ring_is_refused_until_restored(
         assert m.rotate("web").number == 4
 
 
-def test_recreated_ring_is_refused(
+def _ring_db_at_two_revisions(
     vault_env: DevServer, mounts: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A ring deleted behind keylife's back and created again under its name would issue v1
-    again: refused as well."""
-    mount = mounts[0]
+) -> tuple[str, str]:
+    """A new store with AES ring ``db`` created and rotated once; ``(KV mount, store URL)``."""
     url = vault_env.store_url(*mounts)
     monkeypatch.chdir(tmp_path)
     with keylife.init(url, actor="test") as m:
         m.create_ring("db", "aes-256")
         m.rotate("db")
+    return mounts[0], url
+
+
+def test_recreated_ring_is_refused(
+    vault_env: DevServer, mounts: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ring deleted behind keylife's back and created again under its name would issue v1
+    again: refused as well."""
+    mount, url = _ring_db_at_two_revisions(vault_env, mounts, tmp_path, monkeypatch)
     status, _ = vault_env.api("DELETE", f"{mount}/metadata/rings/db")
     assert status == 204
     with keylife.open(url, actor="test") as m, pytest.raises(IntegrityError, match="rolled back"):
@@ -116,12 +123,7 @@ def test_a_ring_recreated_at_the_same_kv_version_is_not_vouched_for(
     mark is read, and the commit is refused."""
     from keylife.vault import VaultKeyStore
 
-    mount = mounts[0]
-    url = vault_env.store_url(*mounts)
-    monkeypatch.chdir(tmp_path)
-    with keylife.init(url, actor="test") as m:
-        m.create_ring("db", "aes-256")
-        m.rotate("db")
+    mount, url = _ring_db_at_two_revisions(vault_env, mounts, tmp_path, monkeypatch)
     versions = ring_versions(vault_env, mount, "db")
     assert sorted(versions) == [1, 2]
     with VaultKeyStore.from_url(url) as store:  # the copy vouches for the current revision
