@@ -5,7 +5,8 @@
    runs) against a sequential hvac script making the same calls keylife makes per ring (no
    keylife code, one hvac client, bodies of the same shape, the key generated the same way);
    both in one run of this script, on fresh mounts of one server. Target: keylife <= 0.15x the
-   script's wall time (stretch 0.1x).
+   script's wall time (stretch 0.1x). ``--also-concurrency 32 64`` measures further levels in
+   the same run, each on its own freshly seeded mount.
 2. ``--raft-rings M`` (default 2,000) due rings on a 3-node Raft cluster (the test fixtures'
    cluster), ``keylife rotate --concurrency C`` as a process, its leader SIGKILLed once a
    quarter of the rings are rotated: every ring rotated exactly once, the audit chain verifies.
@@ -197,7 +198,9 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def dev_part(n: int, concurrency: int) -> dict[str, Any]:
+def dev_part(n: int, concurrency: int, also: list[int]) -> dict[str, Any]:
+    """``also``: further concurrency levels, each on its own freshly seeded mount, measured
+    after the first and before the script (``row["also"]``)."""
     row: dict[str, Any] = {"rings": n, "concurrency": concurrency}
     with tempfile.TemporaryDirectory() as tmp:
         proc, addr = start_bao(Path(tmp))
@@ -205,17 +208,24 @@ def dev_part(n: int, concurrency: int) -> dict[str, Any]:
             now = dt.datetime.now(dt.UTC)
             url_k, _m, _t = setup_mounts(addr, "conc")
             url_s, mount_s, transit_s = setup_mounts(addr, "script")
+            url_also = [setup_mounts(addr, f"conc{c}")[0] for c in also]
             t0 = time.perf_counter()
-            for url in (url_k, url_s):
+            for url in (url_k, url_s, *url_also):
                 with VaultKeyStore.from_url(url) as store:
                     seed(store, n, now)
-            row["seed_both_s"] = round(time.perf_counter() - t0, 1)
-            print(f"seeded 2 x {n} rings in {row['seed_both_s']} s", flush=True)
+            row["seed_all_s"] = round(time.perf_counter() - t0, 1)
+            print(f"seeded {2 + len(also)} x {n} rings in {row['seed_all_s']} s", flush=True)
             row["load_before"] = [round(x, 2) for x in os.getloadavg()]
-            server = cpu_seconds(proc.pid)
-            row["keylife"] = keylife_rotate(url_k, now, concurrency)
-            row["keylife"]["server_cpu_s"] = round(cpu_seconds(proc.pid) - server, 2)
-            print(f"keylife: {row['keylife']['wall_s']} s", flush=True)
+
+            def measured(url: str, c: int) -> dict[str, Any]:
+                server = cpu_seconds(proc.pid)
+                got = keylife_rotate(url, now, c)
+                got["server_cpu_s"] = round(cpu_seconds(proc.pid) - server, 2)
+                print(f"keylife --concurrency {c}: {got['wall_s']} s", flush=True)
+                return got
+
+            row["keylife"] = measured(url_k, concurrency)
+            row["also"] = {str(c): measured(url, c) for c, url in zip(also, url_also, strict=True)}
             row["load_between"] = [round(x, 2) for x in os.getloadavg()]
             server, client = cpu_seconds(proc.pid), time.process_time()
             row["script"] = hvac_script(addr, mount_s, transit_s)
@@ -224,6 +234,8 @@ def dev_part(n: int, concurrency: int) -> dict[str, Any]:
             print(f"hvac script: {row['script']['wall_s']} s", flush=True)
             row["load_after"] = [round(x, 2) for x in os.getloadavg()]
             row["ratio"] = round(row["keylife"]["wall_s"] / row["script"]["wall_s"], 3)
+            for got in row["also"].values():
+                got["ratio"] = round(got["wall_s"] / row["script"]["wall_s"], 3)
         finally:
             proc.terminate()
             proc.wait(30)
@@ -285,6 +297,13 @@ def main() -> None:
     ap.add_argument("--rings", type=int, default=10_000)
     ap.add_argument("--raft-rings", type=int, default=2_000)
     ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument(
+        "--also-concurrency",
+        type=int,
+        nargs="*",
+        default=[],
+        help="further levels for the dev part, each on its own mount",
+    )
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     os.environ["VAULT_TOKEN"] = TOKEN
@@ -293,7 +312,7 @@ def main() -> None:
         "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
     if args.rings:
-        out["dev"] = dev_part(args.rings, args.concurrency)
+        out["dev"] = dev_part(args.rings, args.concurrency, args.also_concurrency)
     if args.raft_rings:
         out["raft"] = raft_part(args.raft_rings, args.concurrency)
     text = json.dumps(out, indent=2)
