@@ -157,11 +157,16 @@ def verified(
 
 def correct(shard: dict[str, Any], name: str, rev: int, doc: Mapping[str, Any], t: str) -> bool:
     """Set the entry of ``name`` to what the ring itself holds (``rev`` read just now), whatever
-    the entry said: a stale, impossible or forged entry is replaced. Returns whether it changed."""
+    the entry said: a stale, impossible or forged entry is replaced, and the ring's copy of its
+    high-water mark goes with it (the reader cannot tell which write left the copy, so no entry
+    it writes vouches for one). Returns whether it changed."""
     entry = {"rev": rev, "doc": dict(doc), "t": t}
     changed = shard["rings"].get(name) != entry
     if changed:
         shard["rings"][name] = entry
+        marks = shard.get("hw") or {}
+        if name in marks:
+            shard["hw"] = {k: v for k, v in marks.items() if k != name}
     return prune(shard, name) or changed
 
 

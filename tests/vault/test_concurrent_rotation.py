@@ -167,6 +167,10 @@ def test_index_mark_is_used_only_for_its_own_revision() -> None:
     )  # a write on revision 3 in flight or cut short
     assert ix.mark_for(shard, "a", 3) is None
     assert not ix.put_entry(shard, "a", 2, {"x": 0}, "t", (1, 1)) or shard["hw"]["a"][2] == 3
+    # a reader's repair cannot tell which write left the copy: it drops it with the entry
+    assert ix.correct(shard, "a", 3, {"x": "read"}, "t2")
+    assert "a" not in shard.get("hw", {}) and ix.mark_for(shard, "a", 3) is None
+    assert not ix.correct(shard, "a", 3, {"x": "read"}, "t2")  # the same read: no change
 
 
 def test_threads_appending_at_once_keep_one_chain(vault_store: VaultKeyStore) -> None:
