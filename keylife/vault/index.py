@@ -263,7 +263,7 @@ class IndexShards:
 
     def vouched(self, name: str, rev: int) -> tuple[int, int] | None:
         """The mark ``(issued, KV version)`` of revision ``rev`` of ``name``, if vouched for:
-        a commit on ``rev`` then needs neither ``hw/<name>`` nor a pending token. The mark can
+        a commit on ``rev`` then needs no read of ``hw/<name>``. The mark can
         only have risen since through a commit of a later revision (then a commit on ``rev``
         loses its check-and-set anyway) or a re-created ring (another ``created_time``, so
         never vouched for)."""
