@@ -332,9 +332,27 @@ class ProxiedSession:
             raise MaybeSent(f"{type(exc).__name__}: {exc}") from exc
         with response:
             try:
-                content = response.raw.read(MAX_ANSWER + 1, decode_content=True) or b""
-            except requests.exceptions.RequestException as exc:
-                raise MaybeSent(f"{type(exc).__name__}: {exc}") from exc
-            except OSError as exc:
+                content = _read_body(response.raw, time.monotonic() + timeout[1])
+            except (requests.exceptions.RequestException, OSError) as exc:
                 raise MaybeSent(f"{type(exc).__name__}: {exc}") from exc
         return Answer(response.status_code, response.reason or "", response.headers, content)
+
+
+def _read_body(raw: Any, deadline: float) -> bytes:
+    """Up to ``MAX_ANSWER + 1`` bytes of a ``requests`` answer, before ``deadline``
+    (monotonic): each read returns what has arrived (``read1``), so a body trickled a byte at
+    a time is cut off once the deadline passes (each read still waits at most the read
+    timeout). The headers before it are read by ``requests``, line by line and size-capped,
+    with the read timeout on every packet."""
+    read = getattr(raw, "read1", None) or raw.read  # urllib3 1.x has no read1
+    chunks: list[bytes] = []
+    size = 0
+    while size <= MAX_ANSWER:
+        if time.monotonic() > deadline:
+            raise TimeoutError("the answer did not arrive in time (timed out)")
+        chunk = read(min(65536, MAX_ANSWER + 1 - size), decode_content=True)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)

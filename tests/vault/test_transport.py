@@ -260,3 +260,26 @@ def test_without_a_proxy_the_client_never_imports_requests() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
     )
     assert out.stdout.strip() == "False", out.stdout + out.stderr
+
+
+def test_a_proxy_that_trickles_the_body_is_cut_off_at_the_read_timeout() -> None:
+    """Through a proxy (``requests``), the read timeout bounds the whole body too: ``requests``
+    alone restarts it at every packet."""
+    body = json.dumps({"data": {"x": "y" * 40}}).encode()
+
+    def trickle(conn: socket.socket, seen: list[bytes]) -> None:
+        seen.append(read_request(conn))
+        head, _, rest = answer(body).partition(b"\r\n\r\n")
+        conn.sendall(head + b"\r\n\r\n")
+        for byte in rest:  # each byte well within a per-packet timeout
+            conn.sendall(bytes([byte]))
+            time.sleep(0.1)
+
+    with peer(trickle) as (proxy, seen):
+        session = ProxiedSession("http://vault.example:8200", True, None, {"http": proxy})
+        started = time.monotonic()
+        with pytest.raises(MaybeSent, match="timed out"):
+            session.request("GET", "/v1/x", headers={}, json_body=None, timeout=(1.0, 0.5))
+        took = time.monotonic() - started
+        session.close()
+    assert seen and took < 1.5, took
