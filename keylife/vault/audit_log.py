@@ -37,8 +37,6 @@ __all__ = ["VaultAuditLog", "entry_from_dict", "entry_to_dict", "head_batches"]
 _AUDIT_RETRIES = 64
 #: at most this many batches (ring commits) share one check-and-set on the head
 GROUP_MAX = 32
-#: how long a head write waits for more commits while commits arrive together (seconds)
-HEAD_LINGER = 0.01
 
 Mapper = Callable[[Callable[[Any], Any], Iterable[Any]], list[Any]]
 
@@ -86,7 +84,7 @@ class VaultAuditLog:
         self._written: set[str] = set()
         self._head: tuple[dict[str, Any], int] | None = None
         self._group: Coalescer[tuple[str, list[AuditEntry]], None] = Coalescer(
-            self._append_group, max_batch=GROUP_MAX, linger=HEAD_LINGER
+            self._append_group, max_batch=GROUP_MAX
         )
 
     def read_head(self) -> tuple[dict[str, Any], int]:

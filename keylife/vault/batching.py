@@ -2,13 +2,10 @@
 
 :class:`Coalescer` hands items submitted concurrently to one ``flush`` at a time: the first
 caller flushes at once (a lone caller waits for nobody); callers that arrive while a flush is
-in flight queue up and go together in the next one, led by the first of them. While callers
-keep arriving together (the last flush, just now, carried more than one item), a leader first
-waits ``linger`` seconds for more of them: on a rotation's 16 threads, 10 ms halved the
-Transit calls; a lone caller still never waits. Used by the Vault store for Transit
-encrypt/decrypt (``batch_input``) and by the audit chain (one check-and-set on ``audit-head``
-for many ring commits), so concurrent rotation costs one request where the sequential runner
-made one per ring.
+in flight queue up and go together in the next one, led by the first of them. Used by the Vault
+store for Transit encrypt/decrypt (``batch_input``) and by the audit chain (one check-and-set
+on ``audit-head`` for many ring commits), so concurrent rotation costs one request where the
+sequential runner made one per ring.
 
 :class:`TransitBatcher` is the Transit half: encrypt and decrypt of the store's wrapping key,
 each coalesced, each item with its own derivation context. One item's failure (an altered
@@ -20,7 +17,6 @@ from __future__ import annotations
 import base64
 import binascii
 import threading
-import time
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
@@ -36,10 +32,6 @@ R = TypeVar("R")
 #: How long a queued caller waits for the flush that carries its item (each flush has its
 #: own Vault deadline; this bounds the wait should the leading thread never come back).
 WAIT_LIMIT = 900.0
-#: A leader lingers only when the last flush, of several items, ended this recently (seconds).
-_RECENT = 0.05
-#: How long the Vault store's Transit batches linger for callers arriving together (seconds).
-TRANSIT_LINGER = 0.01
 
 
 class _Slot(Generic[T, R]):
@@ -64,21 +56,13 @@ class Coalescer(Generic[T, R]):
     """
 
     def __init__(
-        self,
-        flush: Callable[[list[T]], Sequence[R | BaseException]],
-        *,
-        max_batch: int = 32,
-        linger: float = 0.0,
+        self, flush: Callable[[list[T]], Sequence[R | BaseException]], *, max_batch: int = 32
     ) -> None:
         self._flush = flush
         self._max = max(1, max_batch)
-        self._linger = linger
         self._lock = threading.Lock()
         self._queue: list[_Slot[T, R]] = []
         self._busy = False
-        #: the last flush carried more than one item: callers are arriving together
-        self._together = False
-        self._last = 0.0  # when the last flush ended (monotonic)
 
     def submit(self, item: T) -> R:
         slot: _Slot[T, R] = _Slot(item)
@@ -99,14 +83,9 @@ class Coalescer(Generic[T, R]):
     def _lead(self, own: _Slot[T, R]) -> None:
         """Flush batches until ``own`` is done, then hand the lead to the next queued caller."""
         while not own.done:
-            recent = time.monotonic() - self._last < _RECENT
-            if self._linger and self._together and recent and len(self._queue) < self._max:
-                time.sleep(self._linger)  # for the callers a moment behind this one
             with self._lock:
                 batch, self._queue = self._queue[: self._max], self._queue[self._max :]
-                self._together = len(batch) > 1
             self._run(batch)
-            self._last = time.monotonic()
         with self._lock:
             if self._queue:
                 nxt = self._queue[0]
@@ -135,16 +114,14 @@ class Coalescer(Generic[T, R]):
 class TransitBatcher:
     """Encrypt and decrypt with one Transit key, coalescing concurrent callers."""
 
-    def __init__(
-        self, transit: Transit, key: str, *, max_batch: int = 32, linger: float = TRANSIT_LINGER
-    ) -> None:
+    def __init__(self, transit: Transit, key: str, *, max_batch: int = 32) -> None:
         self.transit = transit
         self.key = key
         self._enc: Coalescer[tuple[bytes, bytes, str], str] = Coalescer(
-            self._encrypt_many, max_batch=max_batch, linger=linger
+            self._encrypt_many, max_batch=max_batch
         )
         self._dec: Coalescer[tuple[str, bytes, str], bytes] = Coalescer(
-            self._decrypt_many, max_batch=max_batch, linger=linger
+            self._decrypt_many, max_batch=max_batch
         )
 
     def encrypt(self, plaintext: bytes, ctx: bytes, *, what: str) -> str:

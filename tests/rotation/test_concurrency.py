@@ -132,58 +132,6 @@ def test_coalescer_sends_concurrent_items_together_and_fails_only_the_bad_one() 
     assert isinstance(out[13], StoreError) and "bad 13" in str(out[13])
 
 
-def _after_a_shared_flush(linger: float) -> tuple[Coalescer[int, int], list[list[int]]]:
-    """A coalescer whose last flush carried two items (callers arriving together)."""
-    flushes: list[list[int]] = []
-    gate = threading.Event()
-
-    def flush(items: list[int]) -> list[int]:
-        flushes.append(list(items))
-        if items == [0]:
-            gate.wait(5)  # 1 and 2 queue behind this flush and go together in the next
-        return items
-
-    c: Coalescer[int, int] = Coalescer(flush, linger=linger)
-    threads = [threading.Thread(target=c.submit, args=(i,)) for i in range(3)]
-    threads[0].start()
-    time.sleep(0.1)
-    for t in threads[1:]:
-        t.start()
-    time.sleep(0.1)
-    gate.set()
-    for t in threads:
-        t.join(10)
-    assert flushes == [[0], [1, 2]]
-    return c, flushes
-
-
-@pytest.mark.parametrize("linger", [0.0, 1.0])
-def test_while_callers_arrive_together_a_leader_lingers_for_the_next_ones(linger: float) -> None:
-    c, flushes = _after_a_shared_flush(linger)
-    first = threading.Thread(target=c.submit, args=(3,))
-    first.start()
-    time.sleep(0.2)  # well inside a one-second linger
-    c.submit(4)
-    first.join(10)
-    # without a linger the first caller flushes alone at once; with one, both go together
-    assert flushes[2:] == ([[3, 4]] if linger else [[3], [4]])
-
-
-def test_a_lone_caller_never_lingers() -> None:
-    flushes: list[list[int]] = []
-    c: Coalescer[int, int] = Coalescer(lambda items: flushes.append(items) or items, linger=30.0)
-    started = time.monotonic()
-    assert [c.submit(i) for i in range(5)] == list(range(5))
-    assert flushes == [[i] for i in range(5)]
-    assert time.monotonic() - started < 10  # a linger would take 30 s a call
-    # after a shared flush, a caller that comes once the burst is over does not wait either
-    c, flushes = _after_a_shared_flush(30.0)
-    time.sleep(0.1)  # longer than the 50 ms that counts as "recently"
-    started = time.monotonic()
-    assert c.submit(9) == 9 and flushes[-1] == [9]
-    assert time.monotonic() - started < 10
-
-
 def test_library_run_takes_concurrency(store_env: StoreEnv) -> None:
     names = store_env.make_due(6)
     with store_env.manager() as m:
