@@ -46,6 +46,8 @@ from .transport import (
     TLSFailure,
     TransportError,
     environment_proxies,
+    is_http_proxy,
+    proxy_for,
 )
 
 __all__ = ["VaultClient", "VaultSettings", "b64", "q"]
@@ -157,13 +159,14 @@ class VaultClient:
             # the proxy settings of the environment (HTTP(S)_PROXY, NO_PROXY), looked up once
             # for this address instead of twice per request (a scan of the whole environment)
             proxies = environment_proxies(address)
+            proxy = proxy_for(address, proxies)
             with self._lock:
                 transport = self._transports.get(address)
                 if transport is None:
                     transport = (
-                        ProxiedSession(address, s.verify, s.namespace, proxies)
-                        if proxies
-                        else Connections(address, s.verify, s.namespace)
+                        Connections(address, s.verify, s.namespace, proxy)
+                        if proxy is None or is_http_proxy(proxy)
+                        else ProxiedSession(address, s.verify, s.namespace, proxies)
                     )
                     self._transports[address] = transport
         return transport

@@ -1,6 +1,7 @@
 """One HTTP/1.1 exchange on a connection the caller keeps: the request's bytes
 (:func:`request_bytes`) and the answer read from the connection's buffered reader
-(:func:`read_answer`).
+(:func:`read_answer`); through an HTTP proxy, the tunnel's ``CONNECT`` request
+(:func:`tunnel_bytes`) and its answer's head (:func:`read_head`).
 
 Vault answers small JSON documents on a keep-alive connection, and the client of a rotation
 over thousands of rings is bound by its own CPU; ``http.client`` parses every answer's headers
@@ -17,18 +18,36 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
-__all__ = ["BadAnswer", "Headers", "Reply", "read_answer", "request_bytes"]
+__all__ = [
+    "BadAnswer",
+    "Headers",
+    "LineReader",
+    "Reply",
+    "read_answer",
+    "read_head",
+    "request_bytes",
+    "tunnel_bytes",
+]
 
 MAX_LINE = 65536
 MAX_HEADERS = 100
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 _VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*\Z")
-_TARGET = re.compile(r"/[\x21-\x7e]*\Z")
+#: origin form (``/v1/...``), or absolute form (``http://host:port/v1/...``) for a proxy
+_TARGET = re.compile(r"(?:http://[\x21-\x2e\x30-\x7e]+)?/[\x21-\x7e]*\Z")
+_AUTHORITY = re.compile(r"[\x21-\x2e\x30-\x7e]+:[0-9]{1,5}\Z")
 _STATUS = re.compile(r"HTTP/1\.([01]) ([1-5][0-9][0-9])(?: (.*))?\Z")
 _HEX = re.compile(r"[0-9A-Fa-f]{1,15}\Z")
 _LENGTH = re.compile(r"[0-9]{1,15}\Z")
+
+
+class LineReader(Protocol):
+    """What :func:`read_head` reads from: a buffered reader, or a raw stream that reads a
+    byte at a time (so nothing after the head is taken)."""
+
+    def readline(self, size: int = -1, /) -> bytes: ...
 
 
 class BadAnswer(Exception):
@@ -76,19 +95,31 @@ def request_bytes(
     break out of its place (control characters, spaces, CR or LF)."""
     if not _TOKEN.match(method) or not _TARGET.match(target):
         raise ValueError("the request method or path holds characters HTTP does not allow")
-    lines = [f"{method} {target} HTTP/1.1", f"Host: {host}", "Accept-Encoding: identity"]
     fields = dict(headers)
     if body is not None:
         fields["Content-Length"] = str(len(body))
+    head = _head(f"{method} {target} HTTP/1.1", host, {"Accept-Encoding": "identity", **fields})
+    return head if body is None else head + body
+
+
+def tunnel_bytes(authority: str, headers: Mapping[str, str]) -> bytes:
+    """The ``CONNECT host:port`` request that asks an HTTP proxy for a tunnel; ``ValueError``
+    as for :func:`request_bytes`."""
+    if not _AUTHORITY.match(authority):
+        raise ValueError("the tunnel's host and port hold characters HTTP does not allow")
+    return _head(f"CONNECT {authority} HTTP/1.1", authority, headers)
+
+
+def _head(first: str, host: str, fields: Mapping[str, str]) -> bytes:
+    lines = [first, f"Host: {host}"]
     for name, value in fields.items():
         if not _TOKEN.match(name) or not _VALUE.match(value):
             raise ValueError(f"header {name[:40]!r} holds characters HTTP does not allow")
         lines.append(f"{name}: {value}")
-    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-    return head if body is None else head + body
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
-def _line(rfile: BinaryIO, what: str) -> bytes:
+def _line(rfile: LineReader, what: str) -> bytes:
     line = rfile.readline(MAX_LINE + 1)
     if len(line) > MAX_LINE:
         raise BadAnswer(f"{what} longer than {MAX_LINE} bytes")
@@ -97,7 +128,7 @@ def _line(rfile: BinaryIO, what: str) -> bytes:
     return line
 
 
-def _headers(rfile: BinaryIO) -> Headers:
+def _headers(rfile: LineReader) -> Headers:
     out = Headers()
     for _ in range(MAX_HEADERS + 1):
         line = _line(rfile, "header")
@@ -136,15 +167,20 @@ def _chunked(rfile: BinaryIO, cap: int) -> tuple[bytes, int | None]:
             raise BadAnswer("a chunk not followed by CRLF")
 
 
+def read_head(rfile: LineReader) -> tuple[int, int, str, Headers]:
+    """An answer's status line and header lines: ``(HTTP/1.x minor version, status, reason,
+    headers)``; the body, if any, is left unread."""
+    status_line = _line(rfile, "status line").decode("latin-1").rstrip("\r\n")
+    matched = _STATUS.match(status_line)
+    if matched is None:
+        raise BadAnswer(f"not an HTTP/1.x status line: {status_line[:60]!r}")
+    return int(matched[1]), int(matched[2]), matched[3] or "", _headers(rfile)
+
+
 def read_answer(rfile: BinaryIO, method: str, cap: int) -> Reply:
     """Read one answer to a ``method`` request from ``rfile`` (1xx answers skipped)."""
     for _ in range(10):
-        status_line = _line(rfile, "status line").decode("latin-1").rstrip("\r\n")
-        matched = _STATUS.match(status_line)
-        if matched is None:
-            raise BadAnswer(f"not an HTTP/1.x status line: {status_line[:60]!r}")
-        minor, status, reason = int(matched[1]), int(matched[2]), matched[3] or ""
-        headers = _headers(rfile)
+        minor, status, reason, headers = read_head(rfile)
         if status >= 200:
             break
     else:

@@ -24,9 +24,11 @@ from cryptography.x509.oid import NameOID
 
 from keylife.errors import StoreError, StoreUnavailableError
 from keylife.vault import VaultKeyStore, open_store
+from keylife.vault.transport import Connections
 from tests.rings import fresh_ring
 from tests.vault.conftest import DevServer, start_dev, stop
 from tests.vault.helpers import keylife_cmd
+from tests.vault.tunnel import tunnel_proxy
 
 pytestmark = pytest.mark.vault
 
@@ -102,6 +104,33 @@ def test_vault_cacert_is_honoured(
     assert server.cafile is not None
     monkeypatch.setenv("VAULT_CACERT", server.cafile)
     round_trip(url)
+
+
+def test_through_an_http_proxy_the_tunnel_carries_tls_end_to_end(
+    tls_env: tuple[DevServer, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """HTTPS_PROXY=http://...: keylife's own connections ask the proxy for a CONNECT tunnel,
+    send the proxy's credentials to the proxy only, and verify Vault's certificate through it."""
+    server, url = tls_env
+    assert server.cafile is not None
+    monkeypatch.setenv("VAULT_CACERT", server.cafile)
+    for name in ("NO_PROXY", "no_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    with tunnel_proxy() as (proxy, seen):
+        monkeypatch.setenv("HTTPS_PROXY", proxy.replace("://", "://ops:p%40ss@"))
+        round_trip(url)
+        with VaultKeyStore.from_url(url) as store:
+            assert isinstance(store.client._transport(server.addr), Connections)
+    authority = server.addr.split("://", 1)[1]
+    assert seen and all(h.startswith(f"CONNECT {authority} HTTP/1.1".encode()) for h in seen)
+    assert all(b"Proxy-Authorization: Basic b3BzOnBAc3M=" in h for h in seen)  # ops:p@ss
+    # with another CA pinned, the tunnel does not weaken verification
+    monkeypatch.setenv("VAULT_CACERT", other_ca(tmp_path / "other-ca.pem"))
+    with tunnel_proxy() as (proxy, seen):
+        monkeypatch.setenv("HTTPS_PROXY", proxy)
+        with pytest.raises(StoreUnavailableError, match=r"other-ca\.pem"):
+            open_store(url, create=True)
+    assert seen  # the refusal came through the tunnel
 
 
 def test_cacert_option_is_honoured(tls_env: tuple[DevServer, str]) -> None:

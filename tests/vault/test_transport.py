@@ -12,12 +12,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from keylife.errors import StoreUnavailableError
 from keylife.vault import transport
 from keylife.vault.client import VaultClient
 from keylife.vault.settings import VaultSettings
 from keylife.vault.transport import Connections, MaybeSent, NotSent, ProxiedSession
+from tests.vault.tunnel import tunnel_proxy
 
 OK = json.dumps({"data": {"x": 1}}).encode()
 TIMEOUT = (2.0, 2.0)
@@ -225,18 +228,114 @@ def test_a_refused_connection_was_never_sent() -> None:
         p.request("POST", "/v1/x", headers={}, json_body={}, timeout=TIMEOUT)
 
 
+def _no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("NO_PROXY", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+
+
 def test_a_proxy_from_the_environment_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An http:// proxy is spoken to by keylife's own connections (the full URL in the request
+    line, the proxy's credentials in Proxy-Authorization), kept alive like a direct one."""
+    _no_proxy_env(monkeypatch)
     with peer(keep_alive) as (proxy, seen):
-        monkeypatch.setenv("HTTP_PROXY", proxy)
-        monkeypatch.delenv("NO_PROXY", raising=False)
-        monkeypatch.delenv("no_proxy", raising=False)
+        monkeypatch.setenv("HTTP_PROXY", proxy.replace("://", "://ops:s3cret@"))
         client = VaultClient(VaultSettings(["http://vault.example:8200"], token="t", deadline=2))
         client._token_checked = True
-        status, body, _ = client.request("GET", "kv/data/x", what="read x")
+        for _ in range(2):
+            status, body, _ = client.request("GET", "kv/data/x", what="read x")
+        transport_used = client._transport("http://vault.example:8200")
         client.close()
     assert status == 200 and body == {"data": {"x": 1}}
-    assert seen[0].startswith(b"GET http://vault.example:8200/v1/kv/data/x HTTP/1.1")
-    assert isinstance(client._transport("http://vault.example:8200"), ProxiedSession)
+    assert len(seen) == 2 and all(
+        r.startswith(b"GET http://vault.example:8200/v1/kv/data/x HTTP/1.1\r\n")
+        and b"\r\nHost: vault.example:8200\r\n" in r
+        and b"\r\nProxy-Authorization: Basic b3BzOnMzY3JldA==\r\n" in r  # ops:s3cret
+        for r in seen
+    )
+    assert isinstance(transport_used, Connections)
+    assert "s3cret" not in repr(transport_used._proxy)
+
+
+def test_a_proxy_that_refuses_the_tunnel_is_named_without_its_credentials() -> None:
+    refusal = b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic\r\n\r\n"
+    with tunnel_proxy(refuse=refusal) as (proxy, seen):
+        c = Connections(
+            "https://vault.example:8200", True, None, proxy.replace("://", "://u:s3cret@")
+        )
+        with pytest.raises(NotSent) as caught:
+            c.request("GET", "/v1/x", headers={}, json_body=None, timeout=TIMEOUT)
+        c.close()
+    said = str(caught.value)
+    assert "refused a tunnel to vault.example:8200: 407 Proxy Authentication Required" in said
+    assert proxy.split("://")[1] in said and "s3cret" not in said
+    assert seen[0].startswith(b"CONNECT vault.example:8200 HTTP/1.1\r\n")
+
+
+def test_a_proxy_that_trickles_its_tunnel_answer_is_cut_off_at_the_connect_timeout() -> None:
+    def trickle(conn: socket.socket, seen: list[bytes]) -> None:
+        seen.append(read_request(conn))
+        for byte in b"HTTP/1.1 200 Connection established\r\nX: " + b"y" * 200:
+            conn.sendall(bytes([byte]))
+            time.sleep(0.05)
+
+    with peer(trickle) as (proxy, seen):
+        c = Connections("https://vault.example:8200", True, None, proxy)
+        started = time.monotonic()
+        with pytest.raises(transport.ConnectTimeout, match="did not open a tunnel in time"):
+            c.request("GET", "/v1/x", headers={}, json_body=None, timeout=(0.5, 5.0))
+        took = time.monotonic() - started
+        c.close()
+    assert seen and took < 1.5, took
+
+
+_TUNNEL_ANSWERS = st.one_of(
+    st.binary(max_size=300),
+    st.builds(
+        lambda status, junk: f"HTTP/1.1 {status} X\r\n".encode() + junk,
+        st.integers(100, 599),
+        st.binary(max_size=200),
+    ),
+)
+
+
+@pytest.fixture(scope="module")
+def hostile_proxy() -> Iterator[tuple[str, dict[str, bytes]]]:
+    """A proxy that answers CONNECT with ``answer["junk"]`` and hangs up."""
+    answer = {"junk": b""}
+
+    def hostile(conn: socket.socket, seen: list[bytes]) -> None:
+        seen.append(read_request(conn))
+        conn.sendall(answer["junk"])
+
+    with peer(hostile) as (proxy, _seen):
+        yield proxy, answer
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(junk=_TUNNEL_ANSWERS)
+def test_any_answer_to_the_tunnel_request_fails_as_not_sent(
+    hostile_proxy: tuple[str, dict[str, bytes]], junk: bytes
+) -> None:
+    """Whatever a hostile proxy answers to CONNECT (then hanging up), the request fails as a
+    transport error that says it never reached Vault, or as a failed TLS handshake."""
+    proxy, answer = hostile_proxy
+    answer["junk"] = junk
+    c = Connections("https://vault.example:8200", True, None, proxy)
+    with pytest.raises((NotSent, transport.TLSFailure)):
+        c.request("GET", "/v1/x", headers={}, json_body=None, timeout=(2.0, 2.0))
+    c.close()
+
+
+def test_a_proxy_keylife_does_not_speak_goes_through_requests(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _no_proxy_env(monkeypatch)
+    monkeypatch.setenv("HTTPS_PROXY", "socks5://127.0.0.1:1080")
+    client = VaultClient(VaultSettings(["https://vault.example:8200"], token="t", deadline=2))
+    assert isinstance(client._transport("https://vault.example:8200"), ProxiedSession)
+    assert isinstance(client._transport("http://vault.example:8200"), Connections)  # no proxy
+    client.close()
 
 
 def test_without_a_proxy_the_client_never_imports_requests() -> None:
