@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -20,7 +19,7 @@ from keylife.vault import transport
 from keylife.vault.client import VaultClient
 from keylife.vault.settings import VaultSettings
 from keylife.vault.transport import Connections, MaybeSent, NotSent, ProxiedSession
-from tests.vault.tunnel import tunnel_proxy
+from tests.vault.tunnel import loopback_server, tunnel_proxy
 
 OK = json.dumps({"data": {"x": 1}}).encode()
 TIMEOUT = (2.0, 2.0)
@@ -55,30 +54,9 @@ def read_request(conn: socket.socket) -> bytes:
 @contextmanager
 def peer(handle: Callable[[socket.socket, list[bytes]], None]) -> Iterator[tuple[str, list[bytes]]]:
     """A loopback server running ``handle(conn, seen)`` per connection; (address, requests)."""
-    server = socket.create_server(("127.0.0.1", 0))
     seen: list[bytes] = []
-    stop = threading.Event()
-
-    def serve() -> None:
-        server.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            with conn, suppress(OSError):
-                handle(conn, seen)
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.getsockname()[1]}", seen
-    finally:
-        stop.set()
-        server.close()
-        thread.join(5)
+    with loopback_server(lambda conn: handle(conn, seen)) as address:
+        yield address, seen
 
 
 @contextmanager
