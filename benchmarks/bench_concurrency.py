@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo, for te
 import keylife
 from keylife.audit import verify_chain
 from keylife.keygen import fingerprint, generate, load_private_key
+from keylife.material import KeyMaterial
 from keylife.published import spki as public_spki
 from keylife.rotation import run
 from keylife.specs import parse_spec
@@ -94,7 +95,7 @@ def hvac_script(addr: str, mount: str, transit: str) -> dict[str, Any]:
     """The calls keylife makes, one after the other with plain hvac: plan (listing + every
     shard), take the lease, per ring open the primary (material GET + Transit decrypt), plan
     again, then per ring: Transit encrypt, material write (cas=0), ring write (cas),
-    high-water mark write (cas), the public halves (read, then cas), audit
+    high-water mark write (cas), the public halves (cas at the version one listing gave), audit
     head (cas) and audit batch (cas=0);
     at the end one entry write per shard and the lease release. A sequential script has
     nothing to batch with, so its Transit calls and head writes are one per ring."""
@@ -131,18 +132,26 @@ def hvac_script(addr: str, mount: str, transit: str) -> dict[str, Any]:
     names, shards = plan()
     write("leases/keylife-rotate", {"holder": "script", "expires": "x"}, 0)
     docs = {}
+    spki_v1: dict[str, bytes] = {}
     for name in names:  # the health check: every primary opens
         got = read(f"rings/{name}")
         docs[name] = (got["data"], int(got["metadata"]["version"]))
         ct = read(f"m/{name}/1/{got['data']['mat']['1']}")["data"]["ct"]
         calls["transit"] += 1
-        client.secrets.transit.decrypt_data(
+        plain = client.secrets.transit.decrypt_data(
             "keylife",
             ct,
             context=base64.b64encode(bound_context(name, 1, got["data"].get("sid"))).decode(),
             mount_point=transit,
-        )
+        )["data"]["plaintext"]
+        opened = KeyMaterial(base64.b64decode(plain), spec)  # checked against its fingerprint
+        spki_v1[name] = public_spki(load_private_key(opened).public_key())
     names, shards = plan()
+    # the published documents' versions, listed once (keylife.vault.public), so no
+    # document is read before its check-and-set
+    calls["LIST"] += 1
+    listed = client.adapter.request("LIST", f"/v1/{mount}/detailed-metadata/public/")
+    public_version = {k: int(v["current_version"]) for k, v in listed["data"]["key_info"].items()}
     head_version, count, last_fence = 0, 0, time.monotonic()
     for name in names:
         data, version = docs[name]
@@ -164,12 +173,15 @@ def hvac_script(addr: str, mount: str, transit: str) -> dict[str, Any]:
         doc["tx"] = {"id": uuid.uuid4().hex, "entries": [{"a": "x" * 150}] * 3}
         write(f"rings/{name}", doc, version)
         write(f"hw/{name}", {"v": 1, "issued": 2}, 1)
-        # the public halves, published for verifiers (keylife.vault.public): read, then CAS
-        published = read(f"public/{name}")
+        # the public halves, published for verifiers (keylife.vault.public): CAS at the
+        # listed version, the halves from the opened v1 and the new v2
         spki = base64.b64encode(public_spki(load_private_key(material).public_key())).decode()
-        keys = [*published["data"]["keys"], {"version": 2, "spki": spki, "state": "active"}]
-        pv = int(published["metadata"]["version"])
-        write(f"public/{name}", {**published["data"], "rev": version + 1, "keys": keys}, pv)
+        keys = [
+            {"version": 1, "spki": base64.b64encode(spki_v1[name]).decode(), "state": "active"},
+            {"version": 2, "spki": spki, "state": "active"},
+        ]
+        head = {"v": 1, "ring": name, "spec": "ec-p256", "purpose": "signing"}
+        write(f"public/{name}", {**head, "rev": version + 1, "keys": keys}, public_version[name])
         records = [{"r": "x" * 330}] * 3
         count += 3
         head = {"count": count, "hash": "h" * 64, "last": {"records": records}}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import threading
 from collections.abc import Callable
 from typing import TypeAlias
 
@@ -61,8 +62,30 @@ def private_key_material(key: PrivateKey, spec: KeySpec) -> KeyMaterial:
 
 
 def _spki_fingerprint(key: PrivateKey) -> str:
-    spki = key.public_key().public_bytes(_DER, _SPKI)
-    return "sha256:" + hashlib.sha256(spki).hexdigest()
+    return _spki_hash(key.public_key().public_bytes(_DER, _SPKI))
+
+
+#: SubjectPublicKeyInfo (public data) of the keys fingerprinted in this process, by
+#: fingerprint, the oldest dropped past the bound: a publisher builds the verifiers' document
+#: from them without reading the previous one back (keylife.vault.public).
+_SEEN: dict[str, bytes] = {}
+_SEEN_MAX = 16384
+_SEEN_LOCK = threading.Lock()
+
+
+def _spki_hash(spki: bytes) -> str:
+    fingerprint = "sha256:" + hashlib.sha256(spki).hexdigest()
+    with _SEEN_LOCK:
+        if fingerprint not in _SEEN and len(_SEEN) >= _SEEN_MAX:
+            del _SEEN[next(iter(_SEEN))]
+        _SEEN[fingerprint] = spki
+    return fingerprint
+
+
+def seen_spki(fingerprint: str) -> bytes | None:
+    """The SubjectPublicKeyInfo (DER) of a key this process fingerprinted (generated,
+    unsealed, checked) whose fingerprint is ``fingerprint``; None when not seen lately."""
+    return _SEEN.get(fingerprint)
 
 
 _FAST: dict[str, Callable[[], PrivateKey]] = {
@@ -132,8 +155,7 @@ def _fast_fingerprint(material: KeyMaterial) -> str:
     key = serialization.load_der_private_key(
         material.reveal(), password=None, unsafe_skip_rsa_key_validation=True
     )
-    spki = key.public_key().public_bytes(_DER, _SPKI)
-    material._fingerprint = "sha256:" + hashlib.sha256(spki).hexdigest()
+    material._fingerprint = _spki_hash(key.public_key().public_bytes(_DER, _SPKI))
     return material._fingerprint
 
 

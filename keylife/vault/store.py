@@ -32,6 +32,7 @@ import contextlib
 import datetime as dt
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -109,6 +110,7 @@ class VaultKeyStore(deletion.RingDeletion, public.PublicHalves, counts.VaultCoun
         self.identity = StoreIdentity(self.kv)  # blobs bind its id (:mod:`.storeid`)
         self.sealer = TransitBatcher(self.transit, key_name)
         self.committer = Committer(self)
+        self.published = public.PublishedVersions()
         self._lock = threading.Lock()
         #: ring name -> (revision, raw KV data) as last seen by this store object
         self._docs: dict[str, tuple[int, dict[str, Any]]] = {}
@@ -217,6 +219,7 @@ class VaultKeyStore(deletion.RingDeletion, public.PublicHalves, counts.VaultCoun
         destroy: Sequence[int] = (),
         audit: Sequence[AuditEntry] = (),
     ) -> Ring:
+        begun = time.monotonic()  # a listing of published versions before this may be used
         committed = self.committer.commit(
             ring,
             expected_revision=expected_revision,
@@ -224,7 +227,7 @@ class VaultKeyStore(deletion.RingDeletion, public.PublicHalves, counts.VaultCoun
             destroy=destroy,
             audit=audit,
         )
-        return self.publish_public(committed, materials or {})
+        return self.publish_public(committed, materials or {}, begun=begun)
 
     def cached_doc(self, name: str) -> tuple[int, dict[str, Any]] | None:
         """``(revision, document)`` of ring ``name`` as this object last read or wrote it."""
