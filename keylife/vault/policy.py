@@ -53,7 +53,8 @@ path "{m}/metadata/*" {{
 path "{m}/metadata/m/*" {{
   capabilities = ["read", "list", "delete"]
 }}
-# one listing with every ring's current version (the index is checked against it)
+# one listing with every ring's current version (the index is checked against it), and one
+# with every published document's (a rotation writes them without reading them first)
 path "{m}/detailed-metadata/*" {{
   capabilities = ["list"]
 }}
