@@ -14,10 +14,11 @@ never replaced by one for an older revision (two commits of one ring may publish
 order). A publish cut short by an outage is redone, in full, by the ring's next commit.
 
 Without reading the previous document (:class:`PublishedVersions`): once a store object has
-published :data:`LIST_AFTER` times, it lists every document's current KV version in one
-request. A commit that *began after* that listing returned may then write its document with a
-check-and-set on the listed version, when this process knows every public half it needs (new
-material, or keys it fingerprinted: :func:`keylife.keygen.seen_spki`). That cannot replace a
+published :data:`LIST_AFTER` times, and as often as a sixteenth of the rings it has seen, it
+lists every document's current KV version in one request. A commit that *began after* that
+listing returned may then write its document with a check-and-set on the listed version, when
+this process knows every public half it needs (new material, or keys it fingerprinted:
+:func:`keylife.keygen.seen_spki`). That cannot replace a
 newer revision's document: a document at the listed version was written before the listing,
 so for a revision committed before this commit began, and a check-and-set that succeeds finds
 that same document. Any other case, or a lost check-and-set, reads the document first as
@@ -57,7 +58,9 @@ __all__ = [
 #: Where a ring's published document lives, under the KV mount.
 PUBLIC_PREFIX = "public/"
 _RETRIES = 16
-#: publishes by one store object before it lists the documents' versions (a run's worth)
+#: publishes by one store object before it lists the documents' versions: at least this
+#: many, and a sixteenth of the rings it has seen (a listing of N documents costs about as
+#: much as reading N/16 of them, so a run rotating a few rings of many never lists)
 LIST_AFTER = 16
 
 log = logging.getLogger("keylife.vault.public")
@@ -76,16 +79,19 @@ class PublishedVersions:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._publishes = 0
+        self._listing = False
         self._listed_at: float | None = None  # monotonic time the listing returned
         self._versions: dict[str, int] = {}  # 0: no document
         self._unknown: set[str] = set()  # soft-deleted: not to be created with cas=0
 
-    def note_publish(self, kv: KV) -> None:
-        """Count a publish; list the versions at the :data:`LIST_AFTER`-th."""
+    def note_publish(self, kv: KV, rings: int) -> None:
+        """Count a publish; list the versions once there were :data:`LIST_AFTER` and
+        ``rings // 16`` (``rings``: how many rings the store object has seen)."""
         with self._lock:
             self._publishes += 1
-            if self._publishes != LIST_AFTER:
+            if self._listing or self._publishes < max(LIST_AFTER, rings // 16):
                 return
+            self._listing = True  # once per store object
         deleted: set[str] = set()
         try:
             listing = kv.list_versions(PUBLIC_PREFIX, what="list published keys", deleted=deleted)
@@ -158,9 +164,11 @@ def publish(
     *,
     known: PublishedVersions | None = None,
     begun: float = 0.0,
+    rings: int = 0,
 ) -> bool:
     """Write ``ring``'s published document (``ring.revision`` is its committed revision; the
-    commit began at ``begun``, monotonic, for ``known``: see the module's docstring).
+    commit began at ``begun``, monotonic, and the store has seen ``rings`` rings, for
+    ``known``: see the module's docstring).
 
     Returns False when there is nothing to write: a symmetric or damaged ring, a document
     already written for this revision or a newer one, or one that says the same.
@@ -169,7 +177,7 @@ def publish(
         return False
     try:
         if known is not None:
-            known.note_publish(kv)
+            known.note_publish(kv, rings)
             if _publish_unread(kv, ring, materials, known, begun):
                 return True
         return _publish(kv, ring, materials, read_material, known)
@@ -285,13 +293,17 @@ class PublicHalves:
     def get_material(self, ring: str, version: int, spec: KeySpec) -> KeyMaterial:
         raise NotImplementedError  # provided by VaultKeyStore
 
+    def rings_seen(self) -> int:
+        raise NotImplementedError  # provided by VaultKeyStore
+
     def publish_public(
         self, ring: Ring, materials: Mapping[int, KeyMaterial], *, begun: float = 0.0
     ) -> Ring:
         """Write ``ring``'s published document (see :func:`publish`; ``materials``: the new
         versions' material; ``begun``: when the commit began, monotonic) and return ``ring``:
         the last step of a commit."""
-        publish(self.kv, ring, materials, self.get_material, known=self.published, begun=begun)
+        known, rings = self.published, self.rings_seen()
+        publish(self.kv, ring, materials, self.get_material, known=known, begun=begun, rings=rings)
         return ring
 
     def load_public(self, name: str) -> PublishedKeys | None:

@@ -229,6 +229,11 @@ class VaultKeyStore(deletion.RingDeletion, public.PublicHalves, counts.VaultCoun
         )
         return self.publish_public(committed, materials or {}, begun=begun)
 
+    def rings_seen(self) -> int:
+        """How many rings this object has read or written."""
+        with self._lock:
+            return len(self._docs)
+
     def cached_doc(self, name: str) -> tuple[int, dict[str, Any]] | None:
         """``(revision, document)`` of ring ``name`` as this object last read or wrote it."""
         with self._lock:

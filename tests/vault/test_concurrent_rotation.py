@@ -293,3 +293,29 @@ def test_a_publish_without_a_read_falls_back_to_reading_when_it_is_not_safe(
             assert ring is not None and got is not None
             assert got.revision == ring.revision
             assert sorted(got.keys) == [v.number for v in ring.versions]
+
+
+def test_the_published_versions_are_listed_once_and_only_for_a_run_of_many_commits() -> None:
+    """A listing of every published document costs about as much as reading a sixteenth of
+    them: a store that commits a few rings of many never lists; one that commits many lists
+    once."""
+    from keylife.vault.public import PublishedVersions
+
+    class Listing:
+        calls = 0
+
+        def list_versions(self, path: str, **_kw: object) -> dict[str, tuple[int, str]]:
+            self.calls += 1
+            assert path == "public/"
+            return {"a": (3, "t")}
+
+    kv = Listing()
+    known = PublishedVersions()
+    for _ in range(61):  # of 1,000 rings: a listing after 62
+        known.note_publish(kv, 1000)  # type: ignore[arg-type]
+    assert kv.calls == 0 and known.version("a", time.monotonic()) is None
+    for _ in range(100):
+        known.note_publish(kv, 1000)  # type: ignore[arg-type]
+    assert kv.calls == 1
+    after = time.monotonic()
+    assert known.version("a", after) == 3 and known.version("new", after) == 0
