@@ -18,11 +18,11 @@ published :data:`LIST_AFTER` times, and as often as a sixteenth of the rings it 
 lists every document's current KV version in one request. A commit that *began after* that
 listing returned may then write its document with a check-and-set on the listed version, when
 this process knows every public half it needs (new material, or keys it fingerprinted:
-:func:`keylife.keygen.seen_spki`). That cannot replace a
-newer revision's document: a document at the listed version was written before the listing,
-so for a revision committed before this commit began, and a check-and-set that succeeds finds
-that same document. Any other case, or a lost check-and-set, reads the document first as
-above. A rotation over thousands of rings saves one read a ring.
+:func:`keylife.keygen.seen_spki`). That cannot replace a newer revision's document: a
+document at the listed version was written before the listing, so for a revision committed
+before this commit began, and a check-and-set that succeeds finds that same document. Any
+other case, or a lost check-and-set, reads the document first as above. A rotation over
+thousands of rings saves one read a ring.
 """
 
 from __future__ import annotations
