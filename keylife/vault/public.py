@@ -149,11 +149,14 @@ def _same(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
     }
 
 
-def _public_der(material: KeyMaterial) -> bytes:
+def _public_der(v: KeyVersion, material: KeyMaterial) -> bytes:
+    """Version ``v``'s SubjectPublicKeyInfo: as remembered when its key was fingerprinted
+    (generated or unsealed in this process), else derived from ``material``."""
     from ..keygen import load_private_key
     from ..published import spki
 
-    return spki(load_private_key(material).public_key())
+    seen = seen_spki(v.fingerprint)
+    return seen if seen is not None else spki(load_private_key(material).public_key())
 
 
 def publish(
@@ -207,7 +210,7 @@ def _publish_unread(
     halves: dict[int, bytes] = {}
     for v in ring.versions:
         new = materials.get(v.number)
-        der = _public_der(new) if new is not None else seen_spki(v.fingerprint)
+        der = seen_spki(v.fingerprint) if new is None else _public_der(v, new)
         if der is None:
             if v.state in PUBLISHED_STATES:
                 return False  # a public half this process has not seen: read the document
@@ -247,11 +250,11 @@ def _publish(
         def der_of(v: KeyVersion, old: dict[int, bytes] = old) -> bytes:
             new = materials.get(v.number)
             if new is not None:
-                return _public_der(new)
-            der = old.get(v.number)
+                return _public_der(v, new)
+            der = seen_spki(v.fingerprint) or old.get(v.number)
             if der is not None and fingerprint_of(der) == v.fingerprint:
                 return der
-            return _public_der(read_material(ring.name, v.number, v.spec))
+            return _public_der(v, read_material(ring.name, v.number, v.spec))
 
         doc = published_document(ring, der_of)
         if current is not None and _same(current.data, doc):

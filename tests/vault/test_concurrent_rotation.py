@@ -211,7 +211,9 @@ def test_crash_between_ring_commits_and_their_audit_append_loses_nothing(
     from tests.vault.proxy import Fault
 
     names = seed_due_rings(vault_store, 24, prefix="gap")
-    monkeypatch.setenv("KEYLIFE_VAULT_DEADLINE", "1")
+    # a short deadline, so the refused head stops the run soon; 3 s, not 1, so that planning
+    # on a loaded machine (two test workers beside OpenBao) is not cut off first
+    monkeypatch.setenv("KEYLIFE_VAULT_DEADLINE", "3")
     proxy.add(Fault("status", path="/data/audit-head", method="POST", status=503))
     with keylife.open(VaultKeyStore.from_url(proxy.store_url(*mounts)), actor="c") as m:
         first = Runner(m, concurrency=8).run()
