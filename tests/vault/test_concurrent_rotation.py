@@ -25,7 +25,6 @@ from keylife.audit import AuditEntry, verify_chain
 from keylife.rotation.runner import Runner
 from keylife.vault import VaultKeyStore
 from keylife.vault.index import shard_of
-from keylife.vault.public import LIST_AFTER
 from tests.rings import fresh_ring
 from tests.vault.conftest import DevServer
 from tests.vault.helpers import check_rings, keylife_cmd, seed_due_rings, start_rotate
@@ -116,9 +115,15 @@ def _per_run(method: str, path: str) -> bool:
 
 
 def test_at_most_eight_calls_per_rotated_ring(
-    vault_store: VaultKeyStore, proxy: FaultProxy, mounts: tuple[str, str]
+    vault_store: VaultKeyStore,
+    proxy: FaultProxy,
+    mounts: tuple[str, str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from keylife.vault import public
+
     names = _seed_in_shards(vault_store, 80, {"00", "01", "02", "03"})
+    monkeypatch.setattr(public, "LIST_AFTER", 4)  # list early: most of 80 rings go unread
     with keylife.open(VaultKeyStore.from_url(proxy.store_url(*mounts)), actor="c") as m:
         before, started = len(proxy.requests), time.monotonic()
         report = Runner(m, concurrency=16).run()
@@ -130,7 +135,10 @@ def test_at_most_eight_calls_per_rotated_ring(
     published = [c for c in calls if "/data/public/" in c[1]]
     reads = [c for c in published if c[0] == "GET"]
     assert len(published) - len(reads) == len(names), published
-    assert len(reads) <= LIST_AFTER + 16, len(reads)  # + commits begun before the listing
+    # the reads: the first 4 publishes, and the commits begun before the listing returned (up
+    # to 16 in flight when it went out, and those the threads began while it was answered;
+    # 26-27 of 32 allowed with the listing after 16, measured alone, which was too close)
+    assert len(reads) <= public.LIST_AFTER + 2 * 16, len(reads)
     per_ring = [c for c in calls if not _per_run(*c) and "/data/public/" not in c[1]]
     fixed = Counter(f"{m} {p.split('?')[0]}" for m, p in calls if _per_run(m, p))
     # the lease is re-read at most twice a second (fencing), the token looked up once
