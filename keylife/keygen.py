@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa, x
 
 from .errors import FingerprintMismatchError
 from .material import KeyMaterial
+from .published import spki_fingerprint
 from .specs import KeyKind, KeySpec
 
 PrivateKey: TypeAlias = (
@@ -74,7 +75,7 @@ _SEEN_LOCK = threading.Lock()
 
 
 def _spki_hash(spki: bytes) -> str:
-    fingerprint = "sha256:" + hashlib.sha256(spki).hexdigest()
+    fingerprint = spki_fingerprint(spki)
     with _SEEN_LOCK:
         if fingerprint not in _SEEN and len(_SEEN) >= _SEEN_MAX:
             del _SEEN[next(iter(_SEEN))]
