@@ -10,8 +10,6 @@ which the ACME package implements and the composition root injects.
 from __future__ import annotations
 
 import datetime as dt
-import random
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import NoReturn, Protocol
@@ -38,7 +36,7 @@ from .signing import readable_published
 from .specs import KeySpec, parse_spec
 from .store.base import KeyStore
 from .transitions import VersionTransitions
-from .writer import CAS_RETRIES
+from .writer import cas_attempts, cas_backoff
 
 __all__ = [
     "CERTIFICATE_REVOKED",
@@ -275,7 +273,7 @@ class KeyManager(VersionTransitions):
         its name is never reused: creating it again raises :class:`RingDeletedError`."""
         why = reason.strip() or "deleted by operator"
         try:
-            for attempt in range(CAS_RETRIES):
+            for attempt in cas_attempts():
                 ring = self.load(name)
                 holding = [
                     v
@@ -296,7 +294,7 @@ class KeyManager(VersionTransitions):
                         name, expected_revision=ring.revision, audit=self.stamped([entry])
                     )
                 except ConflictError:
-                    time.sleep(random.uniform(0, min(0.4, 0.005 * 2**attempt)))
+                    cas_backoff(attempt)
                     continue
                 return
             raise ConflictError(f"ring {name} kept changing underneath; try again")

@@ -8,7 +8,7 @@ import contextlib
 import datetime as dt
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from typing import Self
 
@@ -33,10 +33,32 @@ from .policy import Policy, Purpose, default_policy
 from .specs import KeySpec, parse_spec
 from .store.base import KeyStore
 
-__all__ = ["CAS_RETRIES", "Operation", "RingWriter"]
+__all__ = ["CAS_PATIENCE", "CAS_RETRIES", "Operation", "RingWriter", "cas_attempts", "cas_backoff"]
 
-#: How often a check-and-set write is retried against concurrent writers.
+#: A check-and-set write that loses to concurrent writers is tried again at least
+#: ``CAS_RETRIES`` times, and on until ``CAS_PATIENCE`` seconds have passed since the first try:
+#: on a loaded machine, where reading, computing and writing take longer, a writer can lose
+#: eight times in a row to others rotating the same ring (seen with four processes on two
+#: busy cores), and a caller would rather wait a few seconds than be told to try again.
 CAS_RETRIES = 8
+CAS_PATIENCE = 10.0
+
+
+def cas_attempts() -> Iterator[int]:
+    """Attempt numbers for a check-and-set loop: at least :data:`CAS_RETRIES`, more while
+    :data:`CAS_PATIENCE` seconds have not passed since the first."""
+    deadline = time.monotonic() + CAS_PATIENCE
+    attempt = 0
+    while attempt < CAS_RETRIES or time.monotonic() < deadline:
+        yield attempt
+        attempt += 1
+
+
+def cas_backoff(attempt: int) -> None:
+    """Wait before attempt ``attempt + 1``: writers that lost together must not retry in
+    lock-step, so a random wait, doubling, at most 0.4 s."""
+    time.sleep(random.uniform(0, min(0.4, 0.005 * 2**attempt)))
+
 
 Operation = Callable[[Ring, dt.datetime], ops.Change]
 
@@ -175,7 +197,7 @@ class RingWriter:
         read fewer against a remote store); a lost check-and-set reloads as usual.
         """
         try:
-            for attempt in range(CAS_RETRIES):
+            for attempt in cas_attempts():
                 ring = loaded if loaded is not None and loaded.name == name else self.load(name)
                 loaded = None
                 change = operation(ring, self.now())
@@ -184,9 +206,7 @@ class RingWriter:
                 try:
                     self.commit(change, expected_revision=ring.revision, material=material)
                 except ConflictError:
-                    # writers that lost together must not retry in lock-step: random backoff,
-                    # doubling, at most 0.4 s a wait (about 1.5 s over all attempts)
-                    time.sleep(random.uniform(0, min(0.4, 0.005 * 2**attempt)))
+                    cas_backoff(attempt)
                     continue
                 return change
             raise ConflictError(f"ring {name} kept changing underneath; try again")

@@ -5,6 +5,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
+from keylife import writer
+from keylife.errors import ConflictError
 from keylife.keygen import fingerprint
 from keylife.writer import RingWriter
 
@@ -42,11 +46,19 @@ def test_concurrent_writers(store, tmp_path: Path) -> None:
     ]
     time.sleep(1.0)  # let every worker import keylife and open the store
     go.touch()
-    outputs = []
-    for p in procs:
-        out, err = p.communicate(timeout=120)
-        assert p.returncode == 0, err
-        outputs.append(out.splitlines())
+    results = []
+    try:
+        for p in procs:
+            out, err = p.communicate(timeout=120)
+            results.append((p.returncode, out, err))
+    finally:  # a failed wait still ends every worker and closes its pipes
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+            p.communicate()
+    for returncode, _out, err in results:
+        assert returncode == 0, err
+    outputs = [out.splitlines() for _rc, out, _err in results]
 
     shared_numbers = [int(line.split()[2]) for out in outputs for line in out if "shared" in line]
     assert len(shared_numbers) == WORKERS * ROUNDS
@@ -79,3 +91,58 @@ def test_concurrent_writers(store, tmp_path: Path) -> None:
         actors = {r.actor for r in records}
         assert {f"worker-{i}" for i in range(WORKERS)} <= actors
     assert store.sh("audit", "verify").returncode == 0
+
+
+class LosingStore:
+    """The embedded store, except that its first ``losses`` ring commits lose a
+    check-and-set race (as they would to another writer)."""
+
+    def __init__(self, inner: object, losses: int) -> None:
+        self._inner = inner
+        self.losses = losses
+        self.commits = 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._inner, name)
+
+    def commit(self, *args: object, **kwargs: object) -> object:
+        self.commits += 1
+        if self.commits <= self.losses:
+            raise ConflictError("check-and-set lost")
+        return self._inner.commit(*args, **kwargs)  # type: ignore[attr-defined]
+
+
+def test_a_writer_that_keeps_losing_keeps_trying_within_its_patience(
+    store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More losses in a row than CAS_RETRIES, within CAS_PATIENCE: the rotation lands."""
+    monkeypatch.setattr(writer, "cas_backoff", lambda attempt: time.sleep(0.01))
+    with store.open() as m:
+        m.create_ring("busy", "aes-256", "data-encryption")
+        losing = LosingStore(m.store, losses=writer.CAS_RETRIES + 4)
+        m.store = losing  # type: ignore[assignment]
+        assert m.rotate("busy").number == 2
+        assert losing.commits == writer.CAS_RETRIES + 5
+        assert m.verify_audit().ok
+
+
+def test_a_writer_that_never_wins_gives_up_when_its_patience_is_spent(
+    store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past CAS_RETRIES attempts and CAS_PATIENCE seconds: ConflictError, nothing written,
+    the refusal audited."""
+    monkeypatch.setattr(writer, "CAS_PATIENCE", 0.3)
+    monkeypatch.setattr(writer, "cas_backoff", lambda attempt: time.sleep(0.01))
+    with store.open() as m:
+        m.create_ring("busy", "aes-256", "data-encryption")
+        inner = m.store
+        losing = LosingStore(inner, losses=10**6)
+        m.store = losing  # type: ignore[assignment]
+        started = time.monotonic()
+        with pytest.raises(ConflictError, match="kept changing underneath"):
+            m.rotate("busy")
+        assert 0.3 <= time.monotonic() - started < 5
+        assert losing.commits >= writer.CAS_RETRIES
+        m.store = inner  # type: ignore[assignment]
+        assert [v.number for v in m.load("busy").versions] == [1]
+        assert m.audit_records()[-1].outcome.startswith("failure: ring busy kept changing")
