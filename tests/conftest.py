@@ -6,8 +6,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from keylife.store.sqlite import MasterKeyFile, SqliteStore
+
+# CI runs three pytest-xdist workers on two cores: an example that takes longer than
+# Hypothesis's default 200 ms deadline there is the machine's load, not a slow path. Tests that
+# set their own deadline keep it.
+settings.register_profile("keylife", deadline=2000)
+settings.load_profile("keylife")
 
 
 @pytest.fixture
