@@ -19,6 +19,7 @@ from . import revocation
 from .auditstate import ring_digest
 from .certificates import CERTIFICATE_PEM, CERTIFICATE_REVOKED, is_certificate_ring
 from .clock import Clock, as_utc
+from .contention import cas_attempts, cas_backoff
 from .errors import (
     ConflictError,
     KeylifeError,
@@ -36,7 +37,6 @@ from .signing import readable_published
 from .specs import KeySpec, parse_spec
 from .store.base import KeyStore
 from .transitions import VersionTransitions
-from .writer import cas_attempts, cas_backoff
 
 __all__ = [
     "CERTIFICATE_REVOKED",

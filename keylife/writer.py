@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import random
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Self
 
@@ -17,6 +15,7 @@ from .accesslog import ReadLog
 from .audit import AuditEntry, AuditRecord, ChainReport, verify_chain
 from .auditstate import ring_digest
 from .clock import Clock, SystemClock, as_utc
+from .contention import cas_attempts, cas_backoff
 from .errors import (
     ConflictError,
     KeylifeError,
@@ -33,32 +32,7 @@ from .policy import Policy, Purpose, default_policy
 from .specs import KeySpec, parse_spec
 from .store.base import KeyStore
 
-__all__ = ["CAS_PATIENCE", "CAS_RETRIES", "Operation", "RingWriter", "cas_attempts", "cas_backoff"]
-
-#: A check-and-set write that loses to concurrent writers is tried again at least
-#: ``CAS_RETRIES`` times, and on until ``CAS_PATIENCE`` seconds have passed since the first try:
-#: on a loaded machine, where reading, computing and writing take longer, a writer can lose
-#: eight times in a row to others rotating the same ring (seen with four processes on two
-#: busy cores), and a caller would rather wait a few seconds than be told to try again.
-CAS_RETRIES = 8
-CAS_PATIENCE = 10.0
-
-
-def cas_attempts() -> Iterator[int]:
-    """Attempt numbers for a check-and-set loop: at least :data:`CAS_RETRIES`, more while
-    :data:`CAS_PATIENCE` seconds have not passed since the first."""
-    deadline = time.monotonic() + CAS_PATIENCE
-    attempt = 0
-    while attempt < CAS_RETRIES or time.monotonic() < deadline:
-        yield attempt
-        attempt += 1
-
-
-def cas_backoff(attempt: int) -> None:
-    """Wait before attempt ``attempt + 1``: writers that lost together must not retry in
-    lock-step, so a random wait, doubling, at most 0.4 s."""
-    time.sleep(random.uniform(0, min(0.4, 0.005 * 2**attempt)))
-
+__all__ = ["Operation", "RingWriter"]
 
 Operation = Callable[[Ring, dt.datetime], ops.Change]
 

@@ -43,6 +43,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         (
             "keylife.errors",
             "keylife.clock",
+            "keylife.contention",
             "keylife.files",
             "keylife.names",
             "keylife.durations",

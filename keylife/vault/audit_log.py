@@ -20,14 +20,13 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-import random
 import secrets
 import threading
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from ..audit import GENESIS, AuditEntry, AuditRecord, chain, decode_audit
+from ..contention import cas_backoff
 from ..errors import ConflictError
 from .batching import Coalescer
 from .kv import KV
@@ -175,7 +174,7 @@ class VaultAuditLog:
                     ),
                 )
             except ConflictError:
-                time.sleep(random.random() * min(0.2, 0.005 * 2**attempt))
+                cas_backoff(attempt, cap=0.2)
                 continue
             self._head = (new_head, new_version)
             self._map(self._write_batch_doc, batches)

@@ -12,12 +12,11 @@ count may run high by a batch, which only makes the rotation come earlier, never
 
 from __future__ import annotations
 
-import random
 import secrets
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from ..contention import cas_backoff
 from ..errors import ConflictError, IntegrityError
 from .client import q
 from .kv import KV
@@ -77,7 +76,7 @@ def add_counts(kv: KV, ring: str, add: Mapping[int, int]) -> dict[int, int]:
                 ours=lambda d, data=data: d == data,  # type: ignore[misc]
             )
         except ConflictError:
-            time.sleep(random.random() * min(0.4, 0.002 * 2**attempt))
+            cas_backoff(attempt, first=0.002)
             continue
         return counts
     raise ConflictError(f"the encryption counts of ring {ring} kept changing underneath")

@@ -46,13 +46,12 @@ import binascii
 import hashlib
 import json
 import logging
-import random
 import threading
-import time
 import zlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ..contention import cas_backoff
 from ..errors import ConflictError, StoreError
 from .kv import KV
 
@@ -345,7 +344,7 @@ class IndexShards:
                         ours=lambda d, data=data: d == data,  # type: ignore[misc]
                     )
                 except ConflictError:
-                    time.sleep(random.random() * min(0.1, 0.002 * 2**attempt))
+                    cas_backoff(attempt, first=0.002, cap=0.1)
                     continue
                 with self._lock:
                     self._shards[shard_id] = (new, new_version)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from keylife import writer
+from keylife import contention, writer
 from keylife.errors import ConflictError
 from keylife.keygen import fingerprint
 from keylife.writer import RingWriter
@@ -119,10 +119,10 @@ def test_a_writer_that_keeps_losing_keeps_trying_within_its_patience(
     monkeypatch.setattr(writer, "cas_backoff", lambda attempt: time.sleep(0.01))
     with store.open() as m:
         m.create_ring("busy", "aes-256", "data-encryption")
-        losing = LosingStore(m.store, losses=writer.CAS_RETRIES + 4)
+        losing = LosingStore(m.store, losses=contention.CAS_RETRIES + 4)
         m.store = losing  # type: ignore[assignment]
         assert m.rotate("busy").number == 2
-        assert losing.commits == writer.CAS_RETRIES + 5
+        assert losing.commits == contention.CAS_RETRIES + 5
         assert m.verify_audit().ok
 
 
@@ -131,7 +131,7 @@ def test_a_writer_that_never_wins_gives_up_when_its_patience_is_spent(
 ) -> None:
     """Past CAS_RETRIES attempts and CAS_PATIENCE seconds: ConflictError, nothing written,
     the refusal audited."""
-    monkeypatch.setattr(writer, "CAS_PATIENCE", 0.3)
+    monkeypatch.setattr(contention, "CAS_PATIENCE", 0.3)
     monkeypatch.setattr(writer, "cas_backoff", lambda attempt: time.sleep(0.01))
     with store.open() as m:
         m.create_ring("busy", "aes-256", "data-encryption")
@@ -142,7 +142,7 @@ def test_a_writer_that_never_wins_gives_up_when_its_patience_is_spent(
         with pytest.raises(ConflictError, match="kept changing underneath"):
             m.rotate("busy")
         assert 0.3 <= time.monotonic() - started < 5
-        assert losing.commits >= writer.CAS_RETRIES
+        assert losing.commits >= contention.CAS_RETRIES
         m.store = inner  # type: ignore[assignment]
         assert [v.number for v in m.load("busy").versions] == [1]
         assert m.audit_records()[-1].outcome.startswith("failure: ring busy kept changing")
